@@ -1,0 +1,1 @@
+"""HTTP blueprints: ``jobs`` (admin), ``workers`` (lease protocol), ``ops``."""

@@ -1,0 +1,34 @@
+"""Operations endpoints: health, readiness, metrics, OpenAPI, dashboard."""
+from flask import Blueprint, current_app, jsonify
+
+from ..auth import auth_mode
+
+bp = Blueprint("ops", __name__)
+
+
+@bp.get("/healthz")
+def healthz():
+    """The process is up (touches nothing else)."""
+    return jsonify(status="ok")
+
+
+@bp.get("/readyz")
+def readyz():
+    """Redis (and MongoDB, if configured) reachable; the auth mode."""
+    checks = {}
+    ok = True
+    try:
+        current_app.extensions["jobmaster.redis"].ping()
+        checks["redis"] = "ok"
+    except Exception as err:  # any failure means "not ready", never a 500
+        checks["redis"] = "error: %s" % type(err).__name__
+        ok = False
+    body = {"status": "ok" if ok else "unavailable", "checks": checks, "auth": auth_mode(),
+            "instance": current_app.config["INSTANCE"]}
+    if body["auth"] == "open":
+        body["warning"] = "no tokens configured: the API is open to anyone who can reach it"
+    response = jsonify(body)
+    if not ok:
+        response.status_code = 503
+        response.headers["Retry-After"] = "1"
+    return response

@@ -1,0 +1,72 @@
+"""Configuration: defaults, then ``JOBMASTER_*`` environment, then a test dict.
+
+Every setting is listed once here with why it has its default. The README's
+configuration table is written from this module.
+"""
+import os
+import socket
+
+#: Each setting: (name, default, parser, why).
+SETTINGS = [
+    ("REDIS_URL", "redis://127.0.0.1:6379/0", str,
+     "where all job, task and lease state lives"),
+    ("KEY_PREFIX", "jm", str,
+     "first part of every Redis key; lets several deployments share a Redis"),
+    ("REDIS_POOL_SIZE", 64, int,
+     "connections per process; a blocking pool waits for a free one rather than failing"),
+    ("REDIS_POOL_TIMEOUT", 5.0, float,
+     "seconds a request waits for a pooled connection before answering 503"),
+    ("REDIS_SOCKET_TIMEOUT", 5.0, float,
+     "seconds before a Redis call is abandoned (scripts are bounded, so this is generous)"),
+    ("ADMIN_TOKENS", "", str,
+     "comma-separated bearer tokens that may do everything"),
+    ("WORKER_TOKENS", "", str,
+     "comma-separated bearer tokens that may only lease, heartbeat, complete and release"),
+    ("INSTANCE", "", str,
+     "name sent back in X-Served-By; defaults to host:pid"),
+    ("MAX_BODY_BYTES", 64 * 1024 * 1024, int,
+     "largest request body; larger ones get 413 before they are read"),
+    ("MAX_ITEMS", 1_000_000, int,
+     "most items one request may create or append"),
+    ("MAX_TOTAL", 1_000_000_000, int,
+     "most tasks one job may hold (task ids must stay exact in Lua's doubles)"),
+    ("MAX_BATCH", 1000, int,
+     "most tasks one lease may hold"),
+    ("MAX_LEASE_SECONDS", 7 * 24 * 3600, int,
+     "longest lease a job may ask for"),
+    ("MAX_RESULT_BYTES", 1024 * 1024, int,
+     "largest encoded result or error of one task"),
+    ("WAIT_SECONDS", 2.0, float,
+     "base Retry-After for a 'wait' answer; jitter of up to 50% is added"),
+    ("RECLAIM_LIMIT", 200, int,
+     "most expired leases one script call reclaims, so no call stalls Redis"),
+    ("MONGO_URL", "", str,
+     "optional MongoDB archive of job history and results"),
+    ("MONGO_DB", "jobmaster", str,
+     "database name of the MongoDB archive"),
+    ("PROMETHEUS_MULTIPROC_DIR", "", str,
+     "directory for prometheus_client multiprocess files (per-process counters)"),
+]
+
+
+def _defaults():
+    return {name: default for name, default, _parse, _why in SETTINGS}
+
+
+def load(test_config=None):
+    """Return the configuration mapping for one application."""
+    config = _defaults()
+    for name, default, parse, _why in SETTINGS:
+        raw = os.environ.get("JOBMASTER_" + name)
+        if raw is not None and raw != "":
+            config[name] = parse(raw)
+    if test_config:
+        config.update(test_config)
+    if not config["INSTANCE"]:
+        config["INSTANCE"] = "%s:%d" % (socket.gethostname(), os.getpid())
+    return config
+
+
+def split_tokens(raw):
+    """Parse a comma-separated token list, dropping blanks."""
+    return [t.strip() for t in (raw or "").split(",") if t.strip()]

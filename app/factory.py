@@ -1,0 +1,29 @@
+"""The application factory: config, resources, blueprints, error handler."""
+import logging
+
+from flask import Flask
+
+from . import auth, config, errors, requestid, store
+
+
+def create_app(test_config=None):
+    app = Flask(__name__, static_folder="dashboard/static", template_folder="dashboard")
+    app.config.update(config.load(test_config))
+    app.config["MAX_CONTENT_LENGTH"] = app.config["MAX_BODY_BYTES"]
+    # Compact, unsorted JSON: responses are read by programs, and sorting
+    # costs time on every lease.
+    app.json.compact = True
+    app.json.sort_keys = False
+    logging.basicConfig(level=logging.INFO,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+
+    errors.register(app)
+    requestid.init_app(app)
+    auth.init_app(app)
+    store.init_app(app)
+
+    from .api import jobs, ops, workers
+    app.register_blueprint(ops.bp)
+    app.register_blueprint(jobs.bp)
+    app.register_blueprint(workers.bp)
+    return app

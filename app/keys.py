@@ -1,0 +1,62 @@
+"""Every Redis key jobmaster uses, built only here.
+
+All keys of one job share the hash tag ``{<job>}`` so that, under Redis
+Cluster, every per-job script touches a single slot. The two global keys are
+indexes (hints): the per-job ``meta`` hash is the truth, and code that finds
+an index entry without a job cleans it up.
+
+Per job (``<prefix>:{<job>}:<name>``):
+
+==========  ======  ==========================================================
+name        type    holds
+==========  ======  ==========================================================
+meta        hash    name, state, created_at, finished_at (ms), sealed, kind
+                    (range|items), start, total, cursor (ids below it were
+                    handed out at least once), batch_size, lease_ms,
+                    max_attempts, priority, params (raw JSON), rate, rate_t
+pending     zset    ids handed back (failed, expired, released, retried),
+                    score = id; together with [cursor, total) they are the
+                    pending tasks, so a fresh range job stores no task at all
+owner       hash    id -> lease id, for every leased task
+tries       hash    id -> times handed out (dropped when the task is done)
+fails       hash    id -> failed or expired attempts (dropped when done)
+leases      hash    lease id -> JSON {w: worker, t: [ids], any: 0|1}
+left        hash    lease id -> how many of its tasks it still owns
+deadlines   zset    lease id -> expiry in ms of Redis TIME
+items       hash    id -> raw JSON item (items jobs only)
+results     hash    id -> the task's NDJSON result line (done tasks)
+dead        hash    id -> JSON {id, attempts, error, worker, at}
+workers     hash    worker name -> JSON {d, f, x, l, s, r, rt}
+appends     hash    append token -> first id it added (makes appends retry-safe)
+==========  ======  ==========================================================
+
+Global:
+
+- ``<prefix>:jobs``   zset, job id -> created_at ms (listing, newest first)
+- ``<prefix>:active`` zset, job id -> priority, for jobs that are running or
+  paused (lease without a job looks here)
+"""
+
+#: Order of the per-job keys as every Lua script receives them in KEYS.
+JOB_KEYS = (
+    "meta", "pending", "owner", "tries", "fails", "leases", "left",
+    "deadlines", "items", "results", "dead", "workers", "appends",
+)
+
+
+class Keys:
+    """Builds key names under one prefix."""
+
+    def __init__(self, prefix="jm"):
+        self.prefix = prefix
+        self.jobs = "%s:jobs" % prefix
+        self.active = "%s:active" % prefix
+
+    def job(self, job_id):
+        """All keys of one job, in :data:`JOB_KEYS` order."""
+        base = "%s:{%s}:" % (self.prefix, job_id)
+        return [base + name for name in JOB_KEYS]
+
+    def job_key(self, job_id, name):
+        """One named key of a job (for reads outside scripts)."""
+        return "%s:{%s}:%s" % (self.prefix, job_id, name)

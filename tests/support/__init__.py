@@ -1,0 +1,1 @@
+"""Helpers that start real servers (Redis, uWSGI, nginx) for the tests."""
