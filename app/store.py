@@ -1,33 +1,94 @@
-"""The Redis connection of one application, created per process.
+"""The Redis side of one application: client, key builder, scripts.
 
 The pool is a ``BlockingConnectionPool``: under a burst, greenlets wait for a
 free connection (up to REDIS_POOL_TIMEOUT) instead of failing, and the total
 stays bounded under Redis ``maxclients``. redis-py resets pools after fork,
-so creating it in the factory is safe with uWSGI's pre-fork model; every
-state-changing script is written to be re-run safely, because redis-py
-retries commands on connection errors and timeouts.
+so creating it in the factory is safe with uWSGI's pre-fork model. redis-py
+re-sends a command after a connection error or timeout; every script is
+written so that running it twice does what running it once did.
 """
+import re
+from collections import OrderedDict
+
 import redis
+from flask import current_app
 from redis.backoff import ExponentialBackoff
 from redis.retry import Retry
 
+from .errors import NotFound
 from .keys import Keys
 from .scripts import Scripts
 
+_JOB_ID = re.compile(r"^[0-9a-f]{1,64}$")
+
+
+class JobInfo:
+    """What never changes about a job: read once per process and cached."""
+
+    __slots__ = ("kind", "start", "params")
+
+    def __init__(self, kind, start, params):
+        self.kind = kind
+        self.start = int(start)
+        self.params = params  # raw JSON text, spliced into lease answers
+
+
+class Backend:
+    """Redis client, keys and scripts of one application."""
+
+    INFO_CACHE_SIZE = 4096
+
+    def __init__(self, config):
+        pool = redis.BlockingConnectionPool.from_url(
+            config["REDIS_URL"],
+            max_connections=config["REDIS_POOL_SIZE"],
+            timeout=config["REDIS_POOL_TIMEOUT"],
+            socket_timeout=config["REDIS_SOCKET_TIMEOUT"],
+            socket_connect_timeout=2.0,
+            health_check_interval=30,
+            decode_responses=True,
+            retry=Retry(ExponentialBackoff(cap=0.5, base=0.05), 2),
+            retry_on_error=[redis.exceptions.ConnectionError, redis.exceptions.TimeoutError],
+        )
+        self.redis = redis.Redis(connection_pool=pool)
+        self.keys = Keys(config["KEY_PREFIX"])
+        self.scripts = Scripts(self.redis)
+        self.config = config
+        self.reclaim_limit = config["RECLAIM_LIMIT"]
+        self._info = OrderedDict()
+
+    def run(self, operation, job_id, args=(), client=None):
+        """Run one Lua operation on job ``job_id``."""
+        return self.scripts.run(operation, self.keys.job(job_id), list(args), client=client)
+
+    def job_info(self, job_id):
+        """The job's immutable facts (kind, start, params), or NotFound."""
+        info = self._info.get(job_id)
+        if info is None:
+            kind, start, params = self.redis.hmget(self.keys.job_key(job_id, "meta"),
+                                                   "kind", "start", "params")
+            if kind is None:
+                raise NotFound("no such job: %s" % job_id)
+            info = JobInfo(kind, start, params)
+            self._info[job_id] = info
+            if len(self._info) > self.INFO_CACHE_SIZE:
+                self._info.popitem(last=False)
+        return info
+
+    def close(self):
+        self.redis.connection_pool.disconnect()
+
+
+def check_job_id(job_id):
+    """Refuse ids that cannot be ours before they reach a key name."""
+    if not _JOB_ID.match(job_id or ""):
+        raise NotFound("no such job: %s" % (job_id or "")[:80])
+    return job_id
+
 
 def init_app(app):
-    cfg = app.config
-    pool = redis.BlockingConnectionPool.from_url(
-        cfg["REDIS_URL"],
-        max_connections=cfg["REDIS_POOL_SIZE"],
-        timeout=cfg["REDIS_POOL_TIMEOUT"],
-        socket_timeout=cfg["REDIS_SOCKET_TIMEOUT"],
-        socket_connect_timeout=2.0,
-        health_check_interval=30,
-        retry=Retry(ExponentialBackoff(cap=0.5, base=0.05), 2),
-        retry_on_error=[redis.exceptions.ConnectionError, redis.exceptions.TimeoutError],
-    )
-    client = redis.Redis(connection_pool=pool)
-    app.extensions["jobmaster.redis"] = client
-    app.extensions["jobmaster.keys"] = Keys(cfg["KEY_PREFIX"])
-    app.extensions["jobmaster.scripts"] = Scripts(client)
+    app.extensions["jobmaster.backend"] = Backend(app.config)
+
+
+def backend():
+    return current_app.extensions["jobmaster.backend"]

@@ -30,7 +30,7 @@ def app(redis_url):
     app = create_app({"REDIS_URL": redis_url, "INSTANCE": "test-1"})
     app.config["TESTING"] = True
     yield app
-    app.extensions["jobmaster.redis"].close()
+    app.extensions["jobmaster.backend"].close()
 
 
 @pytest.fixture
@@ -40,4 +40,4 @@ def client(app):
 
 @pytest.fixture
 def rds(app):
-    return app.extensions["jobmaster.redis"]
+    return app.extensions["jobmaster.backend"].redis

@@ -1,3 +1,165 @@
-from flask import Blueprint
+"""Admin routes: jobs and their tasks, results, dead tasks and workers."""
+import secrets
 
-bp = Blueprint("jobs", __name__)
+from flask import Blueprint, Response, jsonify, request, stream_with_context
+
+from .. import jobs, schemas
+from ..auth import ADMIN, requires
+from ..errors import BadRequest, TooLarge
+from ..openapi import describe
+from ..store import backend, check_job_id
+from ..validation import json_body, loads
+
+bp = Blueprint("jobs", __name__, url_prefix="/api/v1/jobs")
+
+_CONFLICT = (400, 401, 403, 404, 409)
+
+
+def _int_arg(name, default, low, high):
+    raw = request.args.get(name)
+    if raw is None:
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise BadRequest("?%s must be an integer" % name) from None
+    if not low <= value <= high:
+        raise BadRequest("?%s must be between %d and %d" % (name, low, high))
+    return value
+
+
+@bp.post("")
+@requires(ADMIN)
+@describe("Create a job", body=schemas.JOB_CREATE, ok=schemas.JOB_STATUS, status=201,
+          errors=(400, 401, 403, 413))
+def create():
+    body = json_body(schemas.JOB_CREATE)
+    doc = jobs.create(backend(), body)
+    return jsonify(doc), 201
+
+
+@bp.get("")
+@requires(ADMIN)
+@describe("List jobs, newest first", ok=schemas.JOB_LIST, errors=(400, 401, 403),
+          query={"state": {"type": "string", "enum": list(jobs.STATES)},
+                 "limit": {"type": "integer", "minimum": 1, "maximum": 1000}})
+def list_jobs():
+    state = request.args.get("state")
+    if state is not None and state not in jobs.STATES:
+        raise BadRequest("?state must be one of %s" % ", ".join(jobs.STATES))
+    return jsonify(jobs=jobs.list_jobs(backend(), state, _int_arg("limit", 100, 1, 1000)))
+
+
+@bp.get("/<job_id>")
+@requires(ADMIN)
+@describe("A job's status", ok=schemas.JOB_STATUS)
+def status(job_id):
+    return jsonify(jobs.status(backend(), check_job_id(job_id)))
+
+
+def _state_route(action, summary):
+    @requires(ADMIN)
+    @describe(summary, ok=schemas.JOB_STATUS, errors=_CONFLICT)
+    def view(job_id):
+        return jsonify(jobs.set_state(backend(), check_job_id(job_id), action))
+
+    view.__name__ = action
+    bp.add_url_rule("/<job_id>/" + action, action, view, methods=["POST"])
+
+
+_state_route("pause", "Pause a job: leases answer wait")
+_state_route("resume", "Resume a paused job")
+_state_route("cancel", "Cancel a job: leases answer done")
+
+
+@bp.delete("/<job_id>")
+@requires(ADMIN)
+@describe("Delete a job and everything it holds", ok=schemas.DELETED)
+def delete(job_id):
+    return jsonify(jobs.delete(backend(), check_job_id(job_id)))
+
+
+def _items_from_body(limit):
+    """A JSON array, or NDJSON (one item per line)."""
+    raw = request.get_data(cache=True)
+    text = raw.strip()
+    if not text:
+        raise BadRequest("a JSON array or NDJSON body is required")
+    try:
+        if text[:1] == b"[":
+            items = loads(raw)
+        else:
+            items = [loads(line) for line in raw.splitlines() if line.strip()]
+    except (ValueError, UnicodeDecodeError, RecursionError):
+        raise BadRequest("the body is neither a JSON array nor NDJSON") from None
+    if len(items) > limit:
+        raise TooLarge("at most %d items per request" % limit)
+    return items
+
+
+@bp.post("/<job_id>/tasks")
+@requires(ADMIN)
+@describe("Add items to an unsealed items job (JSON array or NDJSON)",
+          body={"type": "array", "items": {}}, ok=schemas.APPEND_ANSWER,
+          errors=(400, 401, 403, 404, 409, 413))
+def append(job_id):
+    check_job_id(job_id)
+    items = _items_from_body(backend().config["MAX_ITEMS"])
+    # An Idempotency-Key makes a retried upload add its items only once.
+    token = request.headers.get("Idempotency-Key", "")[:128] or secrets.token_hex(8)
+    return jsonify(jobs.append(backend(), job_id, items, token))
+
+
+@bp.post("/<job_id>/seal")
+@requires(ADMIN)
+@describe("Seal a job: no more items; it completes when all are done", ok=schemas.JOB_STATUS)
+def seal(job_id):
+    return jsonify(jobs.seal(backend(), check_job_id(job_id)))
+
+
+@bp.get("/<job_id>/results")
+@requires(ADMIN)
+@describe("Results of done tasks, one JSON object per line", content="application/x-ndjson",
+          ok={"type": "string"})
+def results(job_id):
+    b = backend()
+    jobs.require(b, check_job_id(job_id))
+
+    def lines():
+        for line in jobs.iter_hash(b, job_id, "results"):
+            yield line + "\n"
+
+    return Response(stream_with_context(lines()), mimetype="application/x-ndjson")
+
+
+@bp.get("/<job_id>/dead")
+@requires(ADMIN)
+@describe("Dead tasks (attempts used up)", ok=schemas.DEAD_LIST,
+          query={"limit": {"type": "integer", "minimum": 1, "maximum": 100000}})
+def dead(job_id):
+    b = backend()
+    jobs.require(b, check_job_id(job_id))
+    limit = _int_arg("limit", 1000, 1, 100000)
+    out = []
+    for text in jobs.iter_hash(b, job_id, "dead"):
+        out.append(loads(text))
+        if len(out) >= limit:
+            break
+    out.sort(key=lambda d: d["id"])
+    count = b.redis.hlen(b.keys.job_key(job_id, "dead"))
+    return jsonify(count=count, dead=out)
+
+
+@bp.post("/<job_id>/dead/retry")
+@requires(ADMIN)
+@describe("Give every dead task a fresh set of attempts", ok=schemas.RETRIED, errors=_CONFLICT)
+def retry_dead(job_id):
+    return jsonify(jobs.retry_dead(backend(), check_job_id(job_id)))
+
+
+@bp.get("/<job_id>/workers")
+@requires(ADMIN)
+@describe("Per-worker figures of a job", ok=schemas.WORKER_LIST)
+def workers(job_id):
+    return jsonify(jobs.workers(backend(), check_job_id(job_id)))
+

@@ -18,7 +18,7 @@ def readyz():
     checks = {}
     ok = True
     try:
-        current_app.extensions["jobmaster.redis"].ping()
+        current_app.extensions["jobmaster.backend"].redis.ping()
         checks["redis"] = "ok"
     except Exception as err:  # any failure means "not ready", never a 500
         checks["redis"] = "error: %s" % type(err).__name__
@@ -32,3 +32,11 @@ def readyz():
         response.status_code = 503
         response.headers["Retry-After"] = "1"
     return response
+
+
+@bp.get("/api/v1/openapi.json")
+def openapi_json():
+    """The OpenAPI 3 document of every route."""
+    from ..openapi import document
+
+    return jsonify(document(current_app))

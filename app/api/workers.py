@@ -1,3 +1,58 @@
-from flask import Blueprint
+"""Worker routes: lease, heartbeat, complete, release."""
+from flask import Blueprint, Response, jsonify
 
-bp = Blueprint("workers", __name__)
+from .. import leases, schemas
+from ..auth import WORKER, requires
+from ..openapi import describe
+from ..store import backend, check_job_id
+from ..validation import json_body
+
+bp = Blueprint("workers", __name__, url_prefix="/api/v1")
+
+
+def _respond(text, answer=None):
+    response = Response(text, mimetype="application/json")
+    if answer is not None and answer.retry_after is not None:
+        response.headers["Retry-After"] = leases.retry_after_header(answer)
+    return response
+
+
+@bp.post("/lease")
+@requires(WORKER)
+@describe("Lease a batch of tasks (ok), or learn to wait or that all is done",
+          body=schemas.LEASE_REQUEST, ok=schemas.LEASE_ANSWER, tag="workers")
+def lease():
+    body = json_body(schemas.LEASE_REQUEST)
+    job_id = body.get("job")
+    if job_id is not None:
+        check_job_id(job_id)
+    answer = leases.lease(backend(), body["worker"], body.get("max_tasks") or 0, job_id)
+    return _respond(answer.text, answer)
+
+
+@bp.post("/leases/<lease_id>/heartbeat")
+@requires(WORKER)
+@describe("Extend a lease", body=schemas.HEARTBEAT_REQUEST, ok=schemas.HEARTBEAT_ANSWER,
+          tag="workers", errors=(400, 401, 403, 404, 409))
+def heartbeat(lease_id):
+    body = json_body(schemas.HEARTBEAT_REQUEST, allow_empty=True)
+    return jsonify(leases.heartbeat(backend(), lease_id, body.get("lease_seconds")))
+
+
+@bp.post("/leases/<lease_id>/complete")
+@requires(WORKER)
+@describe("Report results (idempotent); optionally release the rest and lease the next batch",
+          body=schemas.COMPLETE_REQUEST, ok=schemas.COMPLETE_ANSWER, tag="workers",
+          errors=(400, 401, 403, 404, 413))
+def complete(lease_id):
+    body = json_body(schemas.COMPLETE_REQUEST)
+    doc, answer = leases.complete(backend(), lease_id, body, body.get("worker", ""))
+    return _respond(leases.merge(doc, answer), answer)
+
+
+@bp.post("/leases/<lease_id>/release")
+@requires(WORKER)
+@describe("Give every unfinished task of a lease back now", ok=schemas.RELEASE_ANSWER,
+          tag="workers")
+def release(lease_id):
+    return jsonify(leases.release(backend(), lease_id))

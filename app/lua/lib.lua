@@ -1,0 +1,219 @@
+-- lib.lua: functions shared by every per-job script. app/scripts.py puts this
+-- file in front of each operation when it registers it, so each operation is
+-- one atomic script while the rules live here once.
+--
+-- KEYS, for every per-job script, in app/keys.py JOB_KEYS order:
+--   1 meta  2 pending  3 owner  4 tries  5 fails  6 leases  7 left
+--   8 deadlines  9 items  10 results  11 dead  12 workers  13 appends
+--
+-- Time is Redis's own TIME (DESIGN.md §4.7): app hosts' clocks never decide
+-- whether a lease is alive. Scripts are replicated by effects (Redis >= 5),
+-- so reading TIME before writing is allowed.
+local K_META, K_PENDING, K_OWNER, K_TRIES, K_FAILS = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
+local K_LEASES, K_LEFT, K_DEADLINES, K_ITEMS = KEYS[6], KEYS[7], KEYS[8], KEYS[9]
+local K_RESULTS, K_DEAD, K_WORKERS, K_APPENDS = KEYS[10], KEYS[11], KEYS[12], KEYS[13]
+
+-- Rates are exponentially decayed counts over this window: each done task
+-- adds 1/60 task/s, which fades with a one-minute time constant. O(1) memory
+-- per worker, no buckets to prune.
+local RATE_WINDOW_MS = 60000
+-- unpack() has a stack limit; bulk writes go in slices of this many values.
+local CHUNK = 2000
+
+local function now_ms()
+  local t = redis.call('TIME')
+  return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+end
+
+local function load_job()
+  local v = redis.call('HMGET', K_META, 'state', 'sealed', 'total', 'cursor', 'batch_size',
+                       'lease_ms', 'max_attempts', 'kind')
+  if not v[1] then return nil end
+  return {state = v[1], sealed = v[2] == '1', total = tonumber(v[3]), cursor = tonumber(v[4]),
+          batch = tonumber(v[5]), lease_ms = tonumber(v[6]), max_attempts = tonumber(v[7]),
+          kind = v[8]}
+end
+
+-- Run a variadic command over a long flat argument list, CHUNK at a time.
+local function bulk(cmd, key, args)
+  for i = 1, #args, CHUNK do
+    redis.call(cmd, key, unpack(args, i, math.min(i + CHUNK - 1, #args)))
+  end
+end
+
+local function decayed(rate, since, now)
+  if not rate or not since then return 0 end
+  return rate * math.exp(-(now - since) / RATE_WINDOW_MS)
+end
+
+-- Per-worker figures: d done, f failed, x expired, l leases held,
+-- s last seen (ms), r rate (tasks/s), rt when r was last updated.
+local function touch_worker(name, now, done, failed, expired, leases, seen)
+  local raw = redis.call('HGET', K_WORKERS, name)
+  local w
+  if raw then w = cjson.decode(raw) else w = {d = 0, f = 0, x = 0, l = 0, s = now, r = 0, rt = now} end
+  w.d = w.d + done
+  w.f = w.f + failed
+  w.x = w.x + expired
+  w.l = math.max(0, w.l + leases)
+  if done > 0 then
+    w.r = decayed(w.r, w.rt, now) + done * 1000 / RATE_WINDOW_MS
+    w.rt = now
+  end
+  if seen then w.s = now end
+  redis.call('HSET', K_WORKERS, name, cjson.encode(w))
+end
+
+local function count_done(n, now)
+  if n == 0 then return end
+  local v = redis.call('HMGET', K_META, 'rate', 'rate_t')
+  local r = decayed(tonumber(v[1]), tonumber(v[2]), now) + n * 1000 / RATE_WINDOW_MS
+  redis.call('HSET', K_META, 'rate', r, 'rate_t', now)
+end
+
+-- A job completes once it is sealed and every task is done or dead.
+local function maybe_complete(job, now)
+  if job.state == 'completed' then return true end
+  if (job.state == 'running' or job.state == 'paused') and job.sealed
+      and redis.call('HLEN', K_RESULTS) + redis.call('HLEN', K_DEAD) == job.total then
+    redis.call('HSET', K_META, 'state', 'completed', 'finished_at', now)
+    job.state = 'completed'
+    return true
+  end
+  return false
+end
+
+-- Forget a lease: its record, its count and its deadline.
+local function close_lease(lid, now, expired)
+  local raw = redis.call('HGET', K_LEASES, lid)
+  if raw then
+    touch_worker(cjson.decode(raw).w, now, 0, 0, expired, -1, false)
+    redis.call('HDEL', K_LEASES, lid)
+  end
+  redis.call('HDEL', K_LEFT, lid)
+  redis.call('ZREM', K_DEADLINES, lid)
+end
+
+-- Task t leaves lease lid; the lease closes with its last task.
+local function unown(t, lid, now)
+  redis.call('HDEL', K_OWNER, t)
+  if redis.call('HINCRBY', K_LEFT, lid, -1) <= 0 then close_lease(lid, now, 0) end
+end
+
+-- An owner-less task goes back to pending, or to dead when this failure
+-- (failed = true) uses up its attempts. Returns 'dead' or 'retried'.
+local function give_back(job, t, failed, err, worker, now)
+  if failed then
+    local fails = redis.call('HINCRBY', K_FAILS, t, 1)
+    if fails >= job.max_attempts then
+      local tries = tonumber(redis.call('HGET', K_TRIES, t)) or fails
+      redis.call('HSET', K_DEAD, t, cjson.encode({id = tonumber(t), attempts = tries, error = err,
+                                                 worker = worker, at = now / 1000}))
+      return 'dead'
+    end
+  end
+  redis.call('ZADD', K_PENDING, t, t)
+  return 'retried'
+end
+
+-- Give back every task lease lid still owns. failed: expiry counts as a
+-- failed attempt, a release does not. Returns how many went back.
+local function return_lease(job, lid, now, failed)
+  local raw = redis.call('HGET', K_LEASES, lid)
+  local n = 0
+  if raw then
+    local lease = cjson.decode(raw)
+    for _, id in ipairs(lease.t) do
+      local t = tostring(id)
+      if redis.call('HGET', K_OWNER, t) == lid then
+        redis.call('HDEL', K_OWNER, t)
+        give_back(job, t, failed, failed and 'lease expired' or nil, lease.w, now)
+        n = n + 1
+      end
+    end
+  end
+  close_lease(lid, now, failed and n or 0)
+  return n
+end
+
+-- Expire every lease whose deadline has passed (at most `limit` per call,
+-- so no call holds Redis for long). This is how expired work comes back:
+-- inside the scripts that lease and report, with no background process.
+local function reclaim(job, now, limit)
+  local due = redis.call('ZRANGEBYSCORE', K_DEADLINES, '-inf', now, 'LIMIT', 0, limit)
+  for _, lid in ipairs(due) do return_lease(job, lid, now, true) end
+  return #due
+end
+
+-- The reply for lease lid holding task ids `ids`:
+-- {'ok', lid, expires ms, lease ms, id1, attempt1, payload1, ...}
+-- (payload is the raw JSON item, or '' for range jobs: the caller adds start).
+local function lease_reply(job, lid, expires, ids)
+  local reply = {'ok', lid, expires, job.lease_ms}
+  if #ids == 0 then return reply end
+  local tries = redis.call('HMGET', K_TRIES, unpack(ids))
+  local payloads = nil
+  if job.kind == 'items' then payloads = redis.call('HMGET', K_ITEMS, unpack(ids)) end
+  for i, t in ipairs(ids) do
+    reply[#reply + 1] = tonumber(t)
+    reply[#reply + 1] = tonumber(tries[i]) or 1
+    reply[#reply + 1] = payloads and payloads[i] or ''
+  end
+  return reply
+end
+
+-- The lease lid as it stands, or nil: lets a re-run script (redis-py retries
+-- on timeouts) answer with the lease it already made instead of a second one.
+local function existing_lease(job, lid)
+  local raw = redis.call('HGET', K_LEASES, lid)
+  if not raw then return nil end
+  local ids = {}
+  for _, id in ipairs(cjson.decode(raw).t) do
+    local t = tostring(id)
+    if redis.call('HGET', K_OWNER, t) == lid then ids[#ids + 1] = t end
+  end
+  return lease_reply(job, lid, tonumber(redis.call('ZSCORE', K_DEADLINES, lid)), ids)
+end
+
+-- Hand out up to max_tasks (0: the job's batch size) as lease lid.
+-- Returns a lease reply, {'done'} or {'wait', why, ms until the first lease expires}.
+local function do_lease(job, lid, worker, max_tasks, any, now)
+  local again = existing_lease(job, lid)
+  if again then return again end
+  if job.state == 'cancelled' or maybe_complete(job, now) then return {'done'} end
+  if job.state == 'paused' then return {'wait', 'paused', 0} end
+  local n = max_tasks
+  if n <= 0 then n = job.batch end
+  local ids = {}
+  -- Tasks handed back first: they are the oldest work, and the tail of a
+  -- job is made of them.
+  local popped = redis.call('ZPOPMIN', K_PENDING, n)
+  for i = 1, #popped, 2 do ids[#ids + 1] = popped[i] end
+  local fresh = math.min(n - #ids, job.total - job.cursor)
+  if fresh > 0 then
+    for i = 0, fresh - 1 do ids[#ids + 1] = tostring(job.cursor + i) end
+    job.cursor = job.cursor + fresh
+    redis.call('HSET', K_META, 'cursor', job.cursor)
+  end
+  if #ids == 0 then
+    local first = redis.call('ZRANGE', K_DEADLINES, 0, 0, 'WITHSCORES')
+    local hint = 0
+    if first[2] then hint = math.max(0, tonumber(first[2]) - now) end
+    if job.sealed then return {'wait', 'leased', hint} end
+    return {'wait', 'unsealed', hint}
+  end
+  local owners, nums = {}, {}
+  for i, t in ipairs(ids) do
+    redis.call('HINCRBY', K_TRIES, t, 1)
+    owners[#owners + 1] = t
+    owners[#owners + 1] = lid
+    nums[i] = tonumber(t)
+  end
+  bulk('HSET', K_OWNER, owners)
+  local expires = now + job.lease_ms
+  redis.call('HSET', K_LEASES, lid, cjson.encode({w = worker, t = nums, any = any}))
+  redis.call('HSET', K_LEFT, lid, #ids)
+  redis.call('ZADD', K_DEADLINES, expires, lid)
+  touch_worker(worker, now, 0, 0, 0, 1, true)
+  return lease_reply(job, lid, expires, ids)
+end

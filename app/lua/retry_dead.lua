@@ -1,0 +1,23 @@
+-- retry_dead.lua: give every dead task a fresh set of attempts.
+-- KEYS: the job's keys (lib.lua)
+-- ARGV: none
+-- Returns {'missing'} | {'conflict', state} (cancelled) | {'ok', moved, state}
+-- A completed job with dead tasks runs again.
+local job = load_job()
+if not job then return {'missing'} end
+if job.state == 'cancelled' then return {'conflict', job.state} end
+local ids = redis.call('HKEYS', K_DEAD)
+if #ids == 0 then return {'ok', 0, job.state} end
+local scored = {}
+for _, t in ipairs(ids) do
+  scored[#scored + 1] = t
+  scored[#scored + 1] = t
+end
+bulk('ZADD', K_PENDING, scored)
+bulk('HDEL', K_FAILS, ids)
+redis.call('DEL', K_DEAD)
+if job.state == 'completed' then
+  redis.call('HSET', K_META, 'state', 'running', 'finished_at', '')
+  job.state = 'running'
+end
+return {'ok', #ids, job.state}

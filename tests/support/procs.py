@@ -73,7 +73,7 @@ class Process:
         except OSError:
             return ""
 
-    def signal(self, sig):
+    def send_signal(self, sig):
         if self.alive():
             os.kill(self.pid, sig)
 

@@ -1,0 +1,305 @@
+"""The HTTP session: one method per API call, with timeouts and retries.
+
+Retry rules (see :mod:`app.client.retry` for the arithmetic):
+
+- **503 and 429** are retried for every request: the server promises a
+  rejected request changed nothing. ``Retry-After`` is honoured.
+- **Connection errors** before the request left (refused, connect timeout)
+  are retried for every request.
+- **Connection errors after the request may have arrived** (reset, read
+  timeout, 502/504 from nginx) are retried only for calls that are safe to
+  repeat: reads, lease, heartbeat, complete (the server keeps the first
+  result of a task and counts a repeat as a duplicate), release, pause,
+  resume, cancel. Creating a job is not repeated then, since that could
+  create it twice; the error is raised instead.
+
+Retries stop after ``retry_seconds`` (per call) and the last error is
+raised as a :class:`~app.client.errors.TransportError` or
+:class:`~app.client.errors.APIError`.
+"""
+import json
+import logging
+import os
+import time
+
+import requests
+
+from .. import protocol
+from . import errors
+from .retry import Backoff, parse_retry_after
+
+log = logging.getLogger("jobmaster.client")
+
+#: (connect, read) timeouts in seconds for one HTTP request.
+DEFAULT_TIMEOUT = (5.0, 60.0)
+#: How long, in total, one call keeps retrying before it gives up.
+DEFAULT_RETRY_SECONDS = 120.0
+#: Statuses after which the request may be repeated if it is idempotent.
+_MAYBE_SENT_STATUSES = (502, 504)
+#: Statuses the server answers without changing anything.
+_ALWAYS_RETRY_STATUSES = (429, 503)
+
+USER_AGENT = "jobmaster-client/1"
+
+
+class Client:
+    """A connection to one jobmaster master.
+
+    ``url`` and ``token`` default to ``$JOBMASTER_URL`` (else
+    ``http://127.0.0.1:8080``) and ``$JOBMASTER_TOKEN``. The client is safe
+    to share between threads (requests' connection pool is), and may be used
+    as a context manager to close its connections.
+
+    >>> client = Client("http://master:8080", token="s3cret")
+    >>> job = client.create_job("sims", range=(0, 1000), params={"build": 42})
+    >>> client.job(job["id"])["counts"]
+    """
+
+    def __init__(self, url=None, token=None, timeout=DEFAULT_TIMEOUT,
+                 retry_seconds=DEFAULT_RETRY_SECONDS, backoff=None, sleep=None,
+                 session=None):
+        self.url = (url or os.environ.get(protocol.ENV_URL) or protocol.DEFAULT_URL).rstrip("/")
+        if "://" not in self.url:
+            self.url = "http://" + self.url
+        self.token = token if token is not None else os.environ.get(protocol.ENV_TOKEN) or None
+        self.timeout = timeout
+        self.retry_seconds = retry_seconds
+        self.backoff = backoff or Backoff()
+        self._sleep = sleep or time.sleep
+        self.http = session or requests.Session()
+        self.http.headers["User-Agent"] = USER_AGENT
+        self.http.headers["Accept"] = "application/json"
+        if self.token:
+            self.http.headers["Authorization"] = "Bearer " + self.token
+
+    # ------------------------------------------------------------------ core
+
+    def close(self):
+        """Close pooled connections."""
+        self.http.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+    def request(self, method, path, body=None, params=None, idempotent=True,
+                retry_seconds=None, stream=False, data=None, headers=None):
+        """Send one API request with retries; return the ``requests.Response``.
+
+        ``body`` is sent as JSON. A 2xx answer is returned as is; an error
+        answer raises the matching :class:`~app.client.errors.APIError`.
+        """
+        budget = self.retry_seconds if retry_seconds is None else retry_seconds
+        deadline = time.monotonic() + budget
+        url = self.url + path
+        kwargs = {"params": params, "timeout": self.timeout, "stream": stream,
+                  "headers": headers}
+        if body is not None:
+            kwargs["data"] = json.dumps(body, separators=(",", ":"))
+            kwargs["headers"] = dict(headers or {}, **{"Content-Type": "application/json"})
+        elif data is not None:
+            kwargs["data"] = data
+        failures = 0
+        while True:
+            retry_after = None
+            try:
+                response = self.http.request(method, url, **kwargs)
+            except (requests.ConnectionError, requests.Timeout) as err:
+                sent = not _surely_unsent(err)
+                if sent and not idempotent:
+                    raise errors.TransportError(
+                        "%s %s: %s (not retried: the server may have acted on it)"
+                        % (method, path, _describe(err))) from None
+                failure = errors.TransportError("cannot reach %s: %s" % (self.url, _describe(err)))
+            else:
+                if response.status_code < 400:
+                    return response
+                failure = _api_error(response)
+                retryable = response.status_code in _ALWAYS_RETRY_STATUSES or (
+                    idempotent and response.status_code in _MAYBE_SENT_STATUSES)
+                response.close()
+                if not retryable:
+                    raise failure
+                retry_after = failure.retry_after
+            failures += 1
+            delay = self.backoff.compute(failures, retry_after)
+            if time.monotonic() + delay > deadline:
+                raise failure
+            log.warning("%s %s failed (%s); retry %d in %.2fs", method, path, failure,
+                        failures, delay)
+            self._sleep(delay)
+
+    def call(self, method, path, body=None, **kwargs):
+        """Like :meth:`request` but return the decoded JSON body (or None)."""
+        response = self.request(method, path, body=body, **kwargs)
+        if not response.content:
+            return None
+        try:
+            return response.json()
+        except ValueError:
+            raise errors.ServerError(response.status_code, "bad_json",
+                                     "the server sent a body that is not JSON: %r"
+                                     % response.text[:200],
+                                     request_id=response.headers.get("X-Request-ID")) from None
+
+    # ------------------------------------------------------------- admin API
+
+    def create_job(self, name, range=None, items=None, params=None, batch_size=None,
+                   lease_seconds=None, max_attempts=None, priority=None, sealed=None):
+        """Create a job; return its status document (``["id"]`` is the job id).
+
+        Give exactly one of ``range=(start, stop)`` (payloads start..stop-1)
+        or ``items=[...]`` (one task per JSON item). This call is not
+        retried once the request may have reached the server.
+        """
+        if (range is None) == (items is None):
+            raise ValueError("give exactly one of range=(start, stop) or items=[...]")
+        body = {"name": name,
+                "tasks": {"range": [int(range[0]), int(range[1])]} if range is not None
+                else {"items": list(items)}}
+        for key, value in (("params", params), ("batch_size", batch_size),
+                           ("lease_seconds", lease_seconds), ("max_attempts", max_attempts),
+                           ("priority", priority), ("sealed", sealed)):
+            if value is not None:
+                body[key] = value
+        return self.call("POST", protocol.jobs_path(), body, idempotent=False)
+
+    def add_tasks(self, job_id, items):
+        """Append items to an unsealed job (not retried once possibly sent)."""
+        return self.call("POST", protocol.job_path(job_id, "tasks"), list(items),
+                         idempotent=False)
+
+    def seal(self, job_id):
+        """Seal a job: no more items; it can now complete."""
+        return self.call("POST", protocol.job_path(job_id, "seal"))
+
+    def jobs(self):
+        """All jobs' status documents, newest first."""
+        return self.call("GET", protocol.jobs_path())["jobs"]
+
+    def job(self, job_id):
+        """One job's status document (raises NotFound)."""
+        return self.call("GET", protocol.job_path(job_id))
+
+    def pause(self, job_id):
+        """Stop handing out the job's tasks (leases already out continue)."""
+        return self.call("POST", protocol.job_path(job_id, "pause"))
+
+    def resume(self, job_id):
+        """Hand out a paused job's tasks again."""
+        return self.call("POST", protocol.job_path(job_id, "resume"))
+
+    def cancel(self, job_id):
+        """Cancel a job for good: nothing more is handed out."""
+        return self.call("POST", protocol.job_path(job_id, "cancel"))
+
+    def delete(self, job_id):
+        """Delete a job and all its state."""
+        return self.call("DELETE", protocol.job_path(job_id))
+
+    def iter_results(self, job_id, chunk_size=65536):
+        """Yield the job's results as raw NDJSON lines (bytes, no newline), streamed."""
+        response = self.request("GET", protocol.job_path(job_id, "results"), stream=True)
+        with response:
+            for line in response.iter_lines(chunk_size=chunk_size):
+                if line:
+                    yield line
+
+    def results(self, job_id):
+        """The job's results, decoded (one dict per done task)."""
+        return [json.loads(line) for line in self.iter_results(job_id)]
+
+    def dead(self, job_id):
+        """The job's dead-letter list (decoded JSON as the server sends it)."""
+        return self.call("GET", protocol.job_path(job_id, "dead"))
+
+    def retry_dead(self, job_id):
+        """Put the job's dead tasks back to pending."""
+        return self.call("POST", protocol.job_path(job_id, "dead/retry"))
+
+    def workers(self, job_id):
+        """Per-worker statistics of a job."""
+        return self.call("GET", protocol.job_path(job_id, "workers"))
+
+    # ------------------------------------------------------------ worker API
+
+    def lease(self, worker, max_tasks=None, job=None):
+        """Ask for tasks; return the lease answer (``status`` ok, wait or done)."""
+        body = {"worker": worker}
+        if max_tasks is not None:
+            body["max_tasks"] = int(max_tasks)
+        if job is not None:
+            body["job"] = job
+        return self.call("POST", protocol.lease_path(), body)
+
+    def heartbeat(self, lease_id):
+        """Extend a lease; return ``{"expires_at"}``; raise LeaseLost if it is gone."""
+        return self.call("POST", protocol.lease_action_path(lease_id, "heartbeat"), {})
+
+    def complete(self, lease_id, results, release=False, next_max_tasks=None,
+                 retry_seconds=None):
+        """Report results (see :func:`app.protocol.ok_result`); maybe release and lease next.
+
+        ``next_max_tasks``: also lease the next batch in the same round trip
+        (0 or None: do not). The answer's ``"next"`` then holds a lease answer.
+        """
+        body = {"results": list(results)}
+        if release:
+            body["release"] = True
+        if next_max_tasks is not None:
+            body["next"] = {"max_tasks": int(next_max_tasks)} if next_max_tasks else {}
+        return self.call("POST", protocol.lease_action_path(lease_id, "complete"), body,
+                         retry_seconds=retry_seconds)
+
+    def release(self, lease_id, retry_seconds=None):
+        """Give all unfinished tasks of a lease back now; return ``{"released": n}``."""
+        return self.call("POST", protocol.lease_action_path(lease_id, "release"), {},
+                         retry_seconds=retry_seconds)
+
+    # ------------------------------------------------------------ operations
+
+    def ready(self):
+        """The ``/readyz`` document (raises Unavailable when not ready)."""
+        return self.call("GET", "/readyz", retry_seconds=0)
+
+
+def _api_error(response):
+    """Turn an error response into an APIError, whatever its body."""
+    retry_after = parse_retry_after(response.headers.get("Retry-After"))
+    code, message = "http_%d" % response.status_code, response.reason or ""
+    try:
+        body = response.json()
+    except ValueError:
+        body = None
+        text = (response.text or "").strip()
+        if text:
+            message = text.splitlines()[0][:200]
+    if isinstance(body, dict):
+        code = str(body.get("error") or code)
+        message = str(body.get("message") or message)
+        if retry_after is None and "retry_after" in body:
+            retry_after = parse_retry_after(body.get("retry_after"))
+    return errors.error_for(response.status_code, code, message,
+                            request_id=response.headers.get("X-Request-ID"),
+                            retry_after=retry_after)
+
+
+def _surely_unsent(err):
+    """True when the request cannot have reached the server."""
+    if isinstance(err, requests.ConnectTimeout):
+        return True
+    text = repr(err)
+    return any(mark in text for mark in ("NewConnectionError", "Connection refused",
+                                         "Name or service not known", "NameResolutionError"))
+
+
+def _describe(err):
+    """A one-line reason for a connection error."""
+    text = str(err.args[0] if err.args else err)
+    for mark in ("Connection refused", "Read timed out", "timed out", "Connection reset",
+                 "RemoteDisconnected", "Connection aborted", "Name or service not known"):
+        if mark in text:
+            return mark.lower() if mark != "RemoteDisconnected" else "connection closed"
+    return text[:200]

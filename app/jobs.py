@@ -1,0 +1,250 @@
+"""The job lifecycle: create, add items, seal, status, pause/resume/cancel,
+delete, results, dead tasks and the per-worker view.
+
+Each state change is one Lua operation (``app/lua``); this module turns HTTP
+input into script arguments and script replies into documents. The global
+indexes ``jobs`` and ``active`` are hints kept beside the per-job truth
+(see :mod:`app.keys`), which is what lets every job live in one hash slot.
+"""
+import math
+import secrets
+
+from .errors import BadRequest, Conflict, NotFound
+from .validation import MAX_SAFE, encode
+
+STATES = ("running", "paused", "cancelled", "completed")
+ACTIVE_STATES = ("running", "paused")
+
+
+def new_job_id():
+    return secrets.token_hex(8)
+
+
+def _seconds(ms):
+    return None if ms in (None, "") else int(ms) / 1000.0
+
+
+def decayed_rate(rate, since_ms, now_ms):
+    """Tasks/s over about the last minute (see RATE_WINDOW_MS in lib.lua)."""
+    if not rate or since_ms in (None, ""):
+        return 0.0
+    return float(rate) * math.exp(-(now_ms - int(since_ms)) / 60000.0)
+
+
+def status_document(job_id, reply, backend):
+    """The status document of DESIGN.md §3 from a status.lua reply."""
+    now, pending, leased, done, dead = (int(v) for v in reply[1:6])
+    meta = dict(zip(reply[6::2], reply[7::2]))
+    total = int(meta["total"])
+    lease_ms = int(meta["lease_ms"])
+    rate = decayed_rate(meta.get("rate"), meta.get("rate_t"), now)
+    state = meta["state"]
+    if state == "completed":
+        eta = 0.0
+    elif state == "running" and rate > 0 and meta["sealed"] == "1":
+        eta = round((pending + leased) / rate, 1)
+    else:
+        eta = None
+    params = backend.job_info(job_id).params
+    return {
+        "id": job_id,
+        "name": meta["name"],
+        "state": state,
+        "kind": meta["kind"],
+        "created_at": _seconds(meta["created_at"]),
+        "finished_at": _seconds(meta.get("finished_at")),
+        "sealed": meta["sealed"] == "1",
+        "settings": {
+            "batch_size": int(meta["batch_size"]),
+            "lease_seconds": lease_ms // 1000 if lease_ms % 1000 == 0 else lease_ms / 1000.0,
+            "max_attempts": int(meta["max_attempts"]),
+            "priority": int(meta["priority"]),
+        },
+        "params": _json(params),
+        "counts": {"total": total, "pending": pending, "leased": leased, "done": done,
+                   "dead": dead},
+        "rate": round(rate, 3),
+        "eta_seconds": eta,
+    }
+
+
+def _json(text):
+    import json
+
+    return json.loads(text)
+
+
+def _range_total(spec, config):
+    start, stop = spec
+    if not (-MAX_SAFE <= start <= MAX_SAFE and -MAX_SAFE <= stop <= MAX_SAFE):
+        raise BadRequest("body.tasks.range: bounds must be within ±2**53")
+    if stop < start:
+        raise BadRequest("body.tasks.range: stop must not be below start")
+    if stop - start > config["MAX_TOTAL"]:
+        raise BadRequest("body.tasks.range: at most %d tasks per job" % config["MAX_TOTAL"])
+    return start, stop - start
+
+
+def create(backend, body):
+    """Create a job from a validated POST /jobs body; return its status."""
+    config = backend.config
+    tasks = body.get("tasks") or {"items": []}
+    if ("range" in tasks) == ("items" in tasks):
+        raise BadRequest("body.tasks: give exactly one of range or items")
+    sealed = body.get("sealed", True)
+    if "range" in tasks:
+        if not sealed:
+            raise BadRequest("body.sealed: a range job is always sealed")
+        start, total = _range_total(tasks["range"], config)
+        kind, items = "range", []
+    else:
+        kind, start, total = "items", 0, len(tasks["items"])
+        items = [encode(item, config["MAX_RESULT_BYTES"], "an item") for item in tasks["items"]]
+    lease_ms = int(round(body.get("lease_seconds", 300) * 1000))
+    if lease_ms < 1:
+        raise BadRequest("body.lease_seconds: must be at least 0.001")
+    params = encode(body.get("params") or {}, config["MAX_RESULT_BYTES"], "params")
+    priority = body.get("priority", 0)
+    job_id = new_job_id()
+    r, keys = backend.redis, backend.keys
+    # Index first: a listed id without a job is skipped and cleaned later,
+    # while a job missing from the index would be invisible.
+    created = backend.redis.time()
+    with r.pipeline(transaction=False) as pipe:
+        pipe.zadd(keys.jobs, {job_id: created[0] * 1000 + created[1] // 1000})
+        pipe.zadd(keys.active, {job_id: priority})
+        pipe.execute()
+    reply = backend.run("create", job_id, [
+        body["name"], kind, start, total, 1 if sealed else 0, body.get("batch_size", 10),
+        lease_ms, body.get("max_attempts", 3), priority, params, *items])
+    if reply[1] != "running":
+        r.zrem(keys.active, job_id)
+    return status(backend, job_id)
+
+
+def status(backend, job_id):
+    reply = backend.run("status", job_id, [backend.reclaim_limit])
+    if reply[0] == "missing":
+        raise NotFound("no such job: %s" % job_id)
+    return status_document(job_id, reply, backend)
+
+
+def list_jobs(backend, state=None, limit=100):
+    """Status documents, newest first; drops index entries of deleted jobs."""
+    r, keys = backend.redis, backend.keys
+    ids = r.zrevrange(keys.jobs, 0, -1 if state else limit - 1)
+    docs, stale = [], []
+    for start in range(0, len(ids), 100):
+        chunk = ids[start:start + 100]
+        with r.pipeline(transaction=False) as pipe:
+            for job_id in chunk:
+                backend.run("status", job_id, [backend.reclaim_limit], client=pipe)
+            replies = pipe.execute()
+        for job_id, reply in zip(chunk, replies):
+            if reply[0] == "missing":
+                stale.append(job_id)
+                continue
+            doc = status_document(job_id, reply, backend)
+            if state is None or doc["state"] == state:
+                docs.append(doc)
+        if len(docs) >= limit:
+            break
+    if stale:
+        r.zrem(keys.jobs, *stale)
+        r.zrem(keys.active, *stale)
+    return docs[:limit]
+
+
+def sync_active(backend, job_id, state, priority=None):
+    """Keep the ``active`` hint in step with a job's new state."""
+    keys = backend.keys
+    if state in ACTIVE_STATES:
+        if priority is None:
+            priority = int(backend.redis.hget(keys.job_key(job_id, "meta"), "priority") or 0)
+        backend.redis.zadd(keys.active, {job_id: priority})
+    else:
+        backend.redis.zrem(keys.active, job_id)
+
+
+def set_state(backend, job_id, action):
+    reply = backend.run("set_state", job_id, [action])
+    if reply[0] == "missing":
+        raise NotFound("no such job: %s" % job_id)
+    if reply[0] == "conflict":
+        raise Conflict("cannot %s a job that is %s" % (action, reply[1]))
+    sync_active(backend, job_id, reply[1])
+    return status(backend, job_id)
+
+
+def delete(backend, job_id):
+    reply = backend.run("delete", job_id)
+    keys = backend.keys
+    backend.redis.zrem(keys.jobs, job_id)
+    backend.redis.zrem(keys.active, job_id)
+    if reply[0] == "missing":
+        raise NotFound("no such job: %s" % job_id)
+    return {"id": job_id, "deleted": True}
+
+
+def append(backend, job_id, items, token):
+    """Add items to an unsealed items job; ``token`` makes a retry harmless."""
+    if backend.job_info(job_id).kind != "items":
+        raise Conflict("a range job takes no items")
+    encoded = [encode(item, backend.config["MAX_RESULT_BYTES"], "an item") for item in items]
+    reply = backend.run("append", job_id, [token, *encoded])
+    if reply[0] == "missing":
+        raise NotFound("no such job: %s" % job_id)
+    if reply[0] == "sealed":
+        raise Conflict("the job is sealed; it takes no more items")
+    if reply[0] == "closed":
+        raise Conflict("the job is %s; it takes no more items" % reply[1])
+    return {"added": len(items), "first_id": int(reply[1]), "total": int(reply[2])}
+
+
+def seal(backend, job_id):
+    reply = backend.run("seal", job_id)
+    if reply[0] == "missing":
+        raise NotFound("no such job: %s" % job_id)
+    sync_active(backend, job_id, reply[1])
+    return status(backend, job_id)
+
+
+def retry_dead(backend, job_id):
+    reply = backend.run("retry_dead", job_id)
+    if reply[0] == "missing":
+        raise NotFound("no such job: %s" % job_id)
+    if reply[0] == "conflict":
+        raise Conflict("the job is %s" % reply[1])
+    sync_active(backend, job_id, reply[2])
+    return {"retried": int(reply[1]), "state": reply[2]}
+
+
+def require(backend, job_id):
+    if not backend.redis.exists(backend.keys.job_key(job_id, "meta")):
+        raise NotFound("no such job: %s" % job_id)
+
+
+def iter_hash(backend, job_id, name, batch=1000):
+    """Values of one of a job's hashes, without loading it whole."""
+    key = backend.keys.job_key(job_id, name)
+    for _field, value in backend.redis.hscan_iter(key, count=batch):
+        yield value
+
+
+def workers(backend, job_id):
+    import json
+
+    require(backend, job_id)
+    r = backend.redis
+    with r.pipeline(transaction=False) as pipe:
+        pipe.time()
+        pipe.hgetall(backend.keys.job_key(job_id, "workers"))
+        (sec, usec), raw = pipe.execute()
+    now = sec * 1000 + usec // 1000
+    out = []
+    for name, text in sorted(raw.items()):
+        w = json.loads(text)
+        out.append({"worker": name, "done": w["d"], "failed": w["f"], "expired": w["x"],
+                    "leases": w["l"], "last_seen": w["s"] / 1000.0,
+                    "rate": round(decayed_rate(w["r"], w["rt"], now), 3)})
+    return {"workers": out}
