@@ -127,7 +127,7 @@ class Client:
             delay = self.backoff.compute(failures, retry_after)
             if time.monotonic() + delay > deadline:
                 raise failure
-            log.warning("%s %s failed (%s); retry %d in %.2fs", method, path, failure,
+            log.info("%s %s failed (%s); retry %d in %.2fs", method, path, failure,
                         failures, delay)
             self._sleep(delay)
 

@@ -146,7 +146,8 @@ class Batch:
     def _report(self, task, entry):
         with self.worker._lock:
             if self.closed:
-                log.warning("%r reported after its batch was closed; dropped", task)
+                log.log(logging.DEBUG if self.worker.abandoned else logging.WARNING,
+                        "%r reported after its batch was closed; dropped", task)
                 return
             if task._outcome is None:
                 task._outcome = entry
@@ -220,17 +221,21 @@ class Worker:
 
     def tasks(self):
         """Iterate over tasks, one at a time, until the master says done or we stop."""
-        for batch in self.batches():
-            for task in batch.tasks:
-                if self._stop_event.is_set():
-                    break
-                self._in_user_code = True
-                try:
-                    yield task
-                finally:
-                    self._in_user_code = False
-                if task._outcome is None:
-                    task.ok(None)
+        batches = self.batches()
+        try:
+            for batch in batches:
+                for task in batch.tasks:
+                    if self._stop_event.is_set():
+                        break
+                    self._in_user_code = True
+                    try:
+                        yield task
+                    finally:
+                        self._in_user_code = False
+                    if task._outcome is None:
+                        task.ok(None)
+        finally:
+            batches.close()
 
     def batches(self):
         """Iterate over batches (one per lease) until the master says done or we stop.
