@@ -15,6 +15,7 @@ deps: sysdeps venv  ## install everything that is missing (system packages and t
 sysdeps:  ## redis-server and nginx from Debian's packages, when missing
 	@missing=""; \
 	command -v redis-server >/dev/null 2>&1 || missing="$$missing redis-server"; \
+	command -v wrk >/dev/null 2>&1 || missing="$$missing wrk"; \
 	{ command -v nginx >/dev/null 2>&1 || test -x /usr/sbin/nginx; } || missing="$$missing nginx-light"; \
 	if [ -n "$$missing" ]; then \
 	  echo "installing:$$missing"; \
@@ -39,3 +40,8 @@ run: deps  ## the stack in the foreground on http://127.0.0.1:8080 (Ctrl-C stops
 
 clean:  ## remove the venv and var/
 	rm -rf $(VENV) var
+
+.PHONY: bench
+bench: deps  ## load tests and benchmarks: writes docs/BENCHMARKS.md and docs/bench/*.png (BENCH_ARGS=--quick: a short run)
+	$(PY) -m pip install -q -r loadtest/requirements.txt
+	$(PY) -m loadtest.bench $(BENCH_ARGS)

@@ -228,7 +228,8 @@ class Swarm:
                 acc = ans2.get("accepted") or 0
                 now = st.now()
                 st.done_t.append((now, acc))
-                self.last_accept_at = now
+                if acc or ans2.get("dead"):
+                    self.last_accept_at = now
                 nxt = ans2.get("next")
                 ans = nxt if isinstance(nxt, dict) else await self.lease(session, worker)
         # leaving the session closes the connection: a crashed pod's lease is
@@ -265,7 +266,11 @@ class Swarm:
         if pending:
             await asyncio.wait(pending, timeout=10)
         crashed_tasks = [p for p in done if not p.cancelled() and p.exception()]
-        return {"makespan_s": round(self.stats.now() - t0, 3), "timed_out": timed_out,
+        # makespan: until the last task was recorded done (or dead), i.e. the
+        # job completed; pods_exit_s adds the tail of pods polling until "done"
+        end = self.last_accept_at if self.last_accept_at is not None else self.stats.now()
+        return {"makespan_s": round(end - t0, 3), "pods_exit_s": round(self.stats.now() - t0, 3),
+                "timed_out": timed_out,
                 "pod_exceptions": [repr(p.exception()) for p in crashed_tasks[:5]],
                 "pod_exception_count": len(crashed_tasks)}
 
@@ -329,6 +334,7 @@ def run_swarm(args):
                                  and res["bad"] == 0
                                  and (counts.get("dead", 0) > 0 or res["distinct"] == total))
         summary["ok"] = (summary["lost"] == 0 and summary["results_ok"] and summary["invariant_ok"]
+                         and summary["job_state"] == "completed"
                          and summary["error_count"] == 0 and not info["timed_out"]
                          and summary["pod_exception_count"] == 0)
     else:
