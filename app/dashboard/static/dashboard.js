@@ -11,6 +11,7 @@
   var TOKEN_KEY = "jobmaster.adminToken";
   var REFRESH_MS = 2000;
   var MAX_DEAD_ROWS = 500;
+  var MAX_JOBS = 1000;
 
   var state = {
     jobs: [],
@@ -236,7 +237,7 @@
     }
     if (!resp.ok) {
       var code = data && data.error ? String(data.error) : "http_" + resp.status;
-      if (resp.status === 403) message = "Forbidden: " + message + " (an admin token is needed)";
+      if (resp.status === 403) message = "Forbidden: " + message + " (use the Token button to enter an admin token)";
       throw new ApiError(resp.status, code, message);
     }
     return data;
@@ -466,7 +467,7 @@
   }
 
   async function loadJobs() {
-    var data = await api("GET", "/jobs");
+    var data = await api("GET", "/jobs?limit=" + MAX_JOBS);
     state.jobs = (data && Array.isArray(data.jobs) ? data.jobs : []).filter(function (j) {
       return j && j.id !== undefined && j.id !== null;
     }).map(function (j) { j.id = String(j.id); return j; });
@@ -592,6 +593,7 @@
     });
     body.replaceChildren.apply(body, rows);
     $("workers-empty").hidden = rows.length > 0;
+    $("workers-wrap").hidden = rows.length === 0;
     setText($("workers-count"), rows.length ? "(" + rows.length + ")" : "");
   }
 
@@ -611,6 +613,7 @@
     });
     body.replaceChildren.apply(body, rows);
     $("dead-empty").hidden = rows.length > 0;
+    $("dead-wrap").hidden = rows.length === 0;
     var count = Math.max(total || 0, dead.length);
     setText($("dead-count"), count ? "(" + fmtInt(count) + ")" : "");
     var more = $("dead-more");
@@ -634,7 +637,7 @@
     renderDetailJob(job);
     var results = await Promise.all([
       api("GET", jobPath(id) + "/workers").catch(function (e) { return e; }),
-      api("GET", jobPath(id) + "/dead").catch(function (e) { return e; })
+      api("GET", jobPath(id) + "/dead?limit=" + MAX_DEAD_ROWS).catch(function (e) { return e; })
     ]);
     if (state.selected !== id) return;   // the operator moved on meanwhile
     var workers = results[0], dead = results[1];
@@ -647,7 +650,7 @@
       if (dead.status !== 404) throw dead;
     } else {
       renderDead(dead && Array.isArray(dead.dead) ? dead.dead : [],
-        num(job.counts && job.counts.dead));
+        typeof (dead && dead.count) === "number" ? dead.count : num(job.counts && job.counts.dead));
     }
   }
 
@@ -742,7 +745,8 @@
         }
       }
     }
-    body.sealed = form.elements.sealed.checked;
+    // Only an items job may stay open for more items; a range is always sealed.
+    if (form.elements.source.value === "items") body.sealed = form.elements.sealed.checked;
     return { body: body, errors: errors };
   }
 
@@ -757,6 +761,7 @@
     var items = form.elements.source.value === "items";
     $("src-range").hidden = items;
     $("src-items").hidden = !items;
+    $("sealed-field").hidden = !items;
   }
 
   function openNewJob() {
