@@ -99,7 +99,8 @@ class Stack:
         self.dir = os.path.abspath(workdir or os.path.join(ROOT, "var", "bench", "stack"))
         self.aof = aof
         self.gevent = gevent
-        self.listen = min(listen, int(open("/proc/sys/net/core/somaxconn").read()))
+        with open("/proc/sys/net/core/somaxconn") as fh:
+            self.listen = min(listen, int(fh.read()))
         self.procs = []   # (name, Popen)
         self.uwsgi_ports = []
 

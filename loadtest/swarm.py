@@ -489,7 +489,7 @@ def build_parser():
     p.add_argument("--fail-rate", type=float, default=0.0,
                    help="probability that a task is reported ok=false")
     p.add_argument("--restart-delay", type=float, default=0.5)
-    p.add_argument("--lease-seconds", type=int, default=300)
+    p.add_argument("--lease-seconds", type=float, default=300)
     p.add_argument("--max-attempts", type=int, default=3)
     p.add_argument("--max-wait", type=float, default=2.0, help="cap on a 'wait' sleep")
     p.add_argument("--no-next", action="store_true", help="lease separately after each complete")
