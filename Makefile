@@ -36,7 +36,10 @@ test: deps  ## run the whole test suite against real Redis, uWSGI and nginx
 	$(PY) -m pytest -q $(PYTEST_ARGS)
 
 run: deps  ## the stack in the foreground on http://127.0.0.1:8080 (Ctrl-C stops it)
-	JOBMASTER_NO_GEVENT=1 $(VENV)/bin/flask --app wsgi run -h 127.0.0.1 -p 8080
+	$(PY) -m stack run
+
+stop:  ## stop a stack that `make run` left behind (by its PID files under var/)
+	$(PYTHON) -m stack stop
 
 clean:  ## remove the venv and var/
 	rm -rf $(VENV) var

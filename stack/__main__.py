@@ -1,0 +1,220 @@
+"""``python -m stack run|stop|render|announce`` (what `make run`/`make stop` call).
+
+run      render configs into var/, write a Procfile, exec honcho on it
+         (foreground; Ctrl-C makes honcho stop every process)
+stop     stop a stack left behind, by the PID files under var/
+render   write configs only (``--system --out DIR`` for a systemd server)
+announce (a Procfile entry) wait until nginx answers /readyz, print the URL
+         and the auth mode, then idle until honcho stops it
+"""
+import argparse
+import glob
+import json
+import os
+import signal
+import socket
+import sys
+import time
+import urllib.error
+import urllib.request
+
+from . import render as R
+
+
+def _port_busy(port, host="127.0.0.1"):
+    try:
+        with socket.create_connection((host, port), timeout=0.3):
+            return True
+    except OSError:
+        return False
+
+
+def _free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _settings(environ=None):
+    return R.Settings.from_env(environ)
+
+
+def cmd_run(args):
+    env = os.environ
+    stop_leftovers(_settings())
+    overrides = {}
+    if not env.get("JOBMASTER_REDIS_URL"):
+        port = int(env.get("JOBMASTER_REDIS_PORT") or 6379)
+        if _port_busy(port):
+            if env.get("JOBMASTER_REDIS_PORT"):
+                sys.exit("port %d (JOBMASTER_REDIS_PORT) is taken; pick another" % port)
+            # Debian's redis-server service usually holds 6379; the stack
+            # keeps its own Redis (data under var/) on another port.
+            overrides["redis_port"] = _free_port()
+            print("note: port %d is taken (a system Redis?); the stack's Redis uses port %d"
+                  % (port, overrides["redis_port"]), flush=True)
+    settings = R.Settings.from_env(env, **overrides)
+    if _port_busy(settings.port, settings.host if settings.host != "0.0.0.0" else "127.0.0.1"):
+        sys.exit("%s:%d is taken; stop whatever listens there or set JOBMASTER_PORT"
+                 % (settings.host, settings.port))
+    plan = R.render(settings)
+    procfile = os.path.join(plan.layout.conf, "Procfile")
+    lines = ["%s: %s" % (p.name, p.shell()) for p in plan.processes]
+    announce = R.ProcSpec("announce", [sys.executable, "-m", "stack", "announce",
+                                       "--url", plan.url, "--redis", plan.redis_url,
+                                       "--sockets", ",".join(i.socket for i in plan.instances),
+                                       "--logs", plan.layout.log], "")
+    lines.append("announce: " + announce.shell())
+    with open(procfile, "w") as fh:
+        fh.write("# Rendered by `python -m stack run`; one line per process.\n")
+        fh.write("\n".join(lines) + "\n")
+    with open(os.path.join(plan.layout.run, "honcho.pid"), "w") as fh:
+        fh.write("%d\n" % os.getpid())
+    print("starting %d %s instance(s), nginx on %s (configs in %s)"
+          % (settings.instances, settings.server, plan.url, plan.layout.conf), flush=True)
+    honcho = R.venv_bin("honcho")
+    # exec: honcho takes this PID (written above), and Ctrl-C goes to it.
+    os.chdir(R.ROOT)
+    os.execv(honcho, [honcho, "-f", procfile, "-d", R.ROOT, "start"])
+
+
+def cmd_announce(args):
+    deadline = time.monotonic() + args.timeout
+    body = None
+    while time.monotonic() < deadline:
+        if all(os.path.exists(s) for s in args.sockets.split(",")):
+            try:
+                with urllib.request.urlopen(args.url + "/readyz", timeout=2) as resp:
+                    body = json.loads(resp.read())
+                    break
+            except (urllib.error.URLError, OSError, ValueError):
+                pass
+        time.sleep(0.2)
+    if body is None:
+        print("jobmaster did not become ready within %ds; see the output above and %s"
+              % (args.timeout, args.logs), flush=True)
+        sys.exit(1)
+    admin = len([t for t in os.environ.get("JOBMASTER_ADMIN_TOKENS", "").split(",") if t.strip()])
+    worker = len([t for t in os.environ.get("JOBMASTER_WORKER_TOKENS", "").split(",") if t.strip()])
+    if admin or worker:
+        auth = "on (%d admin token(s), %d worker token(s))" % (admin, worker)
+    else:
+        auth = ("OFF: no JOBMASTER_ADMIN_TOKENS / JOBMASTER_WORKER_TOKENS set, "
+                "anyone who can reach the port may use the API")
+    print("\n  jobmaster is up: %s\n  auth: %s\n  redis: %s\n  logs: %s\n"
+          "  Ctrl-C stops everything.\n" % (args.url, auth, args.redis, args.logs), flush=True)
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+    while True:
+        signal.pause()
+
+
+# What each PID file's process is called, so a recycled PID is never signalled.
+_NAMES = {"honcho": ("honcho",), "nginx": ("nginx",), "redis": ("redis",)}
+
+
+def _cmdline(pid):
+    try:
+        with open("/proc/%d/cmdline" % pid, "rb") as fh:
+            return fh.read().replace(b"\0", b" ").decode("utf-8", "replace")
+    except OSError:
+        return ""
+
+
+def _alive(pid):
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    # A zombie child of ours counts as gone.
+    try:
+        with open("/proc/%d/stat" % pid) as fh:
+            return fh.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+def stop_leftovers(settings, timeout=15.0, quiet=False):
+    """Stop whatever a previous run left, by its PID files; True if any."""
+    layout = R.Layout.dev(settings.var or os.path.join(R.ROOT, "var"))
+    pidfiles = sorted(glob.glob(os.path.join(layout.run, "*.pid")),
+                      key=lambda p: os.path.basename(p) != "honcho.pid")  # honcho first
+    stopped = False
+    for path in pidfiles:
+        kind = os.path.basename(path)[:-4]
+        try:
+            with open(path) as fh:
+                pid = int(fh.read().strip())
+        except (OSError, ValueError):
+            continue
+        words = _NAMES.get(kind, ("uwsgi", "gunicorn", "jobmaster"))
+        if pid <= 1 or not _alive(pid) or not any(w in _cmdline(pid) for w in words):
+            _unlink(path)
+            continue
+        if not quiet:
+            print("stopping %s (pid %d)" % (kind, pid), flush=True)
+        stopped = True
+        # honcho: SIGTERM stops its children. uWSGI has die-on-term; nginx,
+        # Redis and gunicorn stop on SIGTERM.
+        _signal(pid, signal.SIGTERM)
+        deadline = time.monotonic() + timeout
+        while _alive(pid) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        if _alive(pid):
+            _signal(-pid, signal.SIGKILL)
+            _signal(pid, signal.SIGKILL)
+        _unlink(path)
+    return stopped
+
+
+def _signal(pid, sig):
+    try:
+        os.kill(pid, sig)
+    except (ProcessLookupError, PermissionError):
+        pass
+
+
+def _unlink(path):
+    try:
+        os.unlink(path)
+    except OSError:
+        pass
+
+
+def cmd_stop(args):
+    if not stop_leftovers(_settings()):
+        print("no jobmaster stack is running from this directory")
+
+
+def cmd_render(args):
+    settings = R.Settings.from_env(system=args.system)
+    plan = R.render(settings, out=args.out)
+    for path in plan.files:
+        print(path)
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(prog="python -m stack", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = parser.add_subparsers(dest="command", required=True)
+    sub.add_parser("run").set_defaults(func=cmd_run)
+    sub.add_parser("stop").set_defaults(func=cmd_stop)
+    p = sub.add_parser("render")
+    p.add_argument("--system", action="store_true",
+                   help="paths for a systemd server (/etc/jobmaster, /run/jobmaster, ...)")
+    p.add_argument("--out", help="write the files here (default: their final place)")
+    p.set_defaults(func=cmd_render)
+    p = sub.add_parser("announce")
+    p.add_argument("--url", required=True)
+    p.add_argument("--redis", default="")
+    p.add_argument("--sockets", default="")
+    p.add_argument("--logs", default="")
+    p.add_argument("--timeout", type=float, default=90)
+    p.set_defaults(func=cmd_announce)
+    args = parser.parse_args(argv)
+    args.func(args)
+
+
+if __name__ == "__main__":
+    main()

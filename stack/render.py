@@ -1,0 +1,352 @@
+"""Settings → rendered configs + the list of processes that make the stack.
+
+Everything the stack needs is decided here once, for ``make run``, for the
+integration tests and (with ``system=True``) for a systemd server, so the
+three can never drift apart. Templates live in ``conf/`` and use ``{{name}}``
+placeholders (nginx itself owns ``$name``); an unknown placeholder is an
+error, never an empty string.
+"""
+import hashlib
+import os
+import re
+import resource
+import shlex
+import shutil
+import sys
+import tempfile
+from dataclasses import dataclass, field, fields, replace
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+CONF = os.path.join(ROOT, "conf")
+
+# The app refuses bodies above this too (app/config.py MAX_BODY_BYTES); nginx
+# must agree or it would 413 what the app accepts (or read what it rejects).
+DEFAULT_MAX_BODY = 64 * 1024 * 1024
+
+
+def somaxconn():
+    """The kernel's cap on listen backlogs; uWSGI exits if asked for more."""
+    try:
+        with open("/proc/sys/net/core/somaxconn") as fh:
+            return int(fh.read().strip())
+    except (OSError, ValueError):
+        return 4096
+
+
+@dataclass
+class Settings:
+    """Every knob of the stack, each with its ``JOBMASTER_*`` variable."""
+
+    host: str = "127.0.0.1"          # JOBMASTER_HOST: where nginx listens
+    port: int = 8080                 # JOBMASTER_PORT
+    instances: int = 4               # JOBMASTER_INSTANCES: app server instances
+    server: str = "uwsgi"            # JOBMASTER_SERVER: uwsgi | gunicorn
+    workers: int = 1                 # JOBMASTER_WORKERS: processes per instance
+    gevent_cores: int = 2000         # JOBMASTER_GEVENT_CORES: greenlets per process
+    redis_port: int = 6379           # JOBMASTER_REDIS_PORT: the stack's own Redis
+    redis_url: str = ""              # JOBMASTER_REDIS_URL: use this Redis, start none
+    max_body_bytes: int = DEFAULT_MAX_BODY  # JOBMASTER_MAX_BODY_BYTES (shared with the app)
+    rate_limit: int = 2000           # JOBMASTER_RATE_LIMIT: requests/s per client address, 0 = off
+    rate_burst: int = 20000          # JOBMASTER_RATE_BURST: requests above the rate let through at once
+    trusted_proxies: str = ""        # JOBMASTER_TRUSTED_PROXIES: gateway CIDRs for realip, comma-separated
+    balance: str = "ip_hash"         # JOBMASTER_BALANCE: ip_hash | worker_id | least_conn
+    nginx_connections: int = 16384   # JOBMASTER_NGINX_CONNECTIONS: per nginx worker
+    nginx_workers: str = "auto"      # JOBMASTER_NGINX_WORKERS
+    backlog: int = 4096              # JOBMASTER_BACKLOG: listen queues, capped at somaxconn
+    max_fails: int = 0               # JOBMASTER_MAX_FAILS: nginx marks an instance down after this many
+    harakiri: int = 120              # JOBMASTER_HARAKIRI: seconds an event loop may stall
+    var: str = ""                    # JOBMASTER_VAR: runtime dir (default <repo>/var)
+    system: bool = False             # render for /etc, /run, /var/lib (systemd) instead of var/
+
+    @classmethod
+    def from_env(cls, environ=None, **overrides):
+        environ = os.environ if environ is None else environ
+        values = {}
+        for f in fields(cls):
+            raw = environ.get("JOBMASTER_" + f.name.upper())
+            if raw is None or raw == "" or f.name == "system":
+                continue
+            values[f.name] = _parse(f, raw)
+        values.update(overrides)
+        settings = cls(**values)
+        settings.check()
+        return settings
+
+    def check(self):
+        if self.server not in ("uwsgi", "gunicorn"):
+            raise ValueError("JOBMASTER_SERVER must be uwsgi or gunicorn, not %r" % self.server)
+        if self.balance not in BALANCE:
+            raise ValueError("JOBMASTER_BALANCE must be one of %s" % ", ".join(BALANCE))
+        if self.instances < 1 or self.workers < 1:
+            raise ValueError("JOBMASTER_INSTANCES and JOBMASTER_WORKERS must be >= 1")
+        for cidr in self.proxies():
+            if not re.match(r"^[0-9a-fA-F.:]+(/\d{1,3})?$", cidr) and cidr != "unix:":
+                raise ValueError("not an address or CIDR in JOBMASTER_TRUSTED_PROXIES: %r" % cidr)
+
+    def proxies(self):
+        return [c.strip() for c in self.trusted_proxies.split(",") if c.strip()]
+
+    @property
+    def url(self):
+        return "http://%s:%d" % (self.host, self.port)
+
+
+def _parse(f, raw):
+    if f.type in (int, "int"):
+        return int(raw)
+    if f.type in (bool, "bool"):
+        return raw.lower() in ("1", "true", "yes", "on")
+    return raw
+
+
+# How nginx picks an instance. ip_hash is the contract's default (affinity by
+# client address, realip-aware); worker_id is for fleets inside one /24 (see
+# docs/deploy.md); least_conn when affinity is not wanted (state is in Redis).
+BALANCE = {
+    "ip_hash": "ip_hash;",
+    "worker_id": "hash $jm_affinity_key consistent;",
+    "least_conn": "least_conn;",
+}
+
+
+@dataclass
+class Layout:
+    """Where a stack keeps its files."""
+
+    conf: str
+    run: str
+    log: str
+    data: str
+    nginx: str
+    metrics: str
+
+    @classmethod
+    def dev(cls, var):
+        var = os.path.abspath(var)
+        run = os.path.join(var, "run")
+        # A UNIX socket path must fit in sun_path (108 bytes); a deep checkout
+        # would not, so its sockets go to a short per-checkout dir in /tmp.
+        if len(os.path.join(run, "web-999.stats")) > 100:
+            run = os.path.join(tempfile.gettempdir(),
+                               "jobmaster-" + hashlib.sha1(var.encode()).hexdigest()[:10])
+        return cls(conf=os.path.join(var, "conf"), run=run, log=os.path.join(var, "log"),
+                   data=os.path.join(var, "redis"), nginx=os.path.join(var, "nginx"),
+                   metrics=os.path.join(var, "metrics"))
+
+    @classmethod
+    def systemd(cls):
+        return cls(conf="/etc/jobmaster", run="/run/jobmaster", log="/var/log/jobmaster",
+                   data="/var/lib/jobmaster/redis", nginx="/var/lib/jobmaster/nginx",
+                   metrics="/run/jobmaster/metrics")
+
+
+@dataclass
+class Instance:
+    """One app server instance (a uWSGI or gunicorn master and its workers)."""
+
+    name: str
+    socket: str
+    pidfile: str
+    fifo: str = ""       # uWSGI master FIFO: 'r' graceful reload, 'q' graceful stop
+    stats: str = ""      # uWSGI stats socket (JSON)
+
+
+@dataclass
+class ProcSpec:
+    """A long-running process of the stack, as honcho or a test starts it."""
+
+    name: str
+    argv: list
+    pidfile: str
+    env: dict = field(default_factory=dict)
+
+    def shell(self):
+        """The Procfile command: exec, so honcho's pid is the server's pid."""
+        assigns = ["%s=%s" % (k, shlex.quote(v)) for k, v in sorted(self.env.items())]
+        return "exec " + " ".join((["env"] + assigns if assigns else [])
+                                  + [shlex.quote(a) for a in self.argv])
+
+
+@dataclass
+class Plan:
+    settings: Settings
+    layout: Layout
+    url: str
+    redis_url: str
+    instances: list
+    processes: list      # redis (if ours), the instances, nginx: start in this order
+    files: list
+
+
+def binary(name, *extra):
+    for path in (shutil.which(name), *("%s/%s" % (d, name) for d in extra)):
+        if path and os.access(path, os.X_OK):
+            return path
+    raise RuntimeError("%s is not installed (run `make deps`)" % name)
+
+
+def venv_bin(name):
+    """A console script of the venv this Python runs in (or the repo's .venv)."""
+    for d in (os.path.dirname(sys.executable), os.path.join(ROOT, ".venv", "bin")):
+        path = os.path.join(d, name)
+        if os.access(path, os.X_OK):
+            return path
+    raise RuntimeError("%s is not in the venv (run `make venv`)" % name)
+
+
+_PLACEHOLDER = re.compile(r"\{\{(\w+)\}\}")
+
+
+def fill(template, values):
+    def sub(m):
+        if m.group(1) not in values:
+            raise KeyError("template placeholder {{%s}} has no value" % m.group(1))
+        return str(values[m.group(1)])
+    return _PLACEHOLDER.sub(sub, template)
+
+
+def _template(*parts):
+    with open(os.path.join(CONF, *parts)) as fh:
+        return fh.read()
+
+
+def _write(path, text, files):
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    with open(path, "w") as fh:
+        fh.write(text)
+    files.append(path)
+
+
+def nofile_limits(connections, as_root):
+    """(worker_connections, worker_rlimit_nofile) that this user can have.
+
+    A proxied request holds two descriptors (client and upstream), so each
+    nginx worker needs about twice its connections. Root may raise its hard
+    limit; anyone else is capped by it (nginx would only log an alert).
+    """
+    want = connections * 2 + 1024
+    if not as_root:
+        hard = resource.getrlimit(resource.RLIMIT_NOFILE)[1]
+        if hard != resource.RLIM_INFINITY and hard < want:
+            want = hard
+            connections = max(1024, (hard - 1024) // 2)
+    return connections, want
+
+
+def render(settings, out=None, upstream=None):
+    """Write every config for ``settings`` and return the :class:`Plan`.
+
+    ``out`` is where files are written (default: the layout's conf dir);
+    the paths inside them always refer to the layout. With ``upstream`` (a
+    list of :class:`Instance`), only an nginx in front of those instances
+    is rendered: a second nginx with other settings over a running stack.
+    """
+    s = settings
+    var = s.var or os.path.join(ROOT, "var")
+    layout = Layout.systemd() if s.system else Layout.dev(var)
+    out = out or layout.conf
+    as_root = s.system or os.geteuid() == 0
+    backlog = min(s.backlog, somaxconn())
+    files = []
+    if not s.system:
+        for d in (layout.conf, layout.run, layout.log, layout.data, layout.nginx):
+            os.makedirs(d, exist_ok=True)
+        # Metrics files of processes from an earlier run would be summed in.
+        shutil.rmtree(layout.metrics, ignore_errors=True)
+        os.makedirs(layout.metrics)
+
+    own_redis = not s.redis_url and upstream is None
+    redis_url = s.redis_url or "redis://127.0.0.1:%d/0" % s.redis_port
+    processes = []
+    if own_redis:
+        redis_conf = os.path.join(out, "redis.conf")
+        _write(redis_conf, fill(_template("redis", "redis.conf.tmpl"), {
+            "port": s.redis_port, "dir": layout.data, "backlog": backlog,
+            "pidfile": os.path.join(layout.run, "redis.pid"),
+            "logfile": "" if not s.system else os.path.join(layout.log, "redis.log"),
+        }), files)
+        processes.append(ProcSpec("redis", [binary("redis-server", "/usr/bin", "/usr/sbin"),
+                                            os.path.join(layout.conf, "redis.conf")],
+                                  os.path.join(layout.run, "redis.pid")))
+
+    app_env = {"JOBMASTER_REDIS_URL": redis_url,
+               "JOBMASTER_PROMETHEUS_MULTIPROC_DIR": layout.metrics,
+               "JOBMASTER_MAX_BODY_BYTES": str(s.max_body_bytes)}
+    instances = list(upstream or [])
+    for i in range(1, 0 if upstream is not None else s.instances + 1):
+        name = "web-%d" % i
+        inst = Instance(name=name, socket=os.path.join(layout.run, name + ".sock"),
+                        pidfile=os.path.join(layout.run, name + ".pid"))
+        env = dict(app_env, JOBMASTER_INSTANCE=name)
+        if s.server == "uwsgi":
+            inst.fifo = os.path.join(layout.run, name + ".fifo")
+            inst.stats = os.path.join(layout.run, name + ".stats")
+            ini = os.path.join(out, "uwsgi", name + ".ini")
+            _write(ini, fill(_template("uwsgi", "jobmaster.ini.tmpl"), {
+                "name": name, "root": ROOT, "venv": os.path.dirname(os.path.dirname(venv_bin("uwsgi"))), "socket": inst.socket, "fifo": inst.fifo,
+                "stats": inst.stats, "pidfile": inst.pidfile, "listen": backlog,
+                "workers": s.workers, "cores": s.gevent_cores, "harakiri": s.harakiri,
+                "env": "\n".join("env = %s=%s" % kv for kv in sorted(env.items())),
+            }), files)
+            argv = [venv_bin("uwsgi"), "--ini", os.path.join(layout.conf, "uwsgi", name + ".ini")]
+            processes.append(ProcSpec(name, argv, inst.pidfile))
+        else:
+            env.update(JOBMASTER_BIND="unix:" + inst.socket, JOBMASTER_PIDFILE=inst.pidfile,
+                       JOBMASTER_WORKERS=str(s.workers), JOBMASTER_BACKLOG=str(backlog),
+                       JOBMASTER_GEVENT_CORES=str(s.gevent_cores))
+            argv = [venv_bin("gunicorn"), "--chdir", ROOT, "-c",
+                    os.path.join(CONF, "gunicorn", "gunicorn.conf.py"), "wsgi:application"]
+            processes.append(ProcSpec(name, argv, inst.pidfile, env))
+        instances.append(inst)
+
+    connections, nofile = nofile_limits(s.nginx_connections, as_root)
+    # max_fails=0: a refused connect to a local socket costs microseconds
+    # and is retried on the next instance anyway. Counting failures would,
+    # under a burst that fills one backlog, mark that instance down and pile
+    # its clients onto the next until every instance is "down" and nginx
+    # answers 502 (no live upstreams). JOBMASTER_MAX_FAILS for remote hosts.
+    servers = "\n".join("    server unix:%s max_fails=%d fail_timeout=5s;"
+                        % (inst.socket, s.max_fails) for inst in instances)
+    if s.server == "gunicorn":
+        # HTTP to gunicorn can reuse connections (uwsgi protocol cannot).
+        servers += "\n    keepalive 64;\n    keepalive_timeout 60s;\n    keepalive_requests 10000;"
+    realip = "\n".join("set_real_ip_from %s;" % c for c in s.proxies()) or \
+        "# no trusted gateways: set JOBMASTER_TRUSTED_PROXIES to enable realip"
+    if s.rate_limit > 0:
+        # nodelay: a burst within the allowance is served at once, not paced.
+        limit = ("limit_req zone=jm_per_client burst=%d nodelay;" % s.rate_burst
+                 if s.rate_burst > 0 else "limit_req zone=jm_per_client;")
+    else:
+        limit = "# rate limiting off (JOBMASTER_RATE_LIMIT=0)"
+    values = {
+        "user": "user root;" if (as_root and not s.system) else
+                ("user www-data;" if s.system else "# not root: workers run as this user"),
+        "worker_processes": s.nginx_workers, "worker_connections": connections,
+        "worker_rlimit_nofile": nofile, "pidfile": os.path.join(layout.run, "nginx.pid"),
+        "error_log": os.path.join(layout.log, "nginx-error.log"),
+        "access_log": os.path.join(layout.log, "nginx-access.log"),
+        "tmp": layout.nginx, "conf": layout.conf, "host": s.host, "port": s.port,
+        "backlog": backlog, "max_body": s.max_body_bytes, "servers": servers,
+        "balance": BALANCE[s.balance], "realip": realip,
+        "rate": max(s.rate_limit, 1), "limit_req": limit,
+        "pass": "pass-%s.conf" % s.server,
+        "upstream_tries": len(instances),
+    }
+    _write(os.path.join(out, "nginx.conf"), fill(_template("nginx", "nginx.conf.tmpl"), values), files)
+    _write(os.path.join(out, "jobmaster.conf"),
+           fill(_template("nginx", "jobmaster.conf.tmpl"), values), files)
+    for static in ("pass-uwsgi.conf", "pass-gunicorn.conf", "errors.conf"):
+        _write(os.path.join(out, static), fill(_template("nginx", static), values), files)
+    nginx_argv = [binary("nginx", "/usr/sbin"), "-p", layout.nginx,
+                  "-c", os.path.join(layout.conf, "nginx.conf"),
+                  "-e", values["error_log"], "-g", "daemon off;"]
+    processes.append(ProcSpec("nginx", nginx_argv, values["pidfile"]))
+
+    return Plan(settings=s, layout=layout, url=s.url, redis_url=redis_url,
+                instances=instances, processes=processes, files=files)
+
+
+def with_overrides(settings, **changes):
+    new = replace(settings, **changes)
+    new.check()
+    return new
