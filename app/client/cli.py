@@ -30,12 +30,24 @@ log = logging.getLogger("jobmaster.cli")
 CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
 
 
+class _UsageLine(click.ClickException):
+    """A usage error shown as one line (exit status 2), pointing at --help."""
+
+    exit_code = 2
+
+    def __init__(self, err):
+        where = err.ctx.command_path if err.ctx is not None else "jobmaster"
+        super().__init__("%s (see '%s --help')" % (err.format_message(), where))
+
+
 class _Group(click.Group):
-    """A group that turns client errors into one line on stderr."""
+    """A group that turns client and usage errors into one line on stderr."""
 
     def invoke(self, ctx):
         try:
             return super().invoke(ctx)
+        except click.UsageError as err:
+            raise _UsageLine(err) from None
         except errors.APIError as err:
             raise click.ClickException("%s (HTTP %s %s)" % (err.message, err.status, err.code))
         except errors.ClientError as err:
@@ -322,9 +334,7 @@ def job_dead(settings, job_id, retry):
         click.echo(json.dumps(answer, separators=(",", ":")))
         return
     answer = settings.client.dead(job_id)
-    entries = answer
-    if isinstance(answer, dict):
-        entries = next((v for v in answer.values() if isinstance(v, list)), [answer])
+    entries = answer.get("dead", []) if isinstance(answer, dict) else answer
     for entry in entries or []:
         click.echo(json.dumps(entry, separators=(",", ":")))
 

@@ -20,6 +20,7 @@ raised as a :class:`~app.client.errors.TransportError` or
 import json
 import logging
 import os
+import secrets
 import time
 
 import requests
@@ -167,9 +168,12 @@ class Client:
         return self.call("POST", protocol.jobs_path(), body, idempotent=False)
 
     def add_tasks(self, job_id, items):
-        """Append items to an unsealed job (not retried once possibly sent)."""
+        """Append items to an unsealed job; return ``{"added", "first_id", "total"}``.
+
+        An ``Idempotency-Key`` makes a retried upload add its items once.
+        """
         return self.call("POST", protocol.job_path(job_id, "tasks"), list(items),
-                         idempotent=False)
+                         headers={"Idempotency-Key": _new_key()})
 
     def seal(self, job_id):
         """Seal a job: no more items; it can now complete."""
@@ -232,7 +236,8 @@ class Client:
             body["max_tasks"] = int(max_tasks)
         if job is not None:
             body["job"] = job
-        return self.call("POST", protocol.lease_path(), body)
+        return self.call("POST", protocol.lease_path(), body,
+                         headers={"Idempotency-Key": _new_key()})
 
     def heartbeat(self, lease_id):
         """Extend a lease; return ``{"expires_at"}``; raise LeaseLost if it is gone."""
@@ -251,7 +256,7 @@ class Client:
         if next_max_tasks is not None:
             body["next"] = {"max_tasks": int(next_max_tasks)} if next_max_tasks else {}
         return self.call("POST", protocol.lease_action_path(lease_id, "complete"), body,
-                         retry_seconds=retry_seconds)
+                         retry_seconds=retry_seconds, headers={"Idempotency-Key": _new_key()})
 
     def release(self, lease_id, retry_seconds=None):
         """Give all unfinished tasks of a lease back now; return ``{"released": n}``."""
@@ -263,6 +268,16 @@ class Client:
     def ready(self):
         """The ``/readyz`` document (raises Unavailable when not ready)."""
         return self.call("GET", "/readyz", retry_seconds=0)
+
+
+def _new_key():
+    """A fresh ``Idempotency-Key``: the same for every retry of one call.
+
+    The server honours it on appends. On ``lease`` and ``complete ... next``
+    it would let a retry get the lease the lost answer carried, instead of a
+    second one (the first then waits for its expiry); sent ahead of that.
+    """
+    return secrets.token_hex(12)
 
 
 def _api_error(response):
