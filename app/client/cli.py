@@ -613,12 +613,25 @@ def worker_stop(pid, pid_file, timeout):
         return
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        try:
-            os.kill(pid, 0)
-        except ProcessLookupError:
+        if not _running(pid):
             return
-        time.sleep(0.2)
+        time.sleep(0.1)
     raise click.ClickException("process %d still running after %gs" % (pid, timeout))
+
+
+def _running(pid):
+    """True while ``pid`` exists and is not a zombie (exited, not yet reaped)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    try:
+        with open("/proc/%d/stat" % pid) as fh:
+            return fh.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except (OSError, IndexError):
+        return True
 
 
 def main():
