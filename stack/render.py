@@ -217,19 +217,22 @@ def _write(path, text, files):
     files.append(path)
 
 
-def nofile_limits(connections, as_root):
-    """(worker_connections, worker_rlimit_nofile) that this user can have.
+def nofile_limits(connections, system):
+    """(worker_connections, worker_rlimit_nofile) this process can have.
 
-    A proxied request holds two descriptors (client and upstream), so each
-    nginx worker needs about twice its connections. Root may raise its hard
-    limit; anyone else is capped by it (nginx would only log an alert).
+    Every connection, client or upstream, holds one descriptor and counts
+    against worker_connections: 10,000 pollers are 20,000 connections,
+    spread over the workers. The rest (logs, temp files) fits in 1024 more.
+    Outside systemd (whose unit sets LimitNOFILE) the hard limit caps it:
+    raising it needs CAP_SYS_RESOURCE, which root in a container lacks, and
+    nginx would only log an alert and run with the old limit.
     """
-    want = connections * 2 + 1024
-    if not as_root:
+    want = connections + 1024
+    if not system:
         hard = resource.getrlimit(resource.RLIMIT_NOFILE)[1]
         if hard != resource.RLIM_INFINITY and hard < want:
             want = hard
-            connections = max(1024, (hard - 1024) // 2)
+            connections = max(1024, hard - 1024)
     return connections, want
 
 
@@ -299,7 +302,7 @@ def render(settings, out=None, upstream=None):
             processes.append(ProcSpec(name, argv, inst.pidfile, env))
         instances.append(inst)
 
-    connections, nofile = nofile_limits(s.nginx_connections, as_root)
+    connections, nofile = nofile_limits(s.nginx_connections, s.system)
     # max_fails=0: a refused connect to a local socket costs microseconds
     # and is retried on the next instance anyway. Counting failures would,
     # under a burst that fills one backlog, mark that instance down and pile

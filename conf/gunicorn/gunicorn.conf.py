@@ -12,6 +12,11 @@ instance = os.environ.get("JOBMASTER_INSTANCE", "web-1")
 bind = [os.environ.get("JOBMASTER_BIND", "unix:/run/jobmaster/%s.sock" % instance)]
 proc_name = "jobmaster-" + instance
 pidfile = os.environ.get("JOBMASTER_PIDFILE") or None
+# gunicorn >= 25.1 opens a control socket (for gunicornc) at one fixed path
+# per user; several instances would fight over it, so each gets its own.
+control_socket = os.environ.get("JOBMASTER_CONTROL_SOCKET") or (
+    bind[0][5:].rsplit(".", 1)[0] + ".ctl" if bind[0].startswith("unix:") else
+    "/run/jobmaster/%s.ctl" % instance)
 umask = 0o007  # the socket is for nginx (same user or group) only
 
 # The gevent worker patches the standard library right after fork (and

@@ -212,13 +212,14 @@ class Stack:
 
     def stop(self):
         """Stop everything by PID: nginx first, then the instances, then Redis."""
-        for proc in self._extra + ([self.nginx] if self.nginx else []):
-            _stop(proc, signal.SIGTERM)
-        for node in self.instances:
-            # uWSGI: die-on-term; gunicorn: SIGTERM is its graceful stop.
-            _stop(node.process, signal.SIGTERM)
-        if self.redis is not None:
-            _stop(self.redis, signal.SIGTERM)
+        for group in (self._extra + ([self.nginx] if self.nginx else []),
+                      # uWSGI: die-on-term; gunicorn: SIGTERM is its graceful stop.
+                      [n.process for n in self.instances],
+                      [self.redis] if self.redis is not None else []):
+            for proc in group:  # signal all, then wait: they stop in parallel
+                proc.send_signal(signal.SIGTERM)
+            for proc in group:
+                _stop(proc, signal.SIGTERM)
 
 
 def _stop(proc, sig):
