@@ -74,7 +74,7 @@ def test_batches_and_exceptions_in_run(server):
 
 def test_heartbeat_keeps_a_long_task_alive(server):
     with server.client() as admin:
-        job = admin.create_job("long", range=(0, 2), batch_size=1, lease_seconds=1)
+        job = admin.create_job("long", range=(0, 2), batch_size=1, lease_seconds=2)
 
     class Counting(Client):
         beats = 0
@@ -86,7 +86,7 @@ def test_heartbeat_keeps_a_long_task_alive(server):
 
     def long_task(task):
         start = Counting.beats
-        # Outlive the 1 s lease several times over: wait for three heartbeats.
+        # Outlive the 2 s lease: wait for three heartbeats (one every ~0.7 s).
         wait_until(lambda: Counting.beats >= start + 3, timeout=30, what="heartbeats")
         return task.payload
 
