@@ -184,6 +184,58 @@ def load_json(path):
         return None
 
 
+# ---------------------------------------------------------------- CPU accounting
+
+def _descendants(root):
+    children = {}
+    for d in os.listdir("/proc"):
+        if not d.isdigit():
+            continue
+        try:
+            with open("/proc/%s/stat" % d) as fh:
+                ppid = int(fh.read().rsplit(")", 1)[1].split()[1])
+        except (OSError, ValueError, IndexError):
+            continue
+        children.setdefault(ppid, []).append(int(d))
+    out, todo = [], [root]
+    while todo:
+        pid = todo.pop()
+        out.append(pid)
+        todo.extend(children.get(pid, []))
+    return out
+
+
+def cpu_snapshot(root_pid):
+    """CPU seconds used so far by the stack's processes, by kind, and by the
+    whole machine (busy time over all cores)."""
+    tick = os.sysconf("SC_CLK_TCK")
+    kinds = {}
+    for pid in _descendants(root_pid) if root_pid else []:
+        try:
+            with open("/proc/%d/stat" % pid) as fh:
+                f = fh.read().rsplit(")", 1)[1].split()
+            with open("/proc/%d/cmdline" % pid, "rb") as fh:
+                cmd = fh.read().replace(b"\0", b" ").decode("utf-8", "replace")
+        except OSError:
+            continue
+        secs = (int(f[11]) + int(f[12])) / tick
+        kind = ("uwsgi" if "uwsgi" in cmd or "jobmaster-web" in cmd else "gunicorn" if "gunicorn" in cmd
+                else "nginx" if "nginx" in cmd else "redis" if "redis-server" in cmd else "other")
+        kinds[kind] = kinds.get(kind, 0.0) + secs
+    with open("/proc/stat") as fh:
+        v = [int(x) for x in fh.readline().split()[1:]]
+    kinds["machine_busy"] = (sum(v) - v[3] - v[4]) / tick
+    kinds["machine_total"] = sum(v) / tick
+    import resource
+    ru = resource.getrusage(resource.RUSAGE_CHILDREN)
+    kinds["load_generator"] = ru.ru_utime + ru.ru_stime
+    return kinds
+
+
+def cpu_delta(before, after):
+    return {k: round(after.get(k, 0.0) - before.get(k, 0.0), 2) for k in after}
+
+
 # ---------------------------------------------------------------- plots
 
 def plots(swarm, burst, ratio):
@@ -220,11 +272,15 @@ def plots(swarm, burst, ratio):
         series.append(("wrk lease", r0["lease"]["latency_ms"]))
         series.append(("wrk lease→complete", ratio["loop"]["latency_ms"]))
     if series:
+        order = ["p50", "p75", "p90", "p99", "p99.9", "p100"]
         fig, ax = plt.subplots(figsize=(8, 4.5))
         for name, lat in series:
-            keys = [k for k in ("p50", "p75", "p90", "p99", "p99.9") if k in lat]
+            keys = [k for k in order if k in lat]
             if keys:
-                ax.plot(keys, [max(lat[k], 0.01) for k in keys], marker="o", label=name)
+                ax.plot([order.index(k) for k in keys], [max(lat[k], 0.01) for k in keys],
+                        marker="o", label=name)
+        ax.set_xticks(range(len(order)))
+        ax.set_xticklabels([k if k != "p100" else "max" for k in order])
         ax.set_yscale("log")
         ax.set_ylabel("latency (ms, log scale)")
         ax.set_title("latency percentiles")
@@ -384,8 +440,10 @@ def write_report(res, a):
         L.append("")
         L.append("Each pod has its own source address 127.a.b.c (third octet varying fastest, "
                  "so `ip_hash` spreads them), leases `batch` tasks, reports with `complete` + "
-                 "`next`, stops on `done`. Makespan = from the first pod's start to the last "
-                 "pod's exit; the job is then checked through its status and its results.")
+                 "`next`, stops on `done`. Makespan = from the pods' start to the last "
+                 "result accepted (the job complete); all pods had exited (polling until `done`) "
+                 "after %.1f s. The job is then checked through its status and its results."
+                 % ss.get("pods_exit_s", 0))
         L.append("")
         L.append("- requests: %s; by kind: %s" % (fmt(ss["requests"], 0), ss["requests_by_kind"]))
         L.append("- lease answers: %s; complete totals: %s" % (ss["answers"], ss["complete"]))
@@ -393,6 +451,14 @@ def write_report(res, a):
         L.append("- final counts: %s, state `%s`; results: %s" % (ss.get("counts"), ss.get("job_state"),
                                                             ss.get("results")))
         L.append("- latency (ms): %s" % ss["latency_ms"])
+        cpu = res.get("swarm_cpu")
+        if cpu:
+            wall = cpu.get("machine_total", 0) / (m["cores"] or 1)
+            L.append("- CPU seconds while the swarm ran (the whole command, %.0f s wall, so %.0f "
+                     "core-seconds on %s cores): %s. `machine_busy` is every process on the "
+                     "machine, other users included; `load_generator` is the simulator itself."
+                     % (wall, cpu.get("machine_total", 0), m["cores"],
+                        {k: v for k, v in cpu.items() if k != "machine_total"}))
         L.append("")
         L.append("Command: `%s`" % " ".join(res["commands"]["swarm"]))
         L.append("")
@@ -457,6 +523,8 @@ def main(argv=None):
     p.add_argument("--token", default=os.environ.get("JOBMASTER_TOKEN"))
     p.add_argument("--key-prefix", default=os.environ.get("JOBMASTER_KEY_PREFIX", "jm"))
     p.add_argument("--instances", type=int, default=4)
+    p.add_argument("--own-stack", action="store_true",
+                   help="use loadtest/stack.py's small stack instead of `python -m stack run`")
     p.add_argument("--only", default="memory,ratio,burst,swarm,celery")
     p.add_argument("--quick", action="store_true", help="small sizes, for a sanity check")
     p.add_argument("--wrk-seconds", type=int, default=10)
@@ -480,16 +548,23 @@ def main(argv=None):
 
     sys.path.insert(0, ROOT)
     from loadtest.common import Admin, raise_nofile
-    from loadtest.stack import Stack
+    from loadtest.stack import ProdStack, Stack
 
     raise_nofile(65536)
     stack = None
-    if not a.url:
+    if not a.url and a.own_stack:
         stack = Stack(instances=a.instances).up()
         a.url, a.redis_url = stack.url, stack.redis_url
-        stack_desc = ("started by the bench (`loadtest/stack.py`): nginx (2 workers, ip_hash, realip) "
+        stack_desc = ("started by the bench (`loadtest/stack.py --own`): nginx (2 workers, ip_hash, realip) "
                       "→ %d uWSGI instances (1 master + 1 worker, `--gevent 1000`, uwsgi protocol) → "
                       "redis-server with AOF everysec" % a.instances)
+    elif not a.url:
+        stack = ProdStack(instances=a.instances).up()
+        a.url, a.redis_url = stack.url, stack.redis_url
+        stack_desc = ("the production stack as `make run` starts it (`python -m stack run`: configs "
+                      "rendered from conf/, nginx ip_hash → %d uWSGI gevent instances over UNIX "
+                      "sockets → Redis with AOF), on free ports, with `%s`"
+                      % (a.instances, stack.describe()))
         log("stack up: %s (redis %s), pids %s" % (a.url, a.redis_url, stack.pids()))
     else:
         if not a.redis_url:
@@ -521,7 +596,12 @@ def main(argv=None):
             out = os.path.join(VAR, "swarm.json")
             cmd = swarm_cmd(a, out, a.quick)
             res["commands"]["swarm"] = cmd
+            root = stack.proc.pid if stack and getattr(stack, "proc", None) else (
+                os.getpid() if stack else None)
+            c0 = cpu_snapshot(root)
             run(cmd, timeout=a.swarm_timeout + 240)
+            res["swarm_cpu"] = cpu_delta(c0, cpu_snapshot(root))
+            log("swarm CPU seconds: %s" % res["swarm_cpu"])
             res["swarm"] = load_json(out)
             if res["swarm"]:
                 s = res["swarm"]["summary"]
