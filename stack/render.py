@@ -53,6 +53,12 @@ class Settings:
     nginx_connections: int = 16384   # JOBMASTER_NGINX_CONNECTIONS: per nginx worker
     nginx_workers: str = "auto"      # JOBMASTER_NGINX_WORKERS
     backlog: int = 4096              # JOBMASTER_BACKLOG: listen queues, capped at somaxconn
+    # Per app process. Under CPU saturation a greenlet holding a pooled
+    # connection waits for its turn on the CPU, so 64 connections and 5 s
+    # (the app's defaults) answered 503s to a 500-pod swarm on 2 cores;
+    # waiting longer is better than an error (nginx waits 120 s).
+    redis_pool_size: int = 256       # JOBMASTER_REDIS_POOL_SIZE
+    redis_pool_timeout: float = 30.0  # JOBMASTER_REDIS_POOL_TIMEOUT: seconds
     max_fails: int = 0               # JOBMASTER_MAX_FAILS: nginx marks an instance down after this many
     harakiri: int = 120              # JOBMASTER_HARAKIRI: seconds an event loop may stall
     var: str = ""                    # JOBMASTER_VAR: runtime dir (default <repo>/var)
@@ -94,6 +100,8 @@ class Settings:
 def _parse(f, raw):
     if f.type in (int, "int"):
         return int(raw)
+    if f.type in (float, "float"):
+        return float(raw)
     if f.type in (bool, "bool"):
         return raw.lower() in ("1", "true", "yes", "on")
     return raw
@@ -274,7 +282,9 @@ def render(settings, out=None, upstream=None):
 
     app_env = {"JOBMASTER_REDIS_URL": redis_url,
                "JOBMASTER_PROMETHEUS_MULTIPROC_DIR": layout.metrics,
-               "JOBMASTER_MAX_BODY_BYTES": str(s.max_body_bytes)}
+               "JOBMASTER_MAX_BODY_BYTES": str(s.max_body_bytes),
+               "JOBMASTER_REDIS_POOL_SIZE": str(s.redis_pool_size),
+               "JOBMASTER_REDIS_POOL_TIMEOUT": str(s.redis_pool_timeout)}
     instances = list(upstream or [])
     for i in range(1, 0 if upstream is not None else s.instances + 1):
         name = "web-%d" % i
