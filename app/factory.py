@@ -3,7 +3,7 @@ import logging
 
 from flask import Flask
 
-from . import auth, config, errors, requestid, store
+from . import auth, config, errors, metrics, requestid, store
 
 
 def create_app(test_config=None):
@@ -21,9 +21,14 @@ def create_app(test_config=None):
     requestid.init_app(app)
     auth.init_app(app)
     store.init_app(app)
+    metrics.init_app(app)
 
-    from .api import jobs, ops, workers
+    from .api import dashboard, jobs, ops, workers
     app.register_blueprint(ops.bp)
     app.register_blueprint(jobs.bp)
     app.register_blueprint(workers.bp)
+    app.register_blueprint(dashboard.bp)
+
+    from .sweep import sweep_command
+    app.cli.add_command(sweep_command)
     return app

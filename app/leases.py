@@ -5,6 +5,7 @@ Answers to a worker are built as JSON text here rather than through
 server makes, and its payloads (items, params) already are JSON text in Redis,
 so they are spliced in without being parsed and re-encoded.
 """
+import hashlib
 import json
 import math
 import random
@@ -13,12 +14,21 @@ import secrets
 
 from .errors import BadRequest, LeaseLost, NotFound
 from .jobs import sync_active
+from .metrics import count_tasks
 from .validation import encode
 
 _LEASE_ID = re.compile(r"^([0-9a-f]{1,64})\.([0-9a-f]{16})$")
 
 
-def new_lease_id(job_id):
+def new_lease_id(job_id, key=None):
+    """A fresh lease id, or one derived from the request's Idempotency-Key.
+
+    With a key, a retried request (its answer was lost on the way) names the
+    same lease, and the lease script answers with the batch it already made
+    instead of leasing a second one.
+    """
+    if key:
+        return "%s.%s" % (job_id, hashlib.sha256(key.encode()).hexdigest()[:16])
     return "%s.%s" % (job_id, secrets.token_hex(8))
 
 
@@ -64,6 +74,7 @@ def _ok(backend, job_id, reply):
     else:
         for i in range(4, len(reply), 3):
             parts.append('{"id":%d,"attempt":%d,"payload":%s}' % (reply[i], reply[i + 1], reply[i + 2]))
+    count_tasks("leased", len(parts))
     lease_seconds = lease_ms // 1000 if lease_ms % 1000 == 0 else lease_ms / 1000.0
     text = ('{"status":"ok","lease":{"id":"%s","job":"%s","expires_at":%.3f,"lease_seconds":%s},'
             '"params":%s,"tasks":[%s]}' % (lid, job_id, expires / 1000.0, lease_seconds,
@@ -83,10 +94,10 @@ def _answer(backend, job_id, reply):
     return None
 
 
-def lease(backend, worker, max_tasks=0, job_id=None):
+def lease(backend, worker, max_tasks=0, job_id=None, key=None):
     """Lease from one job, or (no job) from the best running job."""
     if job_id is not None:
-        reply = backend.run("lease", job_id, [new_lease_id(job_id), worker, max_tasks,
+        reply = backend.run("lease", job_id, [new_lease_id(job_id, key), worker, max_tasks,
                                               backend.reclaim_limit, 0])
         answer = _answer(backend, job_id, reply)
         if answer is None:
@@ -94,7 +105,7 @@ def lease(backend, worker, max_tasks=0, job_id=None):
         if answer is DONE:
             sync_active(backend, job_id, "done")
         return answer
-    return lease_any(backend, worker, max_tasks)
+    return lease_any(backend, worker, max_tasks, key=key)
 
 
 def _by_priority(entries):
@@ -108,14 +119,14 @@ def _by_priority(entries):
         yield from ids
 
 
-def lease_any(backend, worker, max_tasks=0, skip=None):
+def lease_any(backend, worker, max_tasks=0, skip=None, key=None):
     """Try running jobs in priority order; ``wait`` if any is unfinished."""
     r, keys = backend.redis, backend.keys
     unfinished, hint = False, 0
     for job_id in _by_priority(r.zrange(keys.active, 0, -1, withscores=True)):
         if job_id == skip:
             continue
-        reply = backend.run("lease", job_id, [new_lease_id(job_id), worker, max_tasks,
+        reply = backend.run("lease", job_id, [new_lease_id(job_id, key), worker, max_tasks,
                                               backend.reclaim_limit, 1])
         if reply[0] == "ok":
             return _ok(backend, job_id, reply)
@@ -163,7 +174,7 @@ def _result_args(results, limit):
     return args
 
 
-def complete(backend, lease_id, body, worker=""):
+def complete(backend, lease_id, body, worker="", key=None):
     """Record results; maybe release the rest; maybe lease the next batch.
 
     Returns (document without next, next Answer or None).
@@ -173,7 +184,8 @@ def complete(backend, lease_id, body, worker=""):
     nxt = body.get("next")
     want_next = nxt is not None and nxt is not False
     max_tasks = (nxt.get("max_tasks") or 0) if isinstance(nxt, dict) else 0
-    next_id = new_lease_id(job_id) if want_next else ""
+    next_key = key and key + ":next"
+    next_id = new_lease_id(job_id, next_key) if want_next else ""
     args = [lease_id, worker, 1 if body.get("release") else 0, backend.reclaim_limit,
             next_id, max_tasks, len(results)]
     args += _result_args(results, backend.config["MAX_RESULT_BYTES"])
@@ -184,6 +196,9 @@ def complete(backend, lease_id, body, worker=""):
         raise BadRequest("task id %s is not a task of job %s" % (reply[1], job_id))
     doc = {"accepted": reply[1], "duplicates": reply[2], "retried": reply[3], "dead": reply[4],
            "ignored": reply[5], "released": reply[6]}
+    for event, n in (("done", doc["accepted"]), ("retried", doc["retried"]),
+                     ("dead", doc["dead"]), ("duplicate", doc["duplicates"])):
+        count_tasks(event, n)
     answer = None
     if want_next:
         worker = reply[8]
@@ -192,7 +207,7 @@ def complete(backend, lease_id, body, worker=""):
             sync_active(backend, job_id, "done")
         if answer.status != "ok" and reply[7] == 1:
             # The lease was taken from "any job": look beyond this one.
-            other = lease_any(backend, worker, max_tasks, skip=job_id)
+            other = lease_any(backend, worker, max_tasks, skip=job_id, key=next_key)
             if other.status == "ok" or answer is DONE:
                 answer = other
     return doc, answer

@@ -40,3 +40,13 @@ def openapi_json():
     from ..openapi import document
 
     return jsonify(document(current_app))
+
+
+@bp.get("/metrics")
+def metrics():
+    """Prometheus text: job figures from Redis plus the per-process counters."""
+    from .. import jobs
+    from ..metrics import exposition
+    from ..store import backend
+
+    return exposition(jobs.list_jobs(backend(), limit=1000))

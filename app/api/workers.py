@@ -1,5 +1,5 @@
 """Worker routes: lease, heartbeat, complete, release."""
-from flask import Blueprint, Response, jsonify
+from flask import Blueprint, Response, jsonify, request
 
 from .. import leases, schemas
 from ..auth import WORKER, requires
@@ -8,6 +8,11 @@ from ..store import backend, check_job_id
 from ..validation import json_body
 
 bp = Blueprint("workers", __name__, url_prefix="/api/v1")
+
+
+def _idempotency_key():
+    """A client's Idempotency-Key: a retry with it gets the same lease back."""
+    return request.headers.get("Idempotency-Key", "")[:200] or None
 
 
 def _respond(text, answer=None):
@@ -26,7 +31,8 @@ def lease():
     job_id = body.get("job")
     if job_id is not None:
         check_job_id(job_id)
-    answer = leases.lease(backend(), body["worker"], body.get("max_tasks") or 0, job_id)
+    answer = leases.lease(backend(), body["worker"], body.get("max_tasks") or 0, job_id,
+                          _idempotency_key())
     return _respond(answer.text, answer)
 
 
@@ -46,7 +52,8 @@ def heartbeat(lease_id):
           errors=(400, 401, 403, 404, 413))
 def complete(lease_id):
     body = json_body(schemas.COMPLETE_REQUEST)
-    doc, answer = leases.complete(backend(), lease_id, body, body.get("worker", ""))
+    doc, answer = leases.complete(backend(), lease_id, body, body.get("worker", ""),
+                                  _idempotency_key())
     return _respond(leases.merge(doc, answer), answer)
 
 

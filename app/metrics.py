@@ -1,0 +1,91 @@
+"""Prometheus metrics.
+
+Two sources, so that every instance answers /metrics with the same figures:
+
+- job figures (tasks by state, rate) are read from Redis at scrape time, so
+  they are the same whichever instance is asked;
+- per-process counters (HTTP requests, tasks leased and reported) use
+  prometheus_client's multiprocess mode when JOBMASTER_PROMETHEUS_MULTIPROC_DIR
+  is set: every process writes its own file there and a scrape sums them all.
+"""
+import os
+import time
+
+from flask import Response, g, request
+
+_metrics = {}
+
+
+def init_app(app):
+    directory = app.config["PROMETHEUS_MULTIPROC_DIR"]
+    if directory:
+        # prometheus_client picks its storage from this variable when it is
+        # first imported, so it is set before that import.
+        os.makedirs(directory, exist_ok=True)
+        os.environ["PROMETHEUS_MULTIPROC_DIR"] = directory
+    import prometheus_client as prom
+
+    if not _metrics:
+        _metrics["requests"] = prom.Counter(
+            "jobmaster_http_requests_total", "HTTP requests answered", ["endpoint", "status"])
+        _metrics["latency"] = prom.Histogram(
+            "jobmaster_http_request_seconds", "Time to answer a request", ["endpoint"],
+            buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5))
+        _metrics["tasks"] = prom.Counter(
+            "jobmaster_tasks_total", "Tasks leased and results reported", ["event"])
+
+    @app.before_request
+    def _start():
+        g.started = time.perf_counter()
+
+    @app.after_request
+    def _count(response):
+        endpoint = request.endpoint or "unknown"
+        _metrics["requests"].labels(endpoint, str(response.status_code)).inc()
+        started = g.get("started")
+        if started is not None:
+            _metrics["latency"].labels(endpoint).observe(time.perf_counter() - started)
+        return response
+
+
+def count_tasks(event, n):
+    """Add ``n`` to the per-process task counter for ``event``."""
+    if n and _metrics:
+        _metrics["tasks"].labels(event).inc(n)
+
+
+def _escape(value):
+    return str(value).replace("\\", "\\\\").replace("\n", "\\n").replace('"', '\\"')
+
+
+def _job_lines(docs):
+    yield "# HELP jobmaster_job_tasks Tasks of a job by state."
+    yield "# TYPE jobmaster_job_tasks gauge"
+    for doc in docs:
+        for state in ("total", "pending", "leased", "done", "dead"):
+            yield 'jobmaster_job_tasks{job="%s",name="%s",state="%s"} %d' % (
+                doc["id"], _escape(doc["name"]), state, doc["counts"][state])
+    yield "# HELP jobmaster_job_rate Tasks done per second over about the last minute."
+    yield "# TYPE jobmaster_job_rate gauge"
+    for doc in docs:
+        yield 'jobmaster_job_rate{job="%s",name="%s"} %s' % (doc["id"], _escape(doc["name"]), doc["rate"])
+    yield "# HELP jobmaster_jobs Jobs by state."
+    yield "# TYPE jobmaster_jobs gauge"
+    for state in ("running", "paused", "cancelled", "completed"):
+        yield 'jobmaster_jobs{state="%s"} %d' % (state, sum(1 for d in docs if d["state"] == state))
+
+
+def exposition(docs):
+    """The whole /metrics text: job figures plus the process counters."""
+    import prometheus_client as prom
+
+    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        from prometheus_client import multiprocess
+
+        registry = prom.CollectorRegistry()
+        multiprocess.MultiProcessCollector(registry)
+    else:
+        registry = prom.REGISTRY
+    text = prom.generate_latest(registry).decode()
+    return Response("\n".join(_job_lines(docs)) + "\n" + text,
+                    mimetype="text/plain; version=0.0.4")

@@ -1,0 +1,41 @@
+"""Checks of DESIGN.md §4 read straight from Redis, shared by the tests."""
+
+
+def check_job(rds, keys, job_id):
+    """Assert that every task of the job is in exactly one state.
+
+    Returns the counts by state. Reads the structures themselves, not the
+    status document, so it also catches counts that add up by accident.
+    """
+    k = lambda name: keys.job_key(job_id, name)  # noqa: E731
+    meta = rds.hgetall(k("meta"))
+    total, cursor = int(meta["total"]), int(meta["cursor"])
+    owner = rds.hgetall(k("owner"))
+    pending = set(int(x) for x in rds.zrange(k("pending"), 0, -1))
+    done = set(int(x) for x in rds.hkeys(k("results")))
+    dead = set(int(x) for x in rds.hkeys(k("dead")))
+    leased = set(int(x) for x in owner)
+    fresh = set(range(cursor, total))
+    parts = [fresh, pending, leased, done, dead]
+    assert sum(len(p) for p in parts) == total, "a task is in two states or none"
+    assert set().union(*parts) == set(range(total)), "a task is lost or unknown"
+    assert not (pending & set(range(cursor, total))), "handed-back id above the cursor"
+    # Every owned task belongs to a live lease record whose count matches.
+    lefts = rds.hgetall(k("left"))
+    deadlines = rds.zrange(k("deadlines"), 0, -1)
+    records = rds.hkeys(k("leases"))
+    per_lease = {}
+    for lid in owner.values():
+        per_lease[lid] = per_lease.get(lid, 0) + 1
+    for lid, n in per_lease.items():
+        assert int(lefts[lid]) == n, "lease %s count drifted" % lid
+        assert lid in deadlines and lid in records
+    assert set(records) == set(per_lease), "a lease record outlived its tasks"
+    if meta["sealed"] == "1" and len(done) + len(dead) == total:
+        assert meta["state"] in ("completed", "cancelled") or not _settled(meta)
+    return {"pending": len(fresh) + len(pending), "leased": len(leased), "done": len(done),
+            "dead": len(dead), "total": total}
+
+
+def _settled(meta):
+    return True
