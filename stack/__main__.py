@@ -165,6 +165,16 @@ def stop_leftovers(settings, timeout=15.0, quiet=False):
             _signal(-pid, signal.SIGKILL)
             _signal(pid, signal.SIGKILL)
         _unlink(path)
+    # honcho's helper processes (one per Procfile line) outlive a honcho
+    # that was killed with -9; they are known by this stack's Procfile path.
+    procfile = os.path.join(layout.conf, "Procfile")
+    for entry in os.listdir("/proc"):
+        if entry.isdigit() and int(entry) != os.getpid():
+            cmd = _cmdline(int(entry))
+            if "honcho" in cmd and " %s " % procfile in " %s " % cmd:
+                # They ignore SIGTERM by design (they only relay output).
+                _signal(int(entry), signal.SIGKILL)
+                stopped = True
     return stopped
 
 
