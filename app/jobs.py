@@ -88,7 +88,9 @@ def _range_total(spec, config):
 def create(backend, body):
     """Create a job from a validated POST /jobs body; return its status."""
     config = backend.config
-    tasks = body.get("tasks") or {"items": []}
+    tasks = body.get("tasks")
+    if tasks is None:  # no tasks yet: an (unsealed) items job to append to
+        tasks = {"items": []}
     if ("range" in tasks) == ("items" in tasks):
         raise BadRequest("body.tasks: give exactly one of range or items")
     sealed = body.get("sealed", True)

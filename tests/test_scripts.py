@@ -1,0 +1,201 @@
+"""Each Lua operation, called directly on a real Redis (no HTTP)."""
+import json
+
+import pytest
+
+from tests.invariants import check_job
+
+LIMIT = 100
+
+
+@pytest.fixture
+def b(app):
+    backend = app.extensions["jobmaster.backend"]
+    yield backend
+
+
+def create(b, job="aa", kind="range", total=5, sealed=1, batch=2, lease_ms=60000, attempts=2,
+           items=()):
+    reply = b.run("create", job, ["n", kind, 100, total, sealed, batch, lease_ms, attempts, 0,
+                                  '{"p":1}', *items])
+    return reply
+
+
+def lease(b, lid, job="aa", worker="w", n=0):
+    return b.run("lease", job, [lid, worker, n, LIMIT, 0])
+
+
+def ids_of(reply):
+    return reply[4::3]
+
+
+def complete(b, lid, results, job="aa", worker="w", release=0, next_id="", next_n=0):
+    args = [lid, worker, release, LIMIT, next_id, next_n, len(results)]
+    for t, ok, body in results:
+        args += [t, 1 if ok else 0, body]
+    return b.run("complete", job, args)
+
+
+def test_create_is_idempotent_and_empty_sealed_job_completes(b):
+    assert create(b) == ["ok", "running"]
+    assert create(b) == ["exists"]
+    assert create(b, job="bb", total=0) == ["ok", "completed"]
+    assert create(b, job="cc", kind="items", items=['{"a":1}', "2"]) == ["ok", "running"]
+    assert b.redis.hget(b.keys.job_key("cc", "meta"), "total") == "2"
+
+
+def test_lease_hands_out_ranges_then_waits_then_done(b):
+    create(b, total=3)
+    first = lease(b, "aa.1")
+    assert first[:2] == ["ok", "aa.1"] and ids_of(first) == [0, 1]
+    assert first[5] == 1  # attempt
+    again = lease(b, "aa.1")  # a re-run of the same script call
+    assert again == first
+    second = lease(b, "aa.2", n=5)
+    assert ids_of(second) == [2]
+    wait = lease(b, "aa.3")
+    assert wait[0] == "wait" and wait[1] == "leased" and wait[2] > 0
+    complete(b, "aa.1", [(0, True, "1"), (1, True, "2")])
+    complete(b, "aa.2", [(2, True, "3")])
+    assert lease(b, "aa.4") == ["done"]
+    assert check_job(b.redis, b.keys, "aa")["done"] == 3
+
+
+def test_items_payloads_are_returned_raw(b):
+    create(b, kind="items", items=['{"x":[1,2]}', '"s"'])
+    reply = lease(b, "aa.1")
+    assert reply[6] == '{"x":[1,2]}' and reply[9] == '"s"'
+
+
+def test_complete_first_result_wins_and_counts(b):
+    create(b, total=4, batch=4)
+    lease(b, "aa.1")
+    out = complete(b, "aa.1", [(0, True, '"a"'), (0, True, '"b"'), (1, False, "boom")])
+    assert out[:7] == ["ok", 1, 1, 1, 0, 0, 0]
+    line = json.loads(b.redis.hget(b.keys.job_key("aa", "results"), "0"))
+    assert line["result"] == "a" and line["attempt"] == 1 and line["worker"] == "w"
+    # a late failure for a task this lease no longer holds changes nothing
+    out = complete(b, "aa.1", [(1, False, "again")])
+    assert out[5] == 1
+    check_job(b.redis, b.keys, "aa")
+
+
+def test_complete_rejects_ids_outside_the_job_and_changes_nothing(b):
+    create(b, total=2)
+    lease(b, "aa.1")
+    before = b.redis.hgetall(b.keys.job_key("aa", "owner"))
+    assert complete(b, "aa.1", [(0, True, "1"), (2, True, "1")]) == ["bad", "2"]
+    assert b.redis.hgetall(b.keys.job_key("aa", "owner")) == before
+    assert b.redis.hlen(b.keys.job_key("aa", "results")) == 0
+
+
+def test_failures_use_up_attempts_then_dead_then_retry(b):
+    create(b, total=1, attempts=2)
+    lease(b, "aa.1")
+    assert complete(b, "aa.1", [(0, False, "e1")])[3] == 1  # retried
+    lease(b, "aa.2")
+    assert complete(b, "aa.2", [(0, False, "e2")])[4] == 1  # dead
+    dead = json.loads(b.redis.hget(b.keys.job_key("aa", "dead"), "0"))
+    assert dead == {"id": 0, "attempts": 2, "error": "e2", "worker": "w", "at": dead["at"]}
+    assert b.run("status", "aa", [LIMIT])[1:6][1:] == [0, 0, 0, 1]
+    assert b.redis.hget(b.keys.job_key("aa", "meta"), "state") == "completed"
+    assert b.run("retry_dead", "aa") == ["ok", 1, "running"]
+    reply = lease(b, "aa.3")
+    assert ids_of(reply) == [0] and reply[5] == 3
+    check_job(b.redis, b.keys, "aa")
+
+
+def test_expiry_returns_tasks_and_counts_as_failure(b):
+    create(b, total=2, attempts=1)
+    lease(b, "aa.1")
+    b.redis.zadd(b.keys.job_key("aa", "deadlines"), {"aa.1": 0})
+    assert b.run("heartbeat", "aa", ["aa.1", 0, LIMIT]) == ["lost"]
+    counts = check_job(b.redis, b.keys, "aa")
+    assert counts["dead"] == 2  # max_attempts 1: the expiry used it up
+    w = json.loads(b.redis.hget(b.keys.job_key("aa", "workers"), "w"))
+    assert w["x"] == 2 and w["l"] == 0
+
+
+def test_lease_reclaims_expired_leases_of_others(b):
+    create(b, total=2, batch=2)
+    lease(b, "aa.1", worker="slow")
+    b.redis.zadd(b.keys.job_key("aa", "deadlines"), {"aa.1": 0})
+    reply = lease(b, "aa.2", worker="fast")
+    assert ids_of(reply) == [0, 1] and reply[5] == 2
+    # the slow worker's late success is still accepted, and taken from "fast"
+    out = complete(b, "aa.1", [(0, True, '"late"')], worker="slow")
+    assert out[1] == 1
+    assert b.redis.hget(b.keys.job_key("aa", "owner"), "0") is None
+    assert complete(b, "aa.2", [(0, True, '"x"')], worker="fast")[2] == 1  # duplicate
+    check_job(b.redis, b.keys, "aa")
+
+
+def test_heartbeat_extends_by_redis_time(b):
+    create(b, total=1, lease_ms=1000)
+    first = lease(b, "aa.1")
+    out = b.run("heartbeat", "aa", ["aa.1", 60000, LIMIT])
+    assert out[0] == "ok" and out[1] >= first[2] + 59000 - 1000 and out[2] == "running"
+    assert b.run("heartbeat", "aa", ["aa.nope", 0, LIMIT]) == ["lost"]
+    assert b.run("heartbeat", "zz", ["zz.1", 0, LIMIT]) == ["missing"]
+
+
+def test_release_is_not_a_failure(b):
+    create(b, total=3, batch=3, attempts=1)
+    lease(b, "aa.1")
+    complete(b, "aa.1", [(0, True, "1")])
+    assert b.run("release", "aa", ["aa.1"]) == ["ok", 2]
+    assert b.run("release", "aa", ["aa.1"]) == ["ok", 0]
+    counts = check_job(b.redis, b.keys, "aa")
+    assert counts["pending"] == 2 and counts["dead"] == 0
+
+
+def test_complete_with_release_and_next(b):
+    create(b, total=5, batch=2)
+    lease(b, "aa.1")
+    out = complete(b, "aa.1", [(0, True, "1")], release=1, next_id="aa.2", next_n=3)
+    assert out[1] == 1 and out[6] == 1
+    assert out[8] == "w"
+    nxt = out[9:]
+    assert nxt[0] == "ok" and nxt[1] == "aa.2" and ids_of(nxt) == [1, 2, 3]
+
+
+def test_append_seal_and_unsealed_wait(b):
+    create(b, kind="items", sealed=0)
+    assert lease(b, "aa.1")[:2] == ["wait", "unsealed"]
+    assert b.run("append", "aa", ["t1", '"a"', '"b"']) == ["ok", 0, 2]
+    assert b.run("append", "aa", ["t1", '"a"', '"b"']) == ["ok", 0, 2]  # retried: no double
+    assert b.run("append", "aa", ["t2", '"c"']) == ["ok", 2, 3]
+    reply = lease(b, "aa.2", n=10)
+    complete(b, "aa.2", [(t, True, "0") for t in ids_of(reply)])
+    assert b.run("status", "aa", [LIMIT])[0] == "ok"
+    assert b.redis.hget(b.keys.job_key("aa", "meta"), "state") == "running"
+    assert b.run("seal", "aa") == ["ok", "completed"]
+    assert b.run("append", "aa", ["t3", '"d"']) == ["sealed"]
+
+
+def test_set_state_transitions(b):
+    create(b, total=1)
+    assert b.run("set_state", "aa", ["pause"]) == ["ok", "paused"]
+    assert lease(b, "aa.1")[:2] == ["wait", "paused"]
+    assert b.run("set_state", "aa", ["resume"]) == ["ok", "running"]
+    assert b.run("set_state", "aa", ["cancel"]) == ["ok", "cancelled"]
+    assert b.run("set_state", "aa", ["resume"]) == ["conflict", "cancelled"]
+    assert lease(b, "aa.2") == ["done"]
+    assert b.run("retry_dead", "aa") == ["conflict", "cancelled"]
+
+
+def test_status_counts_and_delete(b):
+    create(b, total=1000000, batch=100)
+    lease(b, "aa.1")
+    reply = b.run("status", "aa", [LIMIT])
+    assert reply[2:6] == [999900, 100, 0, 0]
+    assert b.run("delete", "aa") == ["ok"]
+    assert b.run("delete", "aa") == ["missing"]
+    assert not b.redis.keys("*{aa}*")
+
+
+def test_pending_million_task_range_job_is_small(b):
+    """DESIGN: a pending 1,000,000-task range job costs almost nothing."""
+    create(b, total=1000000)
+    used = sum(b.redis.memory_usage(k) or 0 for k in b.redis.keys("*{aa}*"))
+    assert used < 2 * 1024 * 1024
