@@ -110,10 +110,12 @@ class Swarm:
             self.headers["Authorization"] = "Bearer " + args.token
         self.base = args.url.rstrip("/")
         self.stop = False
+        self.seq = 0
+        self.run_id = random.randrange(1 << 30)
         self.first_done_at = None
         self.last_accept_at = None
 
-    async def _post(self, session, kind, path, body):
+    async def _post(self, session, kind, path, body, key=None):
         """POST with bounded retries on transport errors and 429/503.
 
         Returns the decoded 200 answer, or None after a non-retryable error
@@ -123,6 +125,12 @@ class Swarm:
 
         st = self.stats
         data = body if isinstance(body, str) else json.dumps(body, separators=(",", ":"))
+        headers = self.headers
+        if key:
+            # the same key on every retry of this call: a retried lease (or
+            # complete with next) gets the lease the first try made, instead
+            # of leaving that one orphaned until it expires
+            headers = dict(headers, **{"Idempotency-Key": key})
         attempt = 0
         while True:
             # transport errors, 429 and 503 are retried for as long as the run
@@ -132,7 +140,7 @@ class Swarm:
                 return None
             t = time.monotonic()
             try:
-                async with session.post(self.base + path, data=data, headers=self.headers) as r:
+                async with session.post(self.base + path, data=data, headers=headers) as r:
                     payload = await r.read()
                     status = r.status
                     retry_after = r.headers.get("Retry-After")
@@ -161,9 +169,13 @@ class Swarm:
                 continue
             return None
 
+    def new_key(self, worker):
+        self.seq += 1
+        return "%s-%d-%d" % (worker, self.run_id, self.seq)
+
     async def lease(self, session, worker):
         body = {"worker": worker, "max_tasks": self.a.batch, "job": self.job}
-        return await self._post(session, "lease", "/api/v1/lease", body)
+        return await self._post(session, "lease", "/api/v1/lease", body, self.new_key(worker))
 
     async def pod_life(self, i, generation):
         """One pod's life; True if it crashed (and should be replaced)."""
@@ -222,7 +234,8 @@ class Swarm:
                 body = '{"results":[%s]%s}' % (",".join(results), "" if self.a.no_next else
                                                ',"next":{"max_tasks":%d}' % self.a.batch)
                 ans2 = await self._post(session, "complete",
-                                        "/api/v1/leases/%s/complete" % lease["id"], body)
+                                        "/api/v1/leases/%s/complete" % lease["id"], body,
+                                        self.new_key(worker))
                 if ans2 is None:
                     ans = None
                     continue
