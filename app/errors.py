@@ -17,7 +17,7 @@ own HTTP errors, and Redis outages) into ``{"error", "message"}``.
 import logging
 
 import redis
-from flask import jsonify
+from flask import jsonify, request
 from werkzeug.exceptions import HTTPException
 
 log = logging.getLogger(__name__)
@@ -116,7 +116,28 @@ _HTTP_CODES = {
 }
 
 
+def _drain_body():
+    """Read what is left of the request body before answering early.
+
+    A request refused before its body was read (no token, too large) would
+    otherwise leave nginx writing into a closed socket, and the client would
+    see nginx's 502 instead of our answer. Bounded by Content-Length.
+    """
+    try:
+        left = min(int(request.environ.get("CONTENT_LENGTH") or 0), 128 << 20)
+        stream = request.environ["wsgi.input"]
+        while left > 0:
+            chunk = stream.read(min(left, 1 << 16))
+            if not chunk:
+                break
+            left -= len(chunk)
+    except Exception:  # a broken client connection: nothing left to protect
+        pass
+
+
 def _respond(status, code, message, headers=None):
+    if status != 503:
+        _drain_body()
     response = jsonify({"error": code, "message": message})
     response.status_code = status
     for name, value in (headers or {}).items():

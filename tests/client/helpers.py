@@ -108,10 +108,10 @@ class DropProxy:
                 if not data:
                     break
                 if self.marker in data:
-                    with self._lock:
-                        if self.drops_left > 0:
-                            self.drops_left -= 1
-                            state["drop"] = True
+                    # Only marked here: the drop is counted when an answer is
+                    # really swallowed (a request sent on a connection the
+                    # server already closed never gets one).
+                    state["drop"] = True
                 upstream.sendall(data)
         except OSError:
             pass
@@ -126,8 +126,12 @@ class DropProxy:
                     break
                 if state["drop"]:
                     with self._lock:
-                        self.dropped += 1
-                    break  # the server answered; the client never hears it
+                        swallow = self.drops_left > 0
+                        if swallow:
+                            self.drops_left -= 1
+                            self.dropped += 1
+                    if swallow:
+                        break  # the server answered; the client never hears it
                 client.sendall(data)
         except OSError:
             pass
