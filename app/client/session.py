@@ -236,6 +236,10 @@ class Client:
             body["max_tasks"] = int(max_tasks)
         if job is not None:
             body["job"] = job
+        if worker.isascii() and worker.isprintable():
+            # Lets nginx's `hash $http_x_worker_id` balancing (fleets inside
+            # one /24) keep this worker on one instance for all its calls.
+            self.http.headers["X-Worker-ID"] = worker
         return self.call("POST", protocol.lease_path(), body,
                          headers={"Idempotency-Key": _new_key()})
 

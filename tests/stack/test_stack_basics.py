@@ -124,3 +124,22 @@ def test_worker_id_hash_spreads_one_24(stack):
                             headers={"X-Worker-ID": "pod-7"}).headers["X-Served-By"]
              for i in range(1, 8)}
     assert len(again) == 1, again
+
+
+@pytest.mark.parametrize("server", ["uwsgi", "gunicorn"])
+def test_early_error_with_unread_body_reaches_the_client(tmp_path, server):
+    # The app refuses before reading the body (no such job / wrong route);
+    # the client must still get the app's JSON answer, not nginx's 502 (a
+    # body larger than the socket buffers shows it).
+    from tests.support.stack import start_stack
+
+    st = start_stack(tmp_path, instances=1, server=server, max_body_bytes=16 * 1024 * 1024)
+    try:
+        body = b"x" * (12 * 1024 * 1024)
+        for path in ("/api/v1/jobs/abc/pause", "/api/v1/nope"):
+            r = st.post(path, body=body, headers={"Content-Type": "application/json"})
+            assert r.status == 404, r
+            assert r.json()["error"] == "not_found"
+            assert r.headers["X-Served-By"] != "nginx"
+    finally:
+        st.stop()
