@@ -184,7 +184,7 @@ class Swarm:
         st = self.stats
         rng = random.Random((self.a.seed or 0) * 1000003 + i * 7919 + generation)
         worker = "pod-%05d" % i if generation == 0 else "pod-%05d-r%d" % (i, generation)
-        connector = aiohttp.TCPConnector(local_addr=(self.a.addresses[i], 0), limit=2,
+        connector = aiohttp.TCPConnector(local_addr=(self.a.addresses[i], 0), limit=2, ssl=False,
                                          force_close=False, enable_cleanup_closed=False)
         timeout = aiohttp.ClientTimeout(total=self.a.request_timeout)
         crashed = False
