@@ -652,7 +652,8 @@ def main(argv=None):
             log("stack stopped")
     # keep the command lines readable in the report
     for k, cmd in res["commands"].items():
-        res["commands"][k] = [os.path.relpath(x, ROOT) if x == PY else x for x in cmd]
+        res["commands"][k] = [os.path.relpath(x, ROOT) if isinstance(x, str) and x.startswith(ROOT + os.sep)
+                              else x for x in cmd]
     with open(os.path.join(VAR, "results.json"), "w") as fh:
         json.dump(res, fh, indent=1, default=str)
     if a.no_report:
