@@ -37,34 +37,71 @@ if worker == '' then worker = 'unknown' end
 
 local finished_at = string.format('%.3f', now / 1000)
 local worker_json = cjson.encode(worker)
+local function result_line(t, attempt, body)
+  return '{"id":' .. t .. ',"attempt":' .. attempt .. ',"worker":' .. worker_json ..
+         ',"ok":true,"result":' .. body .. ',"finished_at":' .. finished_at .. '}'
+end
 local function record(t, body)
-  local attempt = tonumber(redis.call('HGET', K_TRIES, t)) or 1
-  redis.call('HSET', K_RESULTS, t, '{"id":' .. t .. ',"attempt":' .. attempt .. ',"worker":' ..
-             worker_json .. ',"ok":true,"result":' .. body .. ',"finished_at":' .. finished_at .. '}')
+  redis.call('HSET', K_RESULTS, t, result_line(t, tonumber(redis.call('HGET', K_TRIES, t)) or 1, body))
   redis.call('HDEL', K_TRIES, t)
   redis.call('HDEL', K_FAILS, t)
 end
 
 local accepted, duplicates, retried, dead, ignored, failed = 0, 0, 0, 0, 0, 0
-for i = 0, n - 1 do
-  local t = tostring(tonumber(ARGV[8 + i * 3]))
-  local ok = ARGV[9 + i * 3] == '1'
-  local body = ARGV[10 + i * 3]
+local ids, oks, bodies = {}, {}, {}
+for i = 1, n do
+  local at = 5 + 3 * i  -- ARGV[8], [11], ... hold the ids
+  ids[i] = tostring(tonumber(ARGV[at]))
+  oks[i] = ARGV[at + 1] == '1'
+  bodies[i] = ARGV[at + 2]
+end
+
+-- The common case in bulk: successes for tasks this lease still owns. A task
+-- with an owner is never done (recording a result drops the owner), so these
+-- need no HEXISTS; every other result takes the careful path below.
+local owners, tries = {}, {}
+for i = 1, n, CHUNK do
+  local last = math.min(i + CHUNK - 1, n)
+  local o = redis.call('HMGET', K_OWNER, unpack(ids, i, last))
+  local a = redis.call('HMGET', K_TRIES, unpack(ids, i, last))
+  for j = 1, #o do owners[i + j - 1] = o[j]; tries[i + j - 1] = a[j] end
+end
+local seen, careful, done_ids, lines = {}, {}, {}, {}
+for i = 1, n do
+  local t = ids[i]
+  if seen[t] then
+    duplicates = duplicates + 1  -- the same task twice in one call: the first wins
+  elseif oks[i] and owners[i] == lid then
+    done_ids[#done_ids + 1] = t
+    lines[#lines + 1] = t
+    lines[#lines + 1] = result_line(t, tonumber(tries[i]) or 1, bodies[i])
+  else
+    careful[#careful + 1] = i
+  end
+  seen[t] = true
+end
+if #done_ids > 0 then
+  bulk('HSET', K_RESULTS, lines)
+  bulk('HDEL', K_OWNER, done_ids)
+  bulk('HDEL', K_TRIES, done_ids)
+  bulk('HDEL', K_FAILS, done_ids)
+  accepted = #done_ids
+  if redis.call('HINCRBY', K_LEFT, lid, -#done_ids) <= 0 then close_lease(lid, now, 0) end
+end
+
+for _, i in ipairs(careful) do
+  local t, ok, body = ids[i], oks[i], bodies[i]
   if redis.call('HEXISTS', K_RESULTS, t) == 1 then
     duplicates = duplicates + 1
   else
     local owner = redis.call('HGET', K_OWNER, t)
     if owner == lid then
       unown(t, lid, now)
-      if ok then
-        record(t, body)
-        accepted = accepted + 1
-      else
-        failed = failed + 1
-        if give_back(job, t, true, body, worker, now) == 'dead' then dead = dead + 1
-        else retried = retried + 1 end
-      end
+      failed = failed + 1  -- (a success owned by this lease took the bulk path)
+      if give_back(job, t, true, body, worker, now) == 'dead' then dead = dead + 1
+      else retried = retried + 1 end
     elseif ok and tonumber(t) < job.cursor and (mine == nil or mine[t]) then
+      -- late: the task is pending, leased to someone else, or dead
       if owner then unown(t, owner, now)
       elseif redis.call('ZREM', K_PENDING, t) == 0 then redis.call('HDEL', K_DEAD, t) end
       record(t, body)

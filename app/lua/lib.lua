@@ -148,10 +148,10 @@ end
 -- The reply for lease lid holding task ids `ids`:
 -- {'ok', lid, expires ms, lease ms, id1, attempt1, payload1, ...}
 -- (payload is the raw JSON item, or '' for range jobs: the caller adds start).
-local function lease_reply(job, lid, expires, ids)
+local function lease_reply(job, lid, expires, ids, tries)
   local reply = {'ok', lid, expires, job.lease_ms}
   if #ids == 0 then return reply end
-  local tries = redis.call('HMGET', K_TRIES, unpack(ids))
+  tries = tries or redis.call('HMGET', K_TRIES, unpack(ids))
   local payloads = nil
   if job.kind == 'items' then payloads = redis.call('HMGET', K_ITEMS, unpack(ids)) end
   for i, t in ipairs(ids) do
@@ -187,11 +187,24 @@ local function do_lease(job, lid, worker, max_tasks, any, now)
   local ids = {}
   -- Tasks handed back first: they are the oldest work, and the tail of a
   -- job is made of them.
+  local tries = {}
   local popped = redis.call('ZPOPMIN', K_PENDING, n)
-  for i = 1, #popped, 2 do ids[#ids + 1] = popped[i] end
+  for i = 1, #popped, 2 do
+    ids[#ids + 1] = popped[i]
+    tries[#ids] = redis.call('HINCRBY', K_TRIES, popped[i], 1)
+  end
   local fresh = math.min(n - #ids, job.total - job.cursor)
   if fresh > 0 then
-    for i = 0, fresh - 1 do ids[#ids + 1] = tostring(job.cursor + i) end
+    -- never handed out before: first attempt, one bulk write
+    local first = {}
+    for i = 0, fresh - 1 do
+      local t = tostring(job.cursor + i)
+      ids[#ids + 1] = t
+      tries[#ids] = 1
+      first[#first + 1] = t
+      first[#first + 1] = 1
+    end
+    bulk('HSET', K_TRIES, first)
     job.cursor = job.cursor + fresh
     redis.call('HSET', K_META, 'cursor', job.cursor)
   end
@@ -204,7 +217,6 @@ local function do_lease(job, lid, worker, max_tasks, any, now)
   end
   local owners, nums = {}, {}
   for i, t in ipairs(ids) do
-    redis.call('HINCRBY', K_TRIES, t, 1)
     owners[#owners + 1] = t
     owners[#owners + 1] = lid
     nums[i] = tonumber(t)
@@ -215,5 +227,5 @@ local function do_lease(job, lid, worker, max_tasks, any, now)
   redis.call('HSET', K_LEFT, lid, #ids)
   redis.call('ZADD', K_DEADLINES, expires, lid)
   touch_worker(worker, now, 0, 0, 0, 1, true)
-  return lease_reply(job, lid, expires, ids)
+  return lease_reply(job, lid, expires, ids, tries)
 end
