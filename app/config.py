@@ -17,8 +17,9 @@ SETTINGS = [
     ("REDIS_POOL_TIMEOUT", 30.0, float,
      "seconds a request waits for a pooled connection before answering 503 (a 2-core "
      "machine saturated by 500 pods needed more than 5)"),
-    ("REDIS_SOCKET_TIMEOUT", 5.0, float,
-     "seconds before a Redis call is abandoned (scripts are bounded, so this is generous)"),
+    ("REDIS_SOCKET_TIMEOUT", 30.0, float,
+     "seconds before a Redis call is abandoned; a saturated worker can take seconds to "
+     "read a reply it already has, and each timeout re-runs the script (safely, but twice)"),
     ("ADMIN_TOKENS", "", str,
      "comma-separated bearer tokens that may do everything"),
     ("WORKER_TOKENS", "", str,
@@ -41,10 +42,6 @@ SETTINGS = [
      "base Retry-After for a 'wait' answer; jitter of up to 50% is added"),
     ("RECLAIM_LIMIT", 200, int,
      "most expired leases one script call reclaims, so no call stalls Redis"),
-    ("MONGO_URL", "", str,
-     "optional MongoDB archive of job history and results"),
-    ("MONGO_DB", "jobmaster", str,
-     "database name of the MongoDB archive"),
     ("PROMETHEUS_MULTIPROC_DIR", "", str,
      "directory for prometheus_client multiprocess files (per-process counters)"),
 ]

@@ -111,9 +111,11 @@ def create(backend, body):
     r, keys = backend.redis, backend.keys
     # Index first: a listed id without a job is skipped and cleaned later,
     # while a job missing from the index would be invisible.
-    created = backend.redis.time()
+    sec, usec = backend.redis.time()
     with r.pipeline(transaction=False) as pipe:
-        pipe.zadd(keys.jobs, {job_id: created[0] * 1000 + created[1] // 1000})
+        # Scored in microseconds of Redis TIME: jobs made in the same
+        # millisecond still list newest first.
+        pipe.zadd(keys.jobs, {job_id: sec * 1_000_000 + usec})
         pipe.zadd(keys.active, {job_id: priority})
         pipe.execute()
     reply = backend.run("create", job_id, [
@@ -234,6 +236,8 @@ def iter_hash(backend, job_id, name, batch=1000):
 
 
 def workers(backend, job_id):
+    """Per-worker figures; leases held and the latest lease come from the
+    lease records themselves, so leasing never has to update a worker."""
     import json
 
     require(backend, job_id)
@@ -241,12 +245,19 @@ def workers(backend, job_id):
     with r.pipeline(transaction=False) as pipe:
         pipe.time()
         pipe.hgetall(backend.keys.job_key(job_id, "workers"))
-        (sec, usec), raw = pipe.execute()
+        pipe.hvals(backend.keys.job_key(job_id, "leases"))
+        (sec, usec), raw, records = pipe.execute()
     now = sec * 1000 + usec // 1000
+    held, leased_at = {}, {}
+    for record in records:
+        _any, created, _ids, name = record.split("|", 3)
+        held[name] = held.get(name, 0) + 1
+        leased_at[name] = max(leased_at.get(name, 0), int(created))
     out = []
-    for name, text in sorted(raw.items()):
-        w = json.loads(text)
+    for name in sorted(set(raw) | set(held)):
+        w = json.loads(raw[name]) if name in raw else {"d": 0, "f": 0, "x": 0, "s": 0, "r": 0, "rt": now}
         out.append({"worker": name, "done": w["d"], "failed": w["f"], "expired": w["x"],
-                    "leases": w["l"], "last_seen": w["s"] / 1000.0,
+                    "leases": held.get(name, 0),
+                    "last_seen": max(w["s"], leased_at.get(name, 0)) / 1000.0,
                     "rate": round(decayed_rate(w["r"], w["rt"], now), 3)})
     return {"workers": out}

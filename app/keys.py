@@ -18,21 +18,24 @@ pending     zset    ids handed back (failed, expired, released, retried),
                     score = id; together with [cursor, total) they are the
                     pending tasks, so a fresh range job stores no task at all
 owner       hash    id -> lease id, for every leased task
-tries       hash    id -> times handed out (dropped when the task is done)
+tries       hash    id -> times handed out, for tasks handed out more than
+                    once (absent: once); dropped when the task is done
 fails       hash    id -> failed or expired attempts (dropped when done)
-leases      hash    lease id -> JSON {w: worker, t: [ids], any: 0|1}
+leases      hash    lease id -> "<any 0|1>|<created ms>|<id,id,...>|<worker>"
 left        hash    lease id -> how many of its tasks it still owns
 deadlines   zset    lease id -> expiry in ms of Redis TIME
 items       hash    id -> raw JSON item (items jobs only)
 results     hash    id -> the task's NDJSON result line (done tasks)
 dead        hash    id -> JSON {id, attempts, error, worker, at}
-workers     hash    worker name -> JSON {d, f, x, l, s, r, rt}
+workers     hash    worker name -> JSON {d, f, x, s, r, rt} (done, failed,
+                    expired, last seen, rate); leases held are counted
+                    from the lease records
 appends     hash    append token -> first id it added (makes appends retry-safe)
 ==========  ======  ==========================================================
 
 Global:
 
-- ``<prefix>:jobs``   zset, job id -> created_at ms (listing, newest first)
+- ``<prefix>:jobs``   zset, job id -> creation time in µs (listing, newest first)
 - ``<prefix>:active`` zset, job id -> priority, for jobs that are running or
   paused (lease without a job looks here)
 """

@@ -1,9 +1,9 @@
 """The lease protocol: lease, heartbeat, complete, release.
 
-Answers to a worker are built as JSON text here rather than through
-``jsonify``: a lease of a few hundred tasks is the hottest response the
-server makes, and its payloads (items, params) already are JSON text in Redis,
-so they are spliced in without being parsed and re-encoded.
+Answers to a worker are built as JSON text rather than through ``jsonify``:
+a lease of a few hundred tasks is the hottest response the server makes, and
+its item payloads and params already are JSON text in Redis, so they are
+spliced in without being parsed and re-encoded.
 """
 import hashlib
 import json
@@ -62,23 +62,22 @@ def _wait(backend, hint_ms=0):
 
 
 def _ok(backend, job_id, reply):
-    """Turn a lease reply ``{'ok', lid, expires, lease_ms, id, try, payload...}``."""
+    """Turn a lease reply ``{'ok', lid, expires, lease_ms, n, ids, attempts, [payloads]}``."""
     info = backend.job_info(job_id)
-    lid, expires, lease_ms = reply[1], int(reply[2]), int(reply[3])
-    start = info.start
-    parts = []
+    lid, expires, lease_ms, n = reply[1], int(reply[2]), int(reply[3]), reply[4]
+    ids, tries = reply[5:5 + n], reply[5 + n:5 + 2 * n]
     if info.kind == "range":
-        for i in range(4, len(reply), 3):
-            tid = reply[i]
-            parts.append('{"id":%d,"attempt":%d,"payload":%d}' % (tid, reply[i + 1], start + tid))
+        start = info.start
+        tasks = ",".join(['{"id":%d,"attempt":%d,"payload":%d}' % (t, a, start + t)
+                          for t, a in zip(ids, tries)])
     else:
-        for i in range(4, len(reply), 3):
-            parts.append('{"id":%d,"attempt":%d,"payload":%s}' % (reply[i], reply[i + 1], reply[i + 2]))
-    count_tasks("leased", len(parts))
+        tasks = ",".join(['{"id":%d,"attempt":%d,"payload":%s}' % task
+                          for task in zip(ids, tries, reply[5 + 2 * n:5 + 3 * n])])
+    count_tasks("leased", n)
     lease_seconds = lease_ms // 1000 if lease_ms % 1000 == 0 else lease_ms / 1000.0
     text = ('{"status":"ok","lease":{"id":"%s","job":"%s","expires_at":%.3f,"lease_seconds":%s},'
             '"params":%s,"tasks":[%s]}' % (lid, job_id, expires / 1000.0, lease_seconds,
-                                           info.params, ",".join(parts)))
+                                          info.params, tasks))
     return Answer("ok", text)
 
 

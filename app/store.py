@@ -29,7 +29,7 @@ class JobInfo:
 
     def __init__(self, kind, start, params):
         self.kind = kind
-        self.start = int(start)
+        self.start = int(start)  # a range job's payload is start + id
         self.params = params  # raw JSON text, spliced into lease answers
 
 

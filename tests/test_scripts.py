@@ -25,8 +25,17 @@ def lease(b, lid, job="aa", worker="w", n=0):
     return b.run("lease", job, [lid, worker, n, LIMIT, 0])
 
 
+def tasks_of(reply):
+    """The tasks of a lease reply {'ok', lid, expires, lease_ms, n, ids, attempts, [payloads]}."""
+    n = reply[4]
+    assert len(reply) in (5 + 2 * n, 5 + 3 * n)
+    payloads = reply[5 + 2 * n:] or [None] * n
+    return [{"id": t, "attempt": a, "payload": json.loads(p) if p else 100 + t}
+            for t, a, p in zip(reply[5:5 + n], reply[5 + n:5 + 2 * n], payloads)]
+
+
 def ids_of(reply):
-    return reply[4::3]
+    return [t["id"] for t in tasks_of(reply)]
 
 
 def complete(b, lid, results, job="aa", worker="w", release=0, next_id="", next_n=0):
@@ -48,7 +57,8 @@ def test_lease_hands_out_ranges_then_waits_then_done(b):
     create(b, total=3)
     first = lease(b, "aa.1")
     assert first[:2] == ["ok", "aa.1"] and ids_of(first) == [0, 1]
-    assert first[5] == 1  # attempt
+    assert tasks_of(first) == [{"id": 0, "attempt": 1, "payload": 100},
+                               {"id": 1, "attempt": 1, "payload": 101}]
     again = lease(b, "aa.1")  # a re-run of the same script call
     assert again == first
     second = lease(b, "aa.2", n=5)
@@ -64,7 +74,7 @@ def test_lease_hands_out_ranges_then_waits_then_done(b):
 def test_items_payloads_are_returned_raw(b):
     create(b, kind="items", items=['{"x":[1,2]}', '"s"'])
     reply = lease(b, "aa.1")
-    assert reply[6] == '{"x":[1,2]}' and reply[9] == '"s"'
+    assert [t["payload"] for t in tasks_of(reply)] == [{"x": [1, 2]}, "s"]
 
 
 def test_complete_first_result_wins_and_counts(b):
@@ -101,7 +111,7 @@ def test_failures_use_up_attempts_then_dead_then_retry(b):
     assert b.redis.hget(b.keys.job_key("aa", "meta"), "state") == "completed"
     assert b.run("retry_dead", "aa") == ["ok", 1, "running"]
     reply = lease(b, "aa.3")
-    assert ids_of(reply) == [0] and reply[5] == 3
+    assert tasks_of(reply) == [{"id": 0, "attempt": 3, "payload": 100}]
     check_job(b.redis, b.keys, "aa")
 
 
@@ -113,7 +123,7 @@ def test_expiry_returns_tasks_and_counts_as_failure(b):
     counts = check_job(b.redis, b.keys, "aa")
     assert counts["dead"] == 2  # max_attempts 1: the expiry used it up
     w = json.loads(b.redis.hget(b.keys.job_key("aa", "workers"), "w"))
-    assert w["x"] == 2 and w["l"] == 0
+    assert w["x"] == 2 and not b.redis.hlen(b.keys.job_key("aa", "leases"))
 
 
 def test_lease_reclaims_expired_leases_of_others(b):
@@ -121,7 +131,7 @@ def test_lease_reclaims_expired_leases_of_others(b):
     lease(b, "aa.1", worker="slow")
     b.redis.zadd(b.keys.job_key("aa", "deadlines"), {"aa.1": 0})
     reply = lease(b, "aa.2", worker="fast")
-    assert ids_of(reply) == [0, 1] and reply[5] == 2
+    assert [(t["id"], t["attempt"]) for t in tasks_of(reply)] == [(0, 2), (1, 2)]
     # the slow worker's late success is still accepted, and taken from "fast"
     out = complete(b, "aa.1", [(0, True, '"late"')], worker="slow")
     assert out[1] == 1
@@ -135,6 +145,7 @@ def test_heartbeat_extends_by_redis_time(b):
     first = lease(b, "aa.1")
     out = b.run("heartbeat", "aa", ["aa.1", 60000, LIMIT])
     assert out[0] == "ok" and out[1] >= first[2] + 59000 - 1000 and out[2] == "running"
+    assert tasks_of(first)[0]["id"] == 0
     assert b.run("heartbeat", "aa", ["aa.nope", 0, LIMIT]) == ["lost"]
     assert b.run("heartbeat", "zz", ["zz.1", 0, LIMIT]) == ["missing"]
 

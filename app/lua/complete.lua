@@ -27,10 +27,10 @@ end
 local raw = redis.call('HGET', K_LEASES, lid)
 local mine, any = nil, 0
 if raw then
-  local lease = cjson.decode(raw)
-  any = lease.any or 0
+  local lease = decode_lease(raw)
+  any = lease.any
   mine = {}
-  for _, id in ipairs(lease.t) do mine[tostring(id)] = true end
+  for _, t in ipairs(lease.t) do mine[t] = true end
   if worker == '' then worker = lease.w end
 end
 if worker == '' then worker = 'unknown' end
@@ -42,7 +42,7 @@ local function result_line(t, attempt, body)
          ',"ok":true,"result":' .. body .. ',"finished_at":' .. finished_at .. '}'
 end
 local function record(t, body)
-  redis.call('HSET', K_RESULTS, t, result_line(t, tonumber(redis.call('HGET', K_TRIES, t)) or 1, body))
+  redis.call('HSET', K_RESULTS, t, result_line(t, redis.call('HGET', K_TRIES, t) or '1', body))
   redis.call('HDEL', K_TRIES, t)
   redis.call('HDEL', K_FAILS, t)
 end
@@ -51,7 +51,7 @@ local accepted, duplicates, retried, dead, ignored, failed = 0, 0, 0, 0, 0, 0
 local ids, oks, bodies = {}, {}, {}
 for i = 1, n do
   local at = 5 + 3 * i  -- ARGV[8], [11], ... hold the ids
-  ids[i] = tostring(tonumber(ARGV[at]))
+  ids[i] = ARGV[at]  -- canonical decimal (the app sends ints), checked above
   oks[i] = ARGV[at + 1] == '1'
   bodies[i] = ARGV[at + 2]
 end
@@ -66,15 +66,16 @@ for i = 1, n, CHUNK do
   local a = redis.call('HMGET', K_TRIES, unpack(ids, i, last))
   for j = 1, #o do owners[i + j - 1] = o[j]; tries[i + j - 1] = a[j] end
 end
-local seen, careful, done_ids, lines = {}, {}, {}, {}
+local seen, careful, done_ids, lines, retried_ids = {}, {}, {}, {}, {}
 for i = 1, n do
   local t = ids[i]
   if seen[t] then
     duplicates = duplicates + 1  -- the same task twice in one call: the first wins
   elseif oks[i] and owners[i] == lid then
     done_ids[#done_ids + 1] = t
+    if tries[i] then retried_ids[#retried_ids + 1] = t end
     lines[#lines + 1] = t
-    lines[#lines + 1] = result_line(t, tonumber(tries[i]) or 1, bodies[i])
+    lines[#lines + 1] = result_line(t, tries[i] or '1', bodies[i])  -- strings: no number printing
   else
     careful[#careful + 1] = i
   end
@@ -83,10 +84,12 @@ end
 if #done_ids > 0 then
   bulk('HSET', K_RESULTS, lines)
   bulk('HDEL', K_OWNER, done_ids)
-  bulk('HDEL', K_TRIES, done_ids)
-  bulk('HDEL', K_FAILS, done_ids)
+  if #retried_ids > 0 then  -- only tasks handed out more than once have these
+    bulk('HDEL', K_TRIES, retried_ids)
+    bulk('HDEL', K_FAILS, retried_ids)
+  end
   accepted = #done_ids
-  if redis.call('HINCRBY', K_LEFT, lid, -#done_ids) <= 0 then close_lease(lid, now, 0) end
+  if redis.call('HINCRBY', K_LEFT, lid, -#done_ids) <= 0 then close_lease(lid) end
 end
 
 for _, i in ipairs(careful) do
@@ -96,13 +99,13 @@ for _, i in ipairs(careful) do
   else
     local owner = redis.call('HGET', K_OWNER, t)
     if owner == lid then
-      unown(t, lid, now)
+      unown(t, lid)
       failed = failed + 1  -- (a success owned by this lease took the bulk path)
       if give_back(job, t, true, body, worker, now) == 'dead' then dead = dead + 1
       else retried = retried + 1 end
     elseif ok and tonumber(t) < job.cursor and (mine == nil or mine[t]) then
       -- late: the task is pending, leased to someone else, or dead
-      if owner then unown(t, owner, now)
+      if owner then unown(t, owner)
       elseif redis.call('ZREM', K_PENDING, t) == 0 then redis.call('HDEL', K_DEAD, t) end
       record(t, body)
       accepted = accepted + 1
@@ -114,7 +117,7 @@ end
 
 local released = 0
 if ARGV[3] == '1' then released = return_lease(job, lid, now, false) end
-touch_worker(worker, now, accepted, failed, 0, 0, true)
+touch_worker(worker, now, accepted, failed, 0, true)
 count_done(accepted, now)
 reclaim(job, now, tonumber(ARGV[4]))
 maybe_complete(job, now)

@@ -22,6 +22,6 @@ if ms <= 0 then ms = job.lease_ms end
 local expires = now + ms
 redis.call('ZADD', K_DEADLINES, expires, lid)
 local raw = redis.call('HGET', K_LEASES, lid)
-if raw then touch_worker(cjson.decode(raw).w, now, 0, 0, 0, 0, true) end
+if raw then touch_worker(decode_lease(raw).w, now, 0, 0, 0, true) end
 reclaim(job, now, tonumber(ARGV[3]))
 return {'ok', expires, job.state}

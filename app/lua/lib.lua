@@ -17,7 +17,8 @@ local K_RESULTS, K_DEAD, K_WORKERS, K_APPENDS = KEYS[10], KEYS[11], KEYS[12], KE
 -- adds 1/60 task/s, which fades with a one-minute time constant. O(1) memory
 -- per worker, no buckets to prune.
 local RATE_WINDOW_MS = 60000
--- unpack() has a stack limit; bulk writes go in slices of this many values.
+-- unpack() has a stack limit; bulk writes go in slices of this many values
+-- (even, so field/value pairs never split).
 local CHUNK = 2000
 
 local function now_ms()
@@ -27,11 +28,11 @@ end
 
 local function load_job()
   local v = redis.call('HMGET', K_META, 'state', 'sealed', 'total', 'cursor', 'batch_size',
-                       'lease_ms', 'max_attempts', 'kind')
+                       'lease_ms', 'max_attempts', 'kind', 'start')
   if not v[1] then return nil end
   return {state = v[1], sealed = v[2] == '1', total = tonumber(v[3]), cursor = tonumber(v[4]),
           batch = tonumber(v[5]), lease_ms = tonumber(v[6]), max_attempts = tonumber(v[7]),
-          kind = v[8]}
+          kind = v[8], start = tonumber(v[9])}
 end
 
 -- Run a variadic command over a long flat argument list, CHUNK at a time.
@@ -41,21 +42,34 @@ local function bulk(cmd, key, args)
   end
 end
 
+-- A lease record: "<any>|<created ms>|<id,id,...>|<worker>", the worker last
+-- because its name may hold '|'. Plain text: cheaper than cjson both ways.
+local function encode_lease(any, created, ids, worker)
+  return any .. '|' .. created .. '|' .. table.concat(ids, ',') .. '|' .. worker
+end
+
+local function decode_lease(raw)
+  local any, created, csv, worker = string.match(raw, '^(%d)|(%d+)|([%d,]*)|(.*)$')
+  local ids = {}
+  for t in string.gmatch(csv, '%d+') do ids[#ids + 1] = t end
+  return {any = tonumber(any), created = tonumber(created), t = ids, w = worker}
+end
+
 local function decayed(rate, since, now)
   if not rate or not since then return 0 end
   return rate * math.exp(-(now - since) / RATE_WINDOW_MS)
 end
 
--- Per-worker figures: d done, f failed, x expired, l leases held,
--- s last seen (ms), r rate (tasks/s), rt when r was last updated.
-local function touch_worker(name, now, done, failed, expired, leases, seen)
+-- Per-worker figures: d done, f failed, x expired, s last seen (ms),
+-- r rate (tasks/s), rt when r was last updated. Leases held are counted from
+-- the lease records when asked, so leasing never writes here.
+local function touch_worker(name, now, done, failed, expired, seen)
   local raw = redis.call('HGET', K_WORKERS, name)
   local w
-  if raw then w = cjson.decode(raw) else w = {d = 0, f = 0, x = 0, l = 0, s = now, r = 0, rt = now} end
+  if raw then w = cjson.decode(raw) else w = {d = 0, f = 0, x = 0, s = now, r = 0, rt = now} end
   w.d = w.d + done
   w.f = w.f + failed
   w.x = w.x + expired
-  w.l = math.max(0, w.l + leases)
   if done > 0 then
     w.r = decayed(w.r, w.rt, now) + done * 1000 / RATE_WINDOW_MS
     w.rt = now
@@ -84,29 +98,26 @@ local function maybe_complete(job, now)
 end
 
 -- Forget a lease: its record, its count and its deadline.
-local function close_lease(lid, now, expired)
-  local raw = redis.call('HGET', K_LEASES, lid)
-  if raw then
-    touch_worker(cjson.decode(raw).w, now, 0, 0, expired, -1, false)
-    redis.call('HDEL', K_LEASES, lid)
-  end
+local function close_lease(lid)
+  redis.call('HDEL', K_LEASES, lid)
   redis.call('HDEL', K_LEFT, lid)
   redis.call('ZREM', K_DEADLINES, lid)
 end
 
 -- Task t leaves lease lid; the lease closes with its last task.
-local function unown(t, lid, now)
+local function unown(t, lid)
   redis.call('HDEL', K_OWNER, t)
-  if redis.call('HINCRBY', K_LEFT, lid, -1) <= 0 then close_lease(lid, now, 0) end
+  if redis.call('HINCRBY', K_LEFT, lid, -1) <= 0 then close_lease(lid) end
 end
 
 -- An owner-less task goes back to pending, or to dead when this failure
 -- (failed = true) uses up its attempts. Returns 'dead' or 'retried'.
+-- `tries` holds a task's hand-outs beyond the first (absent: one).
 local function give_back(job, t, failed, err, worker, now)
   if failed then
     local fails = redis.call('HINCRBY', K_FAILS, t, 1)
     if fails >= job.max_attempts then
-      local tries = tonumber(redis.call('HGET', K_TRIES, t)) or fails
+      local tries = tonumber(redis.call('HGET', K_TRIES, t)) or 1
       redis.call('HSET', K_DEAD, t, cjson.encode({id = tonumber(t), attempts = tries, error = err,
                                                  worker = worker, at = now / 1000}))
       return 'dead'
@@ -122,17 +133,17 @@ local function return_lease(job, lid, now, failed)
   local raw = redis.call('HGET', K_LEASES, lid)
   local n = 0
   if raw then
-    local lease = cjson.decode(raw)
-    for _, id in ipairs(lease.t) do
-      local t = tostring(id)
+    local lease = decode_lease(raw)
+    for _, t in ipairs(lease.t) do
       if redis.call('HGET', K_OWNER, t) == lid then
         redis.call('HDEL', K_OWNER, t)
         give_back(job, t, failed, failed and 'lease expired' or nil, lease.w, now)
         n = n + 1
       end
     end
+    if failed and n > 0 then touch_worker(lease.w, now, 0, 0, n, false) end
   end
-  close_lease(lid, now, failed and n or 0)
+  close_lease(lid)
   return n
 end
 
@@ -145,19 +156,20 @@ local function reclaim(job, now, limit)
   return #due
 end
 
--- The reply for lease lid holding task ids `ids`:
--- {'ok', lid, expires ms, lease ms, id1, attempt1, payload1, ...}
--- (payload is the raw JSON item, or '' for range jobs: the caller adds start).
+-- The reply for lease lid holding task ids `ids` (strings) with attempts
+-- `tries`: {'ok', lid, expires ms, lease ms, n, id1..idn, attempt1..attemptn,
+-- [payload1..payloadn for items jobs]}. Numbers go back as RESP integers:
+-- cheaper for Redis than printing them into JSON here (measured).
 local function lease_reply(job, lid, expires, ids, tries)
-  local reply = {'ok', lid, expires, job.lease_ms}
-  if #ids == 0 then return reply end
-  tries = tries or redis.call('HMGET', K_TRIES, unpack(ids))
-  local payloads = nil
-  if job.kind == 'items' then payloads = redis.call('HMGET', K_ITEMS, unpack(ids)) end
+  local reply = {'ok', lid, expires, job.lease_ms, #ids}
+  local n = #ids
   for i, t in ipairs(ids) do
-    reply[#reply + 1] = tonumber(t)
-    reply[#reply + 1] = tonumber(tries[i]) or 1
-    reply[#reply + 1] = payloads and payloads[i] or ''
+    reply[5 + i] = tonumber(t)
+    reply[5 + n + i] = tonumber(tries[i]) or 1
+  end
+  if job.kind == 'items' and n > 0 then
+    local payloads = redis.call('HMGET', K_ITEMS, unpack(ids))
+    for i = 1, n do reply[5 + 2 * n + i] = payloads[i] end
   end
   return reply
 end
@@ -168,11 +180,12 @@ local function existing_lease(job, lid)
   local raw = redis.call('HGET', K_LEASES, lid)
   if not raw then return nil end
   local ids = {}
-  for _, id in ipairs(cjson.decode(raw).t) do
-    local t = tostring(id)
+  for _, t in ipairs(decode_lease(raw).t) do
     if redis.call('HGET', K_OWNER, t) == lid then ids[#ids + 1] = t end
   end
-  return lease_reply(job, lid, tonumber(redis.call('ZSCORE', K_DEADLINES, lid)), ids)
+  local tries = {}
+  if #ids > 0 then tries = redis.call('HMGET', K_TRIES, unpack(ids)) end
+  return lease_reply(job, lid, tonumber(redis.call('ZSCORE', K_DEADLINES, lid)), ids, tries)
 end
 
 -- Hand out up to max_tasks (0: the job's batch size) as lease lid.
@@ -180,52 +193,48 @@ end
 local function do_lease(job, lid, worker, max_tasks, any, now)
   local again = existing_lease(job, lid)
   if again then return again end
-  if job.state == 'cancelled' or maybe_complete(job, now) then return {'done'} end
+  if job.state == 'cancelled' or job.state == 'completed' then return {'done'} end
   if job.state == 'paused' then return {'wait', 'paused', 0} end
   local n = max_tasks
   if n <= 0 then n = job.batch end
-  local ids = {}
+  local ids, tries = {}, {}
   -- Tasks handed back first: they are the oldest work, and the tail of a
   -- job is made of them.
-  local tries = {}
   local popped = redis.call('ZPOPMIN', K_PENDING, n)
   for i = 1, #popped, 2 do
-    ids[#ids + 1] = popped[i]
-    tries[#ids] = redis.call('HINCRBY', K_TRIES, popped[i], 1)
+    local t = popped[i]
+    local k = redis.call('HINCRBY', K_TRIES, t, 1)
+    if k == 1 then k = redis.call('HINCRBY', K_TRIES, t, 1) end  -- the first was implicit
+    ids[#ids + 1] = t
+    tries[#ids] = k
   end
+  -- Never handed out before: first attempts, which `tries` does not store.
   local fresh = math.min(n - #ids, job.total - job.cursor)
   if fresh > 0 then
-    -- never handed out before: first attempt, one bulk write
-    local first = {}
     for i = 0, fresh - 1 do
-      local t = tostring(job.cursor + i)
-      ids[#ids + 1] = t
+      ids[#ids + 1] = tostring(job.cursor + i)
       tries[#ids] = 1
-      first[#first + 1] = t
-      first[#first + 1] = 1
     end
-    bulk('HSET', K_TRIES, first)
     job.cursor = job.cursor + fresh
     redis.call('HSET', K_META, 'cursor', job.cursor)
   end
   if #ids == 0 then
+    if maybe_complete(job, now) then return {'done'} end
     local first = redis.call('ZRANGE', K_DEADLINES, 0, 0, 'WITHSCORES')
     local hint = 0
     if first[2] then hint = math.max(0, tonumber(first[2]) - now) end
     if job.sealed then return {'wait', 'leased', hint} end
     return {'wait', 'unsealed', hint}
   end
-  local owners, nums = {}, {}
-  for i, t in ipairs(ids) do
+  local owners = {}
+  for _, t in ipairs(ids) do
     owners[#owners + 1] = t
     owners[#owners + 1] = lid
-    nums[i] = tonumber(t)
   end
   bulk('HSET', K_OWNER, owners)
   local expires = now + job.lease_ms
-  redis.call('HSET', K_LEASES, lid, cjson.encode({w = worker, t = nums, any = any}))
+  redis.call('HSET', K_LEASES, lid, encode_lease(any, now, ids, worker))
   redis.call('HSET', K_LEFT, lid, #ids)
   redis.call('ZADD', K_DEADLINES, expires, lid)
-  touch_worker(worker, now, 0, 0, 0, 1, true)
   return lease_reply(job, lid, expires, ids, tries)
 end
