@@ -52,7 +52,7 @@ class Backend:
         )
         self.redis = redis.Redis(connection_pool=pool)
         self.keys = Keys(config["KEY_PREFIX"])
-        self.scripts = Scripts(self.redis)
+        self.scripts = Scripts(self.redis, config["REDIS_POOL_SIZE"], config["REDIS_POOL_TIMEOUT"])
         self.config = config
         self.reclaim_limit = config["RECLAIM_LIMIT"]
         self._info = OrderedDict()
@@ -76,6 +76,7 @@ class Backend:
         return info
 
     def close(self):
+        self.scripts.runner.close()
         self.redis.connection_pool.disconnect()
 
 

@@ -183,9 +183,12 @@ def _no_constants(name):
     raise ValueError("%s is not JSON" % name)
 
 
+_DECODER = json.JSONDecoder(parse_constant=_no_constants)
+
+
 def loads(raw):
     """Strict JSON: NaN and Infinity are not JSON and would break NDJSON readers."""
-    return json.loads(raw, parse_constant=_no_constants)
+    return _DECODER.decode(raw.decode("utf-8") if isinstance(raw, bytes) else raw)
 
 
 def json_body(schema, allow_empty=False):
