@@ -24,6 +24,11 @@ def _seconds(ms):
     return None if ms in (None, "") else int(ms) / 1000.0
 
 
+def lease_seconds(lease_ms):
+    """A job's lease length as given: whole seconds stay integers."""
+    return lease_ms // 1000 if lease_ms % 1000 == 0 else lease_ms / 1000.0
+
+
 def decayed_rate(rate, since_ms, now_ms):
     """Tasks/s over about the last minute (see RATE_WINDOW_MS in lib.lua)."""
     if not rate or since_ms in (None, ""):
@@ -56,7 +61,7 @@ def status_document(job_id, reply, backend):
         "sealed": meta["sealed"] == "1",
         "settings": {
             "batch_size": int(meta["batch_size"]),
-            "lease_seconds": lease_ms // 1000 if lease_ms % 1000 == 0 else lease_ms / 1000.0,
+            "lease_seconds": lease_seconds(lease_ms),
             "max_attempts": int(meta["max_attempts"]),
             "priority": int(meta["priority"]),
         },

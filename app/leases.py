@@ -13,7 +13,7 @@ import re
 import secrets
 
 from .errors import BadRequest, LeaseLost, NotFound
-from .jobs import sync_active
+from .jobs import lease_seconds, sync_active
 from .metrics import count_tasks
 from .validation import encode
 
@@ -74,9 +74,8 @@ def _ok(backend, job_id, reply):
         tasks = ",".join(['{"id":%d,"attempt":%d,"payload":%s}' % task
                           for task in zip(ids, tries, reply[5 + 2 * n:5 + 3 * n])])
     count_tasks("leased", n)
-    lease_seconds = lease_ms // 1000 if lease_ms % 1000 == 0 else lease_ms / 1000.0
     text = ('{"status":"ok","lease":{"id":"%s","job":"%s","expires_at":%.3f,"lease_seconds":%s},'
-            '"params":%s,"tasks":[%s]}' % (lid, job_id, expires / 1000.0, lease_seconds,
+            '"params":%s,"tasks":[%s]}' % (lid, job_id, expires / 1000.0, lease_seconds(lease_ms),
                                           info.params, tasks))
     return Answer("ok", text)
 

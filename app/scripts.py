@@ -27,18 +27,28 @@ def _read(name):
 
 
 def _bulk(value):
-    if not isinstance(value, bytes):
-        value = (value if isinstance(value, str) else str(value)).encode()
+    if type(value) is not bytes:
+        value = (value if type(value) is str else str(value)).encode()
     return b"$%d\r\n%s\r\n" % (len(value), value)
 
 
+_KEYS_CACHE_SIZE = 4096
+_packed_keys = {}
+
+
 def _pack(sha, keys, args):
-    """EVALSHA in RESP (ints and strs only, as the app passes them)."""
-    parts = [b"*%d\r\n$7\r\nEVALSHA\r\n" % (3 + len(keys) + len(args)), _bulk(sha),
-             _bulk(len(keys))]
-    parts += [_bulk(k) for k in keys]
-    parts += [_bulk(a) for a in args]
-    return b"".join(parts)
+    """EVALSHA in RESP (ints and strs only, as the app passes them).
+
+    A job's 13 keys are the same on every call, so their encoding is kept
+    (by the job's first key) rather than redone per request.
+    """
+    packed = _packed_keys.get(keys[0])
+    if packed is None:
+        if len(_packed_keys) >= _KEYS_CACHE_SIZE:
+            _packed_keys.clear()
+        packed = _packed_keys[keys[0]] = _bulk(len(keys)) + b"".join(_bulk(k) for k in keys)
+    return b"".join([b"*%d\r\n$7\r\nEVALSHA\r\n" % (3 + len(keys) + len(args)), _bulk(sha),
+                     packed, *[_bulk(a) for a in args]])
 
 
 class ScriptRunner:

@@ -18,6 +18,8 @@ import time
 import urllib.error
 import urllib.request
 
+from app.client.command import process_alive
+
 from . import render as R
 
 
@@ -120,21 +122,6 @@ def _cmdline(pid):
         return ""
 
 
-def _alive(pid):
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    # A zombie child of ours counts as gone.
-    try:
-        with open("/proc/%d/stat" % pid) as fh:
-            return fh.read().rsplit(")", 1)[1].split()[0] != "Z"
-    except OSError:
-        return False
-
-
 def stop_leftovers(settings, timeout=15.0, quiet=False):
     """Stop whatever a previous run left, by its PID files; True if any."""
     layout = R.Layout.dev(settings.var or os.path.join(R.ROOT, "var"))
@@ -149,7 +136,7 @@ def stop_leftovers(settings, timeout=15.0, quiet=False):
         except (OSError, ValueError):
             continue
         words = _NAMES.get(kind, ("uwsgi", "gunicorn", "jobmaster"))
-        if pid <= 1 or not _alive(pid) or not any(w in _cmdline(pid) for w in words):
+        if pid <= 1 or not process_alive(pid) or not any(w in _cmdline(pid) for w in words):
             _unlink(path)
             continue
         if not quiet:
@@ -159,9 +146,9 @@ def stop_leftovers(settings, timeout=15.0, quiet=False):
         # Redis and gunicorn stop on SIGTERM.
         _signal(pid, signal.SIGTERM)
         deadline = time.monotonic() + timeout
-        while _alive(pid) and time.monotonic() < deadline:
+        while process_alive(pid) and time.monotonic() < deadline:
             time.sleep(0.1)
-        if _alive(pid):
+        if process_alive(pid):
             _signal(-pid, signal.SIGKILL)
             _signal(pid, signal.SIGKILL)
         _unlink(path)

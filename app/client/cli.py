@@ -21,7 +21,8 @@ import click
 
 from .. import protocol
 from . import errors
-from .command import DEFAULT_TAIL, CommandAbandoned, CommandFailed, CommandRunner
+from .command import (DEFAULT_TAIL, CommandAbandoned, CommandFailed, CommandRunner,
+                      process_alive)
 from .session import DEFAULT_RETRY_SECONDS, Client
 from .worker import Worker, WorkerStopped, default_worker_name, format_exception
 
@@ -613,25 +614,10 @@ def worker_stop(pid, pid_file, timeout):
         return
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        if not _running(pid):
+        if not process_alive(pid):
             return
         time.sleep(0.1)
     raise click.ClickException("process %d still running after %gs" % (pid, timeout))
-
-
-def _running(pid):
-    """True while ``pid`` exists and is not a zombie (exited, not yet reaped)."""
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    try:
-        with open("/proc/%d/stat" % pid) as fh:
-            return fh.read().rsplit(")", 1)[1].split()[0] != "Z"
-    except (OSError, IndexError):
-        return True
 
 
 def main():
