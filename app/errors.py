@@ -18,7 +18,7 @@ import logging
 
 import redis
 from flask import jsonify, request
-from werkzeug.exceptions import HTTPException
+from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
 log = logging.getLogger(__name__)
 
@@ -121,16 +121,25 @@ def _drain_body():
 
     A request refused before its body was read (no token, too large) would
     otherwise leave nginx writing into a closed socket, and the client would
-    see nginx's 502 instead of our answer. Bounded by Content-Length.
+    see nginx's 502 instead of our answer. werkzeug's stream knows how much
+    is left (the raw input may block past the body's end, as under werkzeug's
+    own server); a body over the limit was never opened, so it is read raw,
+    bounded by its Content-Length.
     """
     try:
-        left = min(int(request.environ.get("CONTENT_LENGTH") or 0), 128 << 20)
-        stream = request.environ["wsgi.input"]
-        while left > 0:
-            chunk = stream.read(min(left, 1 << 16))
-            if not chunk:
-                break
-            left -= len(chunk)
+        try:
+            stream = request.stream
+        except RequestEntityTooLarge:
+            left = min(int(request.environ.get("CONTENT_LENGTH") or 0), 128 << 20)
+            raw = request.environ["wsgi.input"]
+            while left > 0:
+                chunk = raw.read(min(left, 1 << 16))
+                if not chunk:
+                    break
+                left -= len(chunk)
+            return
+        while stream.read(1 << 16):
+            pass
     except Exception:  # a broken client connection: nothing left to protect
         pass
 

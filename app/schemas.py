@@ -22,7 +22,7 @@ JOB_CREATE = obj({
     }, description="exactly one of range or items"),
     "params": {"type": "object", "description": "returned with every lease"},
     "batch_size": integer(1, MAX_BATCH, description="tasks per lease when the worker does not say"),
-    "lease_seconds": {"type": "number", "exclusiveMinimum": 0, "maximum": 7 * 24 * 3600},
+    "lease_seconds": {"type": "number", "minimum": 0, "exclusiveMinimum": True, "maximum": 7 * 24 * 3600},
     "max_attempts": integer(1, 1000),
     "priority": integer(-1_000_000, 1_000_000, description="higher first"),
     "sealed": {"type": "boolean", "description": "false: add items later, then seal"},
@@ -83,7 +83,7 @@ COMPLETE_ANSWER = obj({
 }, required=("accepted", "duplicates", "retried", "dead"))
 
 HEARTBEAT_REQUEST = obj({
-    "lease_seconds": {"type": "number", "exclusiveMinimum": 0, "maximum": 7 * 24 * 3600,
+    "lease_seconds": {"type": "number", "minimum": 0, "exclusiveMinimum": True, "maximum": 7 * 24 * 3600,
                       "nullable": True, "description": "new length; default the job's"},
 })
 HEARTBEAT_ANSWER = obj({"id": {"type": "string"}, "expires_at": {"type": "number"},

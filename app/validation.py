@@ -75,10 +75,10 @@ def _compile(schema):
     if kind in ("integer", "number"):
         low = schema.get("minimum", -float("inf"))
         high = schema.get("maximum", float("inf"))
-        above = schema.get("exclusiveMinimum", -float("inf"))
+        strict = schema.get("exclusiveMinimum") is True  # OpenAPI 3.0: a flag on minimum
 
         def check(v):
-            return is_type(v) and low <= v <= high and v > above
+            return is_type(v) and low <= v <= high and not (strict and v == low)
     elif kind in ("string", "array"):
         low = schema.get("minLength", schema.get("minItems", 0))
         high = schema.get("maxLength", schema.get("maxItems", float("inf")))
@@ -147,10 +147,10 @@ def _explain(value, schema, path):
     if "enum" in schema and value not in schema["enum"]:
         raise BadRequest("%s: must be one of %s" % (path, ", ".join(map(str, schema["enum"]))))
     if kind in ("integer", "number"):
+        if schema.get("exclusiveMinimum") is True and value <= schema["minimum"]:
+            raise BadRequest("%s: must be more than %s" % (path, schema["minimum"]))
         if "minimum" in schema and value < schema["minimum"]:
             raise BadRequest("%s: must be at least %s" % (path, schema["minimum"]))
-        if "exclusiveMinimum" in schema and value <= schema["exclusiveMinimum"]:
-            raise BadRequest("%s: must be more than %s" % (path, schema["exclusiveMinimum"]))
         if "maximum" in schema and value > schema["maximum"]:
             raise BadRequest("%s: must be at most %s" % (path, schema["maximum"]))
     elif kind == "string":

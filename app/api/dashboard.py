@@ -7,6 +7,8 @@ and a strict Content-Security-Policy keeps it that way.
 """
 from flask import Blueprint, make_response, render_template
 
+from ..openapi import describe
+
 bp = Blueprint("dashboard", __name__)
 
 #: Only this origin's scripts, styles and API; no inline script, no framing.
@@ -15,6 +17,8 @@ CSP = ("default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' 
 
 
 @bp.get("/")
+@describe("The dashboard (HTML)", ok={"type": "string"}, content="text/html", tag="operations",
+          errors=())
 def index():
     """The single-page dashboard (HTML shell; data comes from the API)."""
     response = make_response(render_template("index.html"))

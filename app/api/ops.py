@@ -2,17 +2,21 @@
 from flask import Blueprint, current_app, jsonify
 
 from ..auth import auth_mode
+from ..openapi import describe
 
 bp = Blueprint("ops", __name__)
 
 
 @bp.get("/healthz")
+@describe("The process is up", ok={"type": "object"}, tag="operations", errors=())
 def healthz():
     """The process is up (touches nothing else)."""
     return jsonify(status="ok")
 
 
 @bp.get("/readyz")
+@describe("Redis reachable; the auth mode (503 when not ready)", ok={"type": "object"},
+          tag="operations", errors=())
 def readyz():
     """Redis (and MongoDB, if configured) reachable; the auth mode."""
     checks = {}
@@ -35,6 +39,7 @@ def readyz():
 
 
 @bp.get("/api/v1/openapi.json")
+@describe("This document", ok={"type": "object"}, tag="operations", errors=())
 def openapi_json():
     """The OpenAPI 3 document of every route."""
     from ..openapi import document
@@ -43,6 +48,8 @@ def openapi_json():
 
 
 @bp.get("/metrics")
+@describe("Prometheus metrics", ok={"type": "string"}, content="text/plain", tag="operations",
+          errors=())
 def metrics():
     """Prometheus text: job figures from Redis plus the per-process counters."""
     from .. import jobs
