@@ -16,6 +16,11 @@ import os
 import threading
 
 from redis.connection import Connection
+
+try:
+    from hiredis import pack_command as _c_pack
+except ImportError:  # pragma: no cover - hiredis is a pinned requirement
+    _c_pack = None
 from redis.exceptions import ConnectionError, NoScriptError, TimeoutError
 
 LUA_DIR = os.path.join(os.path.dirname(__file__), "lua")
@@ -32,23 +37,15 @@ def _bulk(value):
     return b"$%d\r\n%s\r\n" % (len(value), value)
 
 
-_KEYS_CACHE_SIZE = 4096
-_packed_keys = {}
-
-
 def _pack(sha, keys, args):
-    """EVALSHA in RESP (ints and strs only, as the app passes them).
-
-    A job's 13 keys are the same on every call, so their encoding is kept
-    (by the job's first key) rather than redone per request.
-    """
-    packed = _packed_keys.get(keys[0])
-    if packed is None:
-        if len(_packed_keys) >= _KEYS_CACHE_SIZE:
-            _packed_keys.clear()
-        packed = _packed_keys[keys[0]] = _bulk(len(keys)) + b"".join(_bulk(k) for k in keys)
-    return b"".join([b"*%d\r\n$7\r\nEVALSHA\r\n" % (3 + len(keys) + len(args)), _bulk(sha),
-                     packed, *[_bulk(a) for a in args]])
+    """EVALSHA in RESP (ints, strs and bytes, as the app passes them)."""
+    if _c_pack is not None:  # hiredis (pinned in requirements.txt): done in C
+        return _c_pack(("EVALSHA", sha, len(keys), *keys, *args))
+    parts = [b"*%d\r\n$7\r\nEVALSHA\r\n" % (3 + len(keys) + len(args)), _bulk(sha),
+             _bulk(len(keys))]
+    parts += [_bulk(k) for k in keys]
+    parts += [_bulk(a) for a in args]
+    return b"".join(parts)
 
 
 class ScriptRunner:
