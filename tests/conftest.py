@@ -1,5 +1,4 @@
 """Shared fixtures: one real redis-server per test session, flushed per test."""
-import os
 
 import pytest
 

@@ -24,7 +24,6 @@ import signal
 import socket
 import struct
 import sys
-import time
 
 from tests.support.procs import Process, free_port, start_redis, wait_until
 
