@@ -545,8 +545,6 @@ def main(argv=None):
     p.add_argument("--token", default=os.environ.get("JOBMASTER_TOKEN"))
     p.add_argument("--key-prefix", default=os.environ.get("JOBMASTER_KEY_PREFIX", "jm"))
     p.add_argument("--instances", type=int, default=4)
-    p.add_argument("--own-stack", action="store_true",
-                   help="use loadtest/stack.py's small stack instead of `python -m stack run`")
     p.add_argument("--only", default="memory,ratio,burst,swarm,celery")
     p.add_argument("--quick", action="store_true", help="small sizes, for a sanity check")
     p.add_argument("--wrk-seconds", type=int, default=10)
@@ -579,17 +577,11 @@ def main(argv=None):
 
     sys.path.insert(0, ROOT)
     from loadtest.common import Admin, raise_nofile
-    from loadtest.stack import ProdStack, Stack
+    from loadtest.stack import ProdStack
 
     raise_nofile(65536)
     stack = None
-    if not a.url and a.own_stack:
-        stack = Stack(instances=a.instances).up()
-        a.url, a.redis_url = stack.url, stack.redis_url
-        stack_desc = ("started by the bench (`loadtest/stack.py --own`): nginx (2 workers, ip_hash, realip) "
-                      "→ %d uWSGI instances (1 master + 1 worker, `--gevent 1000`, uwsgi protocol) → "
-                      "redis-server with AOF everysec" % a.instances)
-    elif not a.url:
+    if not a.url:
         stack = ProdStack(instances=a.instances).up()
         a.url, a.redis_url = stack.url, stack.redis_url
         stack_desc = ("the production stack as `make run` starts it (`python -m stack run`: configs "

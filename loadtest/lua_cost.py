@@ -42,21 +42,15 @@ def main(argv=None):
     args = p.parse_args(argv)
     sys.path.insert(0, ROOT)
     os.environ.setdefault("JOBMASTER_NO_GEVENT", "1")
-    from loadtest.stack import free_port, port_open, wait_until, which
-    import subprocess
+    from tests.support.procs import start_redis
 
     proc = None
     url = args.redis_url
     tmp = None
     if not url:
         tmp = tempfile.mkdtemp(prefix="jm-luacost-")
-        port = free_port()
-        proc = subprocess.Popen([which("redis-server"), "--port", str(port), "--bind", "127.0.0.1",
-                                 "--dir", tmp, "--save", "", "--appendonly",
-                                 "no" if args.no_aof else "yes", "--appendfsync", "everysec"],
-                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        wait_until(lambda: port_open(port), 20, "redis")
-        url = "redis://127.0.0.1:%d/0" % port
+        proc = start_redis(tmp, appendonly=not args.no_aof)
+        url = proc.url
     try:
         from app import config as C
         from app import scripts as S
@@ -108,8 +102,7 @@ def main(argv=None):
         print(json.dumps(out, indent=1))
     finally:
         if proc:
-            proc.terminate()
-            proc.wait(10)
+            proc.stop()
         if tmp:
             import shutil
             shutil.rmtree(tmp, ignore_errors=True)

@@ -13,17 +13,19 @@ import sys
 import pytest
 
 from loadtest.common import check_loopback_url, percentiles, pod_address
-from loadtest.stack import Stack
+from tests.support.stack import start_stack
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory):
-    st = Stack(instances=2, workdir=str(tmp_path_factory.mktemp("stack")), aof=False)
-    st.up()
+    # 127.0.0.1 is trusted as a gateway: the wrk scripts spread their
+    # requests with X-Forwarded-For, as bench does.
+    st = start_stack(tmp_path_factory.mktemp("stack"), instances=2,
+                     trusted_proxies="127.0.0.1/32")
     yield st
-    st.down()
+    st.stop()
 
 
 def run_tool(argv, timeout=90):
