@@ -77,8 +77,12 @@ def _compile(schema):
         high = schema.get("maximum", float("inf"))
         strict = schema.get("exclusiveMinimum") is True  # OpenAPI 3.0: a flag on minimum
 
-        def check(v):
-            return is_type(v) and low <= v <= high and not (strict and v == low)
+        if kind == "integer" and not strict:
+            def check(v):  # the common case, without a call per check
+                return type(v) is int and low <= v <= high
+        else:
+            def check(v):
+                return is_type(v) and low <= v <= high and not (strict and v == low)
     elif kind in ("string", "array"):
         low = schema.get("minLength", schema.get("minItems", 0))
         high = schema.get("maxLength", schema.get("maxItems", float("inf")))
@@ -101,7 +105,7 @@ def _compile(schema):
                       if sub.get("type") is not None)
 
         def check(v):
-            if not is_type(v):
+            if type(v) is not dict:
                 return False
             for name in required:
                 if name not in v:
@@ -110,6 +114,9 @@ def _compile(schema):
                 if name in v and not sub(v[name]):
                     return False
             return True
+    elif kind == "boolean":
+        def check(v):
+            return v is True or v is False
     else:
         check = is_type
     if enum is not None:
