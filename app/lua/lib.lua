@@ -28,11 +28,11 @@ end
 
 local function load_job()
   local v = redis.call('HMGET', K_META, 'state', 'sealed', 'total', 'cursor', 'batch_size',
-                       'lease_ms', 'max_attempts', 'kind', 'start')
+                       'lease_ms', 'max_attempts', 'kind')
   if not v[1] then return nil end
   return {state = v[1], sealed = v[2] == '1', total = tonumber(v[3]), cursor = tonumber(v[4]),
           batch = tonumber(v[5]), lease_ms = tonumber(v[6]), max_attempts = tonumber(v[7]),
-          kind = v[8], start = tonumber(v[9])}
+          kind = v[8]}
 end
 
 -- Run a variadic command over a long flat argument list, CHUNK at a time.
