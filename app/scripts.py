@@ -15,13 +15,12 @@ connection is dropped and the call retried (every script is safe to re-run).
 import os
 import threading
 
-from redis.connection import Connection
+from redis.exceptions import ConnectionError, NoScriptError, TimeoutError
 
 try:
     from hiredis import pack_command as _c_pack
 except ImportError:  # pragma: no cover - hiredis is a pinned requirement
     _c_pack = None
-from redis.exceptions import ConnectionError, NoScriptError, TimeoutError
 
 LUA_DIR = os.path.join(os.path.dirname(__file__), "lua")
 
@@ -55,7 +54,10 @@ class ScriptRunner:
 
     def __init__(self, client, size, timeout):
         self.client = client
-        self.kwargs = dict(client.connection_pool.connection_kwargs)
+        pool = client.connection_pool
+        # The pool's own class: TCP, TLS or a UNIX socket, as the URL says.
+        self.connection_class = pool.connection_class
+        self.kwargs = dict(pool.connection_kwargs)
         self.timeout = timeout
         self.size = size
         self._reset()
@@ -74,7 +76,7 @@ class ScriptRunner:
             raise ConnectionError("No connection available.")
         try:
             for attempt in range(self.ATTEMPTS):
-                conn = self.idle.pop() if self.idle else Connection(**self.kwargs)
+                conn = self.idle.pop() if self.idle else self.connection_class(**self.kwargs)
                 try:
                     conn.send_packed_command([_pack(script.sha, keys, args)], check_health=False)
                     reply = conn.read_response()

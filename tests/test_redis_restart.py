@@ -41,3 +41,26 @@ def test_job_survives_a_redis_restart(tmp_path):
     finally:
         app.extensions["jobmaster.backend"].close()
         redis_proc.stop()
+
+
+def test_redis_over_a_unix_socket(tmp_path):
+    """Scripts use the pool's connection class, so a unix:// URL works too."""
+    import subprocess
+
+    from tests.support.procs import Process, wait_until, which_or_fail
+
+    sock = str(tmp_path / "redis.sock")
+    proc = Process([which_or_fail("redis-server"), "--port", "0", "--unixsocket", sock,
+                    "--save", "", "--dir", str(tmp_path)], str(tmp_path / "redis.log"))
+    try:
+        wait_until(lambda: subprocess.run(["redis-cli", "-s", sock, "ping"], capture_output=True)
+                   .stdout.strip() == b"PONG", what="redis on a unix socket")
+        app = create_app({"REDIS_URL": "unix://" + sock})
+        c = app.test_client()
+        job = make_job(c, total=2)["id"]
+        got = lease(c, job=job)
+        assert complete(c, got["lease"]["id"], ok_all(got["tasks"]))["accepted"] == 2
+        assert status(c, job)["state"] == "completed"
+        app.extensions["jobmaster.backend"].close()
+    finally:
+        proc.stop()
