@@ -6,6 +6,7 @@ input into script arguments and script replies into documents. The global
 indexes ``jobs`` and ``active`` are hints kept beside the per-job truth
 (see :mod:`app.keys`), which is what lets every job live in one hash slot.
 """
+import json
 import math
 import secrets
 
@@ -65,18 +66,12 @@ def status_document(job_id, reply, backend):
             "max_attempts": int(meta["max_attempts"]),
             "priority": int(meta["priority"]),
         },
-        "params": _json(params),
+        "params": json.loads(params),
         "counts": {"total": total, "pending": pending, "leased": leased, "done": done,
                    "dead": dead},
         "rate": round(rate, 3),
         "eta_seconds": eta,
     }
-
-
-def _json(text):
-    import json
-
-    return json.loads(text)
 
 
 def _range_total(spec, config):
@@ -243,8 +238,6 @@ def iter_hash(backend, job_id, name, batch=1000):
 def workers(backend, job_id):
     """Per-worker figures; leases held and the latest lease come from the
     lease records themselves, so leasing never has to update a worker."""
-    import json
-
     require(backend, job_id)
     r = backend.redis
     with r.pipeline(transaction=False) as pipe:
