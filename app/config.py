@@ -42,6 +42,10 @@ SETTINGS = [
      "base Retry-After for a 'wait' answer; jitter of up to 50% is added"),
     ("RECLAIM_LIMIT", 200, int,
      "most expired leases one script call reclaims, so no call stalls Redis"),
+    ("LEASE_COMBINE", 64, int,
+     "most lease requests for one job a process sends to Redis as one script call "
+     "(requests that arrive while the previous call is in flight wait for the next; "
+     "1 turns combining off)"),
     ("PROMETHEUS_MULTIPROC_DIR", "", str,
      "directory for prometheus_client multiprocess files (per-process counters)"),
 ]

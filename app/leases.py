@@ -95,8 +95,7 @@ def _answer(backend, job_id, reply):
 def lease(backend, worker, max_tasks=0, job_id=None, key=None):
     """Lease from one job, or (no job) from the best running job."""
     if job_id is not None:
-        reply = backend.run("lease", job_id, [new_lease_id(job_id, key), worker, max_tasks,
-                                              backend.reclaim_limit, 0])
+        reply = backend.lease(job_id, new_lease_id(job_id, key), worker, max_tasks, False)
         answer = _answer(backend, job_id, reply)
         if answer is None:
             raise NotFound("no such job: %s" % job_id)
@@ -124,8 +123,7 @@ def lease_any(backend, worker, max_tasks=0, skip=None, key=None):
     for job_id in _by_priority(r.zrange(keys.active, 0, -1, withscores=True)):
         if job_id == skip:
             continue
-        reply = backend.run("lease", job_id, [new_lease_id(job_id, key), worker, max_tasks,
-                                              backend.reclaim_limit, 1])
+        reply = backend.lease(job_id, new_lease_id(job_id, key), worker, max_tasks, True)
         if reply[0] == "ok":
             return _ok(backend, job_id, reply)
         if reply[0] == "wait":

@@ -15,6 +15,7 @@ from flask import current_app
 from redis.backoff import ExponentialBackoff
 from redis.retry import Retry
 
+from .combine import Combiner
 from .errors import NotFound
 from .keys import Keys
 from .scripts import Scripts
@@ -56,10 +57,26 @@ class Backend:
         self.config = config
         self.reclaim_limit = config["RECLAIM_LIMIT"]
         self._info = OrderedDict()
+        # (capped: the script unpacks the group's lease ids in one call)
+        self._leases = Combiner(self._run_leases, min(1000, config["LEASE_COMBINE"]))
 
     def run(self, operation, job_id, args=(), client=None):
         """Run one Lua operation on job ``job_id``."""
         return self.scripts.run(operation, self.keys.job(job_id), list(args), client=client)
+
+    def lease(self, job_id, lease_id, worker, max_tasks, any_job):
+        """One lease request's reply from the lease script, combined with the
+        other requests for this job that this process has in flight."""
+        return self._leases(job_id, (lease_id, worker, max_tasks, 1 if any_job else 0))
+
+    def _run_leases(self, job_id, requests):
+        args = [self.reclaim_limit]
+        for request in requests:
+            args.extend(request)
+        replies = self.run("lease", job_id, args)
+        if replies and replies[0] == "missing":
+            return [replies] * len(requests)
+        return replies
 
     def job_info(self, job_id):
         """The job's immutable facts (kind, start, params), or NotFound."""

@@ -22,7 +22,8 @@ def create(b, job="aa", kind="range", total=5, sealed=1, batch=2, lease_ms=60000
 
 
 def lease(b, lid, job="aa", worker="w", n=0):
-    return b.run("lease", job, [lid, worker, n, LIMIT, 0])
+    reply = b.run("lease", job, [LIMIT, lid, worker, n, 0])
+    return reply if reply[0] == "missing" else reply[0]
 
 
 def tasks_of(reply):
@@ -69,6 +70,45 @@ def test_lease_hands_out_ranges_then_waits_then_done(b):
     complete(b, "aa.2", [(2, True, "3")])
     assert lease(b, "aa.4") == ["done"]
     assert check_job(b.redis, b.keys, "aa")["done"] == 3
+
+
+def leases_at_once(b, requests, job="aa"):
+    """One lease script call for several requests: (lid, n) each."""
+    args = [LIMIT]
+    for lid, n in requests:
+        args += [lid, "w-" + lid, n, 0]
+    return b.run("lease", job, args)
+
+
+def test_one_call_leases_for_many_requests_in_order(b):
+    create(b, total=9, batch=2)
+    first = lease(b, "aa.0", n=1)
+    complete(b, "aa.0", [])  # nothing reported; still leased
+    b.run("release", "aa", ["aa.0"])  # task 0 is handed back
+    replies = leases_at_once(b, [("aa.1", 0), ("aa.2", 3), ("aa.1", 0), ("aa.3", 5), ("aa.4", 0)])
+    assert ids_of(first) == [0]
+    # handed-back tasks go first, then fresh ones, request by request
+    assert [r[1] for r in replies[:4]] == ["aa.1", "aa.2", "aa.1", "aa.3"]
+    assert ids_of(replies[0]) == [0, 1] and tasks_of(replies[0])[0]["attempt"] == 2
+    assert ids_of(replies[1]) == [2, 3, 4]
+    assert replies[2] == replies[0]  # a retry that arrived with its original
+    assert ids_of(replies[3]) == [5, 6, 7, 8]
+    assert replies[4][:2] == ["wait", "leased"]
+    # a re-run of the whole call (lost answer) changes nothing and answers the same
+    again = leases_at_once(b, [("aa.1", 0), ("aa.2", 3), ("aa.1", 0), ("aa.3", 5)])
+    assert again == replies[:4]
+    assert b.redis.hget(b.keys.job_key("aa", "meta"), "cursor") == "9"
+    counts = check_job(b.redis, b.keys, "aa")
+    assert counts["leased"] == 9 and counts["pending"] == 0
+
+
+def test_one_call_leases_answer_done_or_paused_for_all(b):
+    create(b, total=2)
+    b.run("set_state", "aa", ["pause"])
+    assert leases_at_once(b, [("aa.1", 0), ("aa.2", 0)]) == [["wait", "paused", 0]] * 2
+    b.run("set_state", "aa", ["cancel"])
+    assert leases_at_once(b, [("aa.1", 0), ("aa.2", 0)]) == [["done"]] * 2
+    assert leases_at_once(b, [("zz.1", 0)], job="zz") == ["missing"]
 
 
 def test_items_payloads_are_returned_raw(b):

@@ -174,11 +174,10 @@ local function lease_reply(job, lid, expires, ids, tries)
   return reply
 end
 
--- The lease lid as it stands, or nil: lets a re-run script (redis-py retries
--- on timeouts) answer with the lease it already made instead of a second one.
-local function existing_lease(job, lid)
-  local raw = redis.call('HGET', K_LEASES, lid)
-  if not raw then return nil end
+-- The lease lid as it stands (raw: its record): lets a re-run script
+-- (a retried request with the same lease id) answer with the lease it
+-- already made instead of a second one.
+local function existing_lease(job, lid, raw)
   local ids = {}
   for _, t in ipairs(decode_lease(raw).t) do
     if redis.call('HGET', K_OWNER, t) == lid then ids[#ids + 1] = t end
@@ -188,53 +187,120 @@ local function existing_lease(job, lid)
   return lease_reply(job, lid, tonumber(redis.call('ZSCORE', K_DEADLINES, lid)), ids, tries)
 end
 
--- Hand out up to max_tasks (0: the job's batch size) as lease lid.
--- Returns a lease reply, {'done'} or {'wait', why, ms until the first lease expires}.
-local function do_lease(job, lid, worker, max_tasks, any, now)
-  local again = existing_lease(job, lid)
-  if again then return again end
-  if job.state == 'cancelled' or job.state == 'completed' then return {'done'} end
-  if job.state == 'paused' then return {'wait', 'paused', 0} end
-  local n = max_tasks
-  if n <= 0 then n = job.batch end
-  local ids, tries = {}, {}
+-- Why nothing can be handed out now: {'done'} or {'wait', why, ms until the
+-- first lease expires}.
+local function nothing_to_lease(job, now)
+  if maybe_complete(job, now) then return {'done'} end
+  local first = redis.call('ZRANGE', K_DEADLINES, 0, 0, 'WITHSCORES')
+  local hint = 0
+  if first[2] then hint = math.max(0, tonumber(first[2]) - now) end
+  if job.sealed then return {'wait', 'leased', hint} end
+  return {'wait', 'unsealed', hint}
+end
+
+-- New leases for requests reqs[i], i in todo (no lease record yet); fills
+-- and returns replies.
+local function lease_new(job, reqs, todo, replies, now)
+  if #todo == 0 then return replies end
+  if job.state ~= 'running' then
+    local why = {'done'}
+    if job.state == 'paused' then why = {'wait', 'paused', 0} end
+    for _, i in ipairs(todo) do replies[i] = why end
+    return replies
+  end
+  local want, wanted = {}, 0
+  for _, i in ipairs(todo) do
+    local n = reqs[i].max
+    if n <= 0 then n = job.batch end
+    want[i] = n
+    wanted = wanted + n
+  end
   -- Tasks handed back first: they are the oldest work, and the tail of a
   -- job is made of them.
-  local popped = redis.call('ZPOPMIN', K_PENDING, n)
-  for i = 1, #popped, 2 do
-    local t = popped[i]
+  local back, back_tries = {}, {}
+  local popped = redis.call('ZPOPMIN', K_PENDING, wanted)
+  for j = 1, #popped, 2 do
+    local t = popped[j]
     local k = redis.call('HINCRBY', K_TRIES, t, 1)
     if k == 1 then k = redis.call('HINCRBY', K_TRIES, t, 1) end  -- the first was implicit
-    ids[#ids + 1] = t
-    tries[#ids] = k
+    back[#back + 1] = t
+    back_tries[#back] = k
   end
-  -- Never handed out before: first attempts, which `tries` does not store.
-  local fresh = math.min(n - #ids, job.total - job.cursor)
-  if fresh > 0 then
-    for i = 0, fresh - 1 do
-      ids[#ids + 1] = tostring(job.cursor + i)
+  local expires = now + job.lease_ms
+  local cursor = job.cursor
+  local owners, records, lefts, deadlines = {}, {}, {}, {}
+  local b, empty = 1, false
+  for _, i in ipairs(todo) do
+    local r = reqs[i]
+    local ids, tries = {}, {}
+    while #ids < want[i] and b <= #back do
+      ids[#ids + 1] = back[b]
+      tries[#ids] = back_tries[b]
+      b = b + 1
+    end
+    -- Never handed out before: first attempts, which `tries` does not store.
+    local fresh = math.min(want[i] - #ids, job.total - job.cursor)
+    for k = 0, fresh - 1 do
+      ids[#ids + 1] = tostring(job.cursor + k)
       tries[#ids] = 1
     end
-    job.cursor = job.cursor + fresh
-    redis.call('HSET', K_META, 'cursor', job.cursor)
+    if fresh > 0 then job.cursor = job.cursor + fresh end
+    if #ids == 0 then
+      replies[i] = false
+      empty = true
+    else
+      for _, t in ipairs(ids) do
+        owners[#owners + 1] = t
+        owners[#owners + 1] = r.lid
+      end
+      records[#records + 1] = r.lid
+      records[#records + 1] = encode_lease(r.any, now, ids, r.worker)
+      lefts[#lefts + 1] = r.lid
+      lefts[#lefts + 1] = #ids
+      deadlines[#deadlines + 1] = expires
+      deadlines[#deadlines + 1] = r.lid
+      replies[i] = lease_reply(job, r.lid, expires, ids, tries)
+    end
   end
-  if #ids == 0 then
-    if maybe_complete(job, now) then return {'done'} end
-    local first = redis.call('ZRANGE', K_DEADLINES, 0, 0, 'WITHSCORES')
-    local hint = 0
-    if first[2] then hint = math.max(0, tonumber(first[2]) - now) end
-    if job.sealed then return {'wait', 'leased', hint} end
-    return {'wait', 'unsealed', hint}
+  if job.cursor ~= cursor then redis.call('HSET', K_META, 'cursor', job.cursor) end
+  if #owners > 0 then
+    bulk('HSET', K_OWNER, owners)
+    bulk('HSET', K_LEASES, records)
+    bulk('HSET', K_LEFT, lefts)
+    bulk('ZADD', K_DEADLINES, deadlines)
   end
-  local owners = {}
-  for _, t in ipairs(ids) do
-    owners[#owners + 1] = t
-    owners[#owners + 1] = lid
+  if empty then
+    local why = nothing_to_lease(job, now)
+    for _, i in ipairs(todo) do
+      if not replies[i] then replies[i] = why end
+    end
   end
-  bulk('HSET', K_OWNER, owners)
-  local expires = now + job.lease_ms
-  redis.call('HSET', K_LEASES, lid, encode_lease(any, now, ids, worker))
-  redis.call('HSET', K_LEFT, lid, #ids)
-  redis.call('ZADD', K_DEADLINES, expires, lid)
-  return lease_reply(job, lid, expires, ids, tries)
+  return replies
+end
+
+-- Hand out batches for several lease requests at once: an app process
+-- combines the lease requests for one job that arrive while its previous
+-- call is in flight, so the per-call cost (round trip, script start, the
+-- bookkeeping writes) is paid once per group, not once per lease.
+-- reqs: list of {lid, worker, max (0: the job's batch size), any (0|1)}.
+-- Returns one reply per request, in order: a lease reply, {'done'} or
+-- {'wait', why, ms until the first lease expires}.
+local function do_leases(job, reqs, now)
+  local replies, todo, lids, first, twins = {}, {}, {}, {}, {}
+  for i, r in ipairs(reqs) do lids[i] = r.lid end
+  local known = redis.call('HMGET', K_LEASES, unpack(lids))
+  for i, r in ipairs(reqs) do
+    if first[r.lid] then twins[i] = first[r.lid]  -- a retry that came with its original
+    elseif known[i] then replies[i] = existing_lease(job, r.lid, known[i])
+    else todo[#todo + 1] = i end
+    first[r.lid] = first[r.lid] or i
+  end
+  replies = lease_new(job, reqs, todo, replies, now)
+  for i, j in pairs(twins) do replies[i] = replies[j] end
+  return replies
+end
+
+-- One lease request (see do_leases).
+local function do_lease(job, lid, worker, max_tasks, any, now)
+  return do_leases(job, {{lid = lid, worker = worker, max = max_tasks, any = any}}, now)[1]
 end

@@ -1,0 +1,180 @@
+"""The combiner: callers that arrive while a call is in flight share the next.
+
+Real threads stand in for greenlets (the combiner uses ``threading``'s
+primitives, which gevent patches in the servers). The first call is held
+inside ``run`` until the others have queued, so what gets combined is
+decided by the test, not by timing.
+"""
+import json
+import threading
+
+import pytest
+
+from app.combine import Combiner
+from app.errors import Unavailable
+from tests.support.procs import wait_until
+
+
+class Gate:
+    """A run function whose first call per key blocks until opened; records groups."""
+
+    def __init__(self, fail_on=None):
+        self.groups = []
+        self.held = set()
+        self.open = threading.Event()
+        self.fail_on = fail_on
+
+    def __call__(self, key, group):
+        self.groups.append((key, list(group)))
+        if key not in self.held:
+            self.held.add(key)
+            assert self.open.wait(20)
+        if self.fail_on is not None and self.fail_on in group:
+            raise ValueError("boom for %s" % self.fail_on)
+        return ["%s:%s" % (key, args) for args in group]
+
+
+def start(combiner, key, args, out):
+    def target():
+        try:
+            out[args] = combiner(key, args)
+        except Exception as err:  # recorded for the assertions
+            out[args] = err
+
+    t = threading.Thread(target=target)
+    t.start()
+    return t
+
+
+def queued(combiner, key, n):
+    return lambda: len(combiner._queues.get(key) or ()) == n
+
+
+def run_scenario(combiner, gate, key_of, names):
+    """Hold each key's first caller in run(), queue the rest, then let go."""
+    out, threads, leaders = {}, [], {}
+    for name in names:
+        leaders.setdefault(key_of(name), name)
+    for name in leaders.values():
+        threads.append(start(combiner, key_of(name), name, out))
+    wait_until(lambda: len(gate.held) == len(leaders), what="first callers in run()")
+    rest = [n for n in names if n not in leaders.values()]
+    for name in rest:
+        threads.append(start(combiner, key_of(name), name, out))
+    for key in {key_of(n) for n in rest}:
+        wait_until(queued(combiner, key, sum(1 for n in rest if key_of(n) == key)),
+                   what="callers queued for %s" % key)
+    gate.open.set()
+    for t in threads:
+        t.join(20)
+        assert not t.is_alive()
+    return out
+
+
+def test_callers_queued_behind_a_call_share_the_next_one():
+    gate = Gate()
+    combiner = Combiner(gate, limit=64)
+    out = run_scenario(combiner, gate, lambda n: "job", ["a", "b", "c", "d"])
+    assert gate.groups == [("job", ["a"]), ("job", ["b", "c", "d"])]
+    assert out == {n: "job:" + n for n in "abcd"}  # each gets its own answer
+    assert combiner.calls == 2 and combiner._queues == {}
+
+
+def test_groups_are_capped_and_the_rest_run_next():
+    gate = Gate()
+    combiner = Combiner(gate, limit=2)
+    out = run_scenario(combiner, gate, lambda n: "job", ["a", "b", "c", "d", "e"])
+    assert [g for _, g in gate.groups] == [["a"], ["b", "c"], ["d", "e"]]
+    assert out == {n: "job:" + n for n in "abcde"}
+
+
+def test_different_keys_never_share_a_call():
+    gate = Gate()
+    combiner = Combiner(gate, limit=64)
+    out = run_scenario(combiner, gate, lambda n: n[0], ["x1", "x2", "y1", "x3", "y2"])
+    assert sorted((k, g) for k, g in gate.groups) == [
+        ("x", ["x1"]), ("x", ["x2", "x3"]), ("y", ["y1"]), ("y", ["y2"])]
+    assert out == {n: "%s:%s" % (n[0], n) for n in ["x1", "x2", "y1", "x3", "y2"]}
+
+
+def test_an_error_reaches_every_caller_of_that_call_only():
+    gate = Gate(fail_on="c")
+    combiner = Combiner(gate, limit=64)
+    out = run_scenario(combiner, gate, lambda n: "job", ["a", "b", "c"])
+    assert out["a"] == "job:a"
+    assert isinstance(out["b"], ValueError) and isinstance(out["c"], ValueError)
+    assert combiner._queues == {}
+    assert combiner("job", "d") == "job:d"  # still usable
+
+
+def test_a_killed_leader_releases_its_group_with_503():
+    class Killed(BaseException):
+        pass
+
+    def run(key, group):
+        if group == ["b", "c"]:
+            raise Killed()
+        return list(group)
+
+    gate = Gate()
+    combiner = Combiner(lambda key, group: gate(key, group) and run(key, group), limit=64)
+    out = {}
+    first = start(combiner, "job", "a", out)
+    wait_until(lambda: gate.held, what="a in run()")
+    caught = []
+
+    def leader_to_be():
+        try:
+            combiner("job", "b")
+        except Killed:
+            caught.append("b")
+
+    threads = [threading.Thread(target=leader_to_be)]
+    threads[0].start()
+    wait_until(queued(combiner, "job", 1), what="b queued")
+    threads.append(start(combiner, "job", "c", out))
+    wait_until(queued(combiner, "job", 2), what="c queued")
+    gate.open.set()
+    for t in [first] + threads:
+        t.join(20)
+    assert out["a"] == "a" and caught == ["b"]
+    assert isinstance(out["c"], Unavailable) and out["c"].status == 503
+    assert combiner._queues == {}
+
+
+def test_limit_one_runs_every_call_alone():
+    groups = []
+    combiner = Combiner(lambda key, group: groups.append(group) or group, limit=1)
+    assert [combiner("k", i) for i in range(3)] == [0, 1, 2]
+    assert groups == [[0], [1], [2]]
+
+
+@pytest.mark.parametrize("combine", [1, 64])
+def test_concurrent_api_leases_get_disjoint_tasks(app, combine):
+    """Many threads leasing through the Backend: every task exactly once."""
+    from app import jobs, leases
+    from app.store import Backend
+
+    backend = Backend(dict(app.config, LEASE_COMBINE=combine))
+    try:
+        job = jobs.create(backend, {"name": "c", "tasks": {"range": [0, 600]}, "batch_size": 3})
+        job_id = job["id"] if isinstance(job, dict) else job
+        got, lock = [], threading.Lock()
+
+        def worker(i):
+            while True:
+                answer = leases.lease(backend, "w%d" % i, 0, job_id)
+                if answer.status != "ok":
+                    return
+                ids = [t["id"] for t in json.loads(answer.text)["tasks"]]
+                with lock:
+                    got.extend(ids)
+
+        threads = [threading.Thread(target=worker, args=(i,)) for i in range(12)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(60)
+        assert sorted(got) == list(range(600))
+    finally:
+        backend.close()
