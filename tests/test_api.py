@@ -441,3 +441,15 @@ def test_early_error_after_reading_the_body_does_not_wait_for_more(app):
         conn.close()
     finally:
         server.shutdown()
+
+
+def test_readme_documents_every_setting_with_its_default():
+    import os
+
+    from app.config import SETTINGS
+
+    with open(os.path.join(os.path.dirname(__file__), "..", "README.md"), encoding="utf-8") as fh:
+        readme = fh.read()
+    for name, default, _parse, _why in SETTINGS:
+        shown = "(empty)" if default == "" else "`%s`" % default
+        assert "| `JOBMASTER_%s` | %s |" % (name, shown) in readme, name

@@ -7,7 +7,7 @@
 -- Returns {'missing'} | {'bad', id} (nothing changed) |
 --         {'ok', accepted, duplicates, retried, dead, ignored, released, any, worker, next...}
 --         where any is the lease's any-job flag, worker the name results were
---         recorded under, and next... is a lease reply of lease.lua, or nothing.
+--         recorded under, and next... is one lease reply (do_leases, lib.lua), or nothing.
 -- Rules: the first result for a task wins; a task already done counts as a
 -- duplicate. A late success from a lease that lost the task is accepted while
 -- the task is not done (it leaves whichever state it is in); a late failure
