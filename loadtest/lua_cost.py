@@ -14,6 +14,10 @@ batch. Run it against a throwaway Redis (``--redis-url``), or let it start
 one (with AOF on like production, or ``--no-aof``).
 
     python -m loadtest.lua_cost --batch 100 --leases 300
+    python -m loadtest.lua_cost --groups 1,2,4,8,16 --batch 10 --leases 4000
+
+``--groups``: Redis CPU per lease when a process combines that many lease
+requests into one script call (``app/combine.py``), leases only.
 """
 import argparse
 import json
@@ -32,6 +36,30 @@ def commandstats(r):
     return out
 
 
+def redis_cpu(r):
+    c = r.info("cpu")
+    return c["used_cpu_sys"] + c["used_cpu_user"]
+
+
+def lease_groups(be, jobs, leases, args):
+    """Redis CPU per lease of ``--batch`` tasks, ``k`` requests per script call."""
+    job = jobs.create(be, {"name": "lua-cost-groups", "tasks": {"range": [0, 10 ** 9]},
+                           "batch_size": args.batch, "lease_seconds": 3600})
+    job_id = job["id"] if isinstance(job, dict) else job
+    out = {"batch": args.batch, "leases_per_row": args.leases, "aof": not args.no_aof, "rows": []}
+    for k in [int(x) for x in args.groups.split(",")]:
+        calls = max(1, args.leases // k)
+        c0 = redis_cpu(be.redis)
+        for i in range(calls):
+            be._run_leases(job_id, [(leases.new_lease_id(job_id), "w%d" % i, args.batch, 0)
+                                    for _ in range(k)])
+        used = redis_cpu(be.redis) - c0
+        out["rows"].append({"per_call": k, "redis_usec_per_lease": round(1e6 * used / (calls * k), 1),
+                            "redis_usec_per_call": round(1e6 * used / calls, 1)})
+    jobs.delete(be, job_id)
+    return out
+
+
 def main(argv=None):
     p = argparse.ArgumentParser(description="Redis-side cost of the lease/complete scripts")
     p.add_argument("--redis-url")
@@ -39,6 +67,7 @@ def main(argv=None):
     p.add_argument("--batch", type=int, default=100)
     p.add_argument("--leases", type=int, default=300)
     p.add_argument("--lua-dir", help="measure the scripts in this directory instead of app/lua")
+    p.add_argument("--groups", help="comma-separated group sizes: lease-only, combined calls")
     args = p.parse_args(argv)
     sys.path.insert(0, ROOT)
     os.environ.setdefault("JOBMASTER_NO_GEVENT", "1")
@@ -62,6 +91,10 @@ def main(argv=None):
         cfg = C.load({"REDIS_URL": url, "INSTANCE": "lua-cost"})
         be = Backend(cfg)
         r = be.redis
+        if args.groups:
+            print(json.dumps(lease_groups(be, jobs, leases, args), indent=1))
+            be.close()
+            return 0
         total = args.batch * args.leases
         job = jobs.create(be, {"name": "lua-cost", "tasks": {"range": [0, total]},
                                "batch_size": args.batch}) if hasattr(jobs, "create") else None

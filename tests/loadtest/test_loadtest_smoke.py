@@ -118,3 +118,16 @@ def test_wrk_scripts_run(stack, script):
         st = admin.status(job["id"])
         assert st["counts"]["done"] == c["tasks_done"] or st["counts"]["done"] >= c["tasks_done"] - 40
     admin.delete(job["id"])
+
+
+def test_lua_cost_measures_combined_lease_groups(redis_url):
+    import redis
+
+    rc, out, err = run_tool(["loadtest.lua_cost", "--redis-url", redis_url, "--groups", "1,4",
+                             "--batch", "2", "--leases", "8"])
+    assert rc == 0, err[-2000:]
+    assert [row["per_call"] for row in out["rows"]] == [1, 4]
+    for row in out["rows"]:
+        assert row["redis_usec_per_call"] == pytest.approx(row["redis_usec_per_lease"] * row["per_call"],
+                                                           rel=0.01, abs=0.2)
+    assert redis.Redis.from_url(redis_url).keys("*") == []  # its job is deleted again
