@@ -5,6 +5,7 @@ Each test starts its own small stack (it breaks instances on purpose) and
 runs worker threads that speak the HTTP API directly, each bound to its own
 loopback address so nginx's ip_hash spreads them over the instances.
 """
+import http.client
 import json
 import threading
 import time
@@ -34,7 +35,8 @@ class Worker(threading.Thread):
         while time.monotonic() < deadline and not self.stop.is_set():
             try:
                 r = self.stack.post(path, body, source=self.source, timeout=20)
-            except OSError as err:
+            except (OSError, http.client.HTTPException) as err:
+                # reset, refused, or an answer cut short by the kill
                 self.errors.append((repr(err), path))
                 continue
             self.served_by.append(r.headers.get("X-Served-By"))
