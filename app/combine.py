@@ -23,9 +23,13 @@ class _Call:
 
     def __init__(self, args):
         self.args = args
+        self.result = self.error = self.group = self.done = None
+
+    def queue_behind(self, queue):
+        """Join ``queue``; ``done`` is released when answered, or when told to lead."""
         self.done = threading.Lock()
-        self.done.acquire()  # released when answered, or when told to lead
-        self.result = self.error = self.group = None
+        self.done.acquire()
+        queue.append(self)
 
 
 class Combiner:
@@ -54,7 +58,7 @@ class Combiner:
                 self._queues[key] = []
                 group = [call]
             else:
-                queue.append(call)
+                call.queue_behind(queue)
                 group = None
         if group is None:
             call.done.acquire()

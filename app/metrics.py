@@ -41,17 +41,30 @@ def init_app(app):
     @app.after_request
     def _count(response):
         endpoint = request.endpoint or "unknown"
-        _metrics["requests"].labels(endpoint, str(response.status_code)).inc()
+        _child("requests", endpoint, str(response.status_code)).inc()
         started = g.get("started")
         if started is not None:
-            _metrics["latency"].labels(endpoint).observe(time.perf_counter() - started)
+            _child("latency", endpoint).observe(time.perf_counter() - started)
         return response
+
+
+# Labelled children by (metric, labels...): prometheus_client's labels()
+# validates and locks on every call, which showed in the lease profile.
+_children = {}
+
+
+def _child(name, *labels):
+    key = (name,) + labels
+    child = _children.get(key)
+    if child is None:
+        child = _children[key] = _metrics[name].labels(*labels)
+    return child
 
 
 def count_tasks(event, n):
     """Add ``n`` to the per-process task counter for ``event``."""
     if n and _metrics:
-        _metrics["tasks"].labels(event).inc(n)
+        _child("tasks", event).inc(n)
 
 
 def _escape(value):
