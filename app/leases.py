@@ -155,18 +155,28 @@ def release(backend, lease_id):
 
 
 def _result_args(results, limit):
+    """The complete script's (id, ok, body) triples, flat."""
     args = []
+    add = args.append
     for item in results:
+        tid = item["id"]
+        add(tid)
         if item["ok"]:
-            body = encode(item.get("result"), limit, "result of task %d" % item["id"])
-            args += [item["id"], 1, body]
+            add(1)
+            value = item.get("result")
+            # An int result (the most common kind) needs no encoder.
+            text = int.__repr__(value) if type(value) is int else None
+            if text is None or len(text) > limit:
+                text = encode(value, limit, "result of task %d" % tid)
+            add(text)
         else:
+            add(0)
             error = item.get("error", "")
             if not isinstance(error, str):
-                error = encode(error, limit, "error of task %d" % item["id"])
+                error = encode(error, limit, "error of task %d" % tid)
             elif len(error) > limit:
                 error = error[:limit]
-            args += [item["id"], 0, error]
+            add(error)
     return args
 
 
