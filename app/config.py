@@ -12,8 +12,10 @@ SETTINGS = [
      "where all job, task and lease state lives"),
     ("KEY_PREFIX", "jm", str,
      "first part of every Redis key; lets several deployments share a Redis"),
-    ("REDIS_POOL_SIZE", 256, int,
-     "connections per process; a blocking pool waits for a free one rather than failing"),
+    ("REDIS_POOL_SIZE", 32, int,
+     "connections per process; a request waits for a free one rather than failing. Redis "
+     "runs one command at a time, so more only adds connects and queueing: 32 cost ~20% "
+     "less app CPU per task than 256 in a 1,000-pod run"),
     ("REDIS_POOL_TIMEOUT", 30.0, float,
      "seconds a request waits for a pooled connection before answering 503 (a 2-core "
      "machine saturated by 500 pods needed more than 5)"),

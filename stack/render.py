@@ -57,7 +57,7 @@ class Settings:
     # connection waits for its turn on the CPU, so 64 connections and 5 s
     # (the app's defaults) answered 503s to a 500-pod swarm on 2 cores;
     # waiting longer is better than an error (nginx waits 120 s).
-    redis_pool_size: int = 256       # JOBMASTER_REDIS_POOL_SIZE
+    redis_pool_size: int = 32        # JOBMASTER_REDIS_POOL_SIZE
     redis_pool_timeout: float = 30.0  # JOBMASTER_REDIS_POOL_TIMEOUT: seconds
     max_fails: int = 0               # JOBMASTER_MAX_FAILS: nginx marks an instance down after this many
     harakiri: int = 120              # JOBMASTER_HARAKIRI: seconds an event loop may stall
