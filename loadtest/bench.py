@@ -226,6 +226,9 @@ def cpu_snapshot(root_pid):
         v = [int(x) for x in fh.readline().split()[1:]]
     kinds["machine_busy"] = (sum(v) - v[3] - v[4]) / tick
     kinds["machine_total"] = sum(v) / tick
+    # Time the hypervisor gave our cores to someone else: the machine is
+    # shared, and this is how much slower it was during a figure.
+    kinds["machine_steal"] = v[7] / tick if len(v) > 7 else 0.0
     import resource
     ru = resource.getrusage(resource.RUSAGE_CHILDREN)
     kinds["load_generator"] = ru.ru_utime + ru.ru_stime
@@ -462,7 +465,9 @@ def write_report(res, a):
             wall = cpu.get("machine_total", 0) / (m["cores"] or 1)
             L.append("- CPU seconds while the swarm ran (the whole command, %.0f s wall, so %.0f "
                      "core-seconds on %s cores): %s. `machine_busy` is every process on the "
-                     "machine, other users included; `load_generator` is the simulator itself."
+                     "machine, other users included; `machine_steal` (part of it) is time the "
+                     "hypervisor gave these cores to other guests; `load_generator` is the "
+                     "simulator itself."
                      % (wall, cpu.get("machine_total", 0), m["cores"],
                         {k: v for k, v in cpu.items() if k != "machine_total"}))
         L.append("")
