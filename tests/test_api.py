@@ -443,6 +443,37 @@ def test_early_error_after_reading_the_body_does_not_wait_for_more(app):
         server.shutdown()
 
 
+def test_body_shorter_than_its_content_length_is_400_and_changes_nothing(app, rds):
+    """A client that stops sending mid-body gets a JSON 400, and nothing is leased."""
+    import socket
+    import threading
+
+    from werkzeug.serving import make_server
+
+    job = make_job(app.test_client(), total=5)["id"]
+    before = rds.dump(app.extensions["jobmaster.backend"].keys.job_key(job, "meta"))
+    server = make_server("127.0.0.1", 0, app, threaded=True)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        body = json.dumps({"worker": "w", "job": job}).encode()
+        with socket.create_connection(("127.0.0.1", server.server_port), timeout=10) as s:
+            s.sendall(b"POST /api/v1/lease HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                      b"Content-Length: %d\r\nConnection: close\r\n\r\n" % (len(body) + 50) + body)
+            s.shutdown(socket.SHUT_WR)  # the rest never comes
+            answer = b""
+            while True:
+                chunk = s.recv(65536)
+                if not chunk:
+                    break
+                answer += chunk
+        head, _, payload = answer.partition(b"\r\n\r\n")
+        assert head.split()[1] == b"400", head
+        assert json.loads(payload)["message"] == "the request body ended early"
+        assert rds.dump(app.extensions["jobmaster.backend"].keys.job_key(job, "meta")) == before
+    finally:
+        server.shutdown()
+
+
 def test_readme_documents_every_setting_with_its_default():
     import os
 
