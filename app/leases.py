@@ -120,7 +120,7 @@ def lease_any(backend, worker, max_tasks=0, skip=None, key=None):
     """Try running jobs in priority order; ``wait`` if any is unfinished."""
     r, keys = backend.redis, backend.keys
     unfinished, hint = False, 0
-    for job_id in _by_priority(r.zrange(keys.active, 0, -1, withscores=True)):
+    for job_id in _by_priority(backend.active_jobs()):
         if job_id == skip:
             continue
         reply = backend.lease(job_id, new_lease_id(job_id, key), worker, max_tasks, True)

@@ -37,6 +37,9 @@ def _pack(sha, keys, args):
     return hiredis.pack_command(("EVALSHA", sha, len(keys), *keys, *args))
 
 
+_MORE = object()
+
+
 class _Link:
     """One Redis connection: made by redis-py, then used straight."""
 
@@ -47,14 +50,17 @@ class _Link:
         self.conn = conn
         self.sock = conn._sock
         encoding = conn.encoder.encoding if conn.encoder.decode_responses else None
-        # Error replies come back as redis-py's own exception types.
-        self.reader = hiredis.Reader(encoding=encoding, replyError=BaseParser.parse_error)
+        # Error replies come back as redis-py's own exception types; an
+        # incomplete reply as _MORE (redis-py negotiates RESP3, where False
+        # is a reply of its own).
+        self.reader = hiredis.Reader(encoding=encoding, replyError=BaseParser.parse_error,
+                                     notEnoughData=_MORE)
 
     def call(self, packed):
         sock, reader = self.sock, self.reader
         sock.sendall(packed)
         reply = reader.gets()
-        while reply is False:  # not all of it yet (RESP2 has no False)
+        while reply is _MORE:
             data = sock.recv(65536)
             if not data:
                 raise ConnectionError("Redis closed the connection")
@@ -91,6 +97,15 @@ class ScriptRunner:
         self.slots = threading.BoundedSemaphore(self.size)
 
     def evalsha(self, script, keys, args):
+        """Run a registered script; one unknown to Redis (restarted) is loaded again."""
+        return self._roundtrip(lambda: _pack(script.sha, keys, args), script)
+
+    def command(self, *args):
+        """One plain read command (e.g. ZRANGE) over the same lean path."""
+        packed = hiredis.pack_command(args)
+        return self._roundtrip(lambda: packed)
+
+    def _roundtrip(self, packed, script=None):
         if os.getpid() != self.pid:  # forked: never share a parent's socket
             self._reset()
         if not self.slots.acquire(timeout=self.timeout):
@@ -101,9 +116,11 @@ class ScriptRunner:
                 try:
                     if link is None:
                         link = _Link(self.connection_class(**self.kwargs))
-                    reply = link.call(_pack(script.sha, keys, args))
+                    reply = link.call(packed())
                 except NoScriptError:
                     self.idle.append(link)
+                    if script is None:
+                        raise
                     script.sha = self.client.script_load(script.script)
                     continue
                 except (ConnectionError, TimeoutError, OSError) as err:

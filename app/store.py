@@ -59,6 +59,7 @@ class Backend:
         self._info = OrderedDict()
         # (capped: the script unpacks the group's lease ids in one call)
         self._leases = Combiner(self._run_leases, min(1000, config["LEASE_COMBINE"]))
+        self._active = Combiner(self._read_active, config["LEASE_COMBINE"])
 
     def run(self, operation, job_id, args=(), client=None):
         """Run one Lua operation on job ``job_id``."""
@@ -77,6 +78,20 @@ class Backend:
         if replies and replies[0] == "missing":
             return [replies] * len(requests)
         return replies
+
+    def active_jobs(self):
+        """[(job id, priority)] of the running jobs: one read of the index,
+        shared by the requests that ask for it at the same time (every lease
+        that names no job starts here)."""
+        return self._active("active", None)
+
+    def _read_active(self, _key, group):
+        reply = self.scripts.runner.command("ZRANGE", self.keys.active, 0, -1, "WITHSCORES")
+        if reply and isinstance(reply[0], list):  # RESP3: [member, score] pairs
+            entries = [(member, float(score)) for member, score in reply]
+        else:  # RESP2: member, score, member, score, ...
+            entries = [(reply[i], float(reply[i + 1])) for i in range(0, len(reply), 2)]
+        return [entries] * len(group)
 
     def job_info(self, job_id):
         """The job's immutable facts (kind, start, params), or NotFound."""

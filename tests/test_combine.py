@@ -178,3 +178,22 @@ def test_concurrent_api_leases_get_disjoint_tasks(app, combine):
         assert sorted(got) == list(range(600))
     finally:
         backend.close()
+
+
+@pytest.mark.parametrize("protocol", [2, 3])
+def test_lease_without_a_job_reads_the_active_index_in_either_protocol(app, protocol):
+    """The lean Redis path parses RESP2 and RESP3 replies alike (redis-py 8
+    negotiates RESP3 unless the URL says otherwise)."""
+    from app import jobs, leases
+    from app.store import Backend
+
+    backend = Backend(dict(app.config, REDIS_URL=app.config["REDIS_URL"] + "?protocol=%d" % protocol))
+    try:
+        low = jobs.create(backend, {"name": "low", "tasks": {"range": [0, 3]}, "priority": 1})["id"]
+        high = jobs.create(backend, {"name": "high", "tasks": {"range": [0, 3]}, "priority": 5})["id"]
+        assert sorted(backend.active_jobs()) == sorted([(low, 1.0), (high, 5.0)])
+        answer = json.loads(leases.lease(backend, "w").text)
+        assert answer["lease"]["job"] == high  # the higher priority first
+        assert backend.scripts.runner.command("ZSCORE", backend.keys.active, high) in (5.0, "5")
+    finally:
+        backend.close()
