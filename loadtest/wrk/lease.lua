@@ -1,4 +1,4 @@
--- wrk -t1 -c64 -d10s -s loadtest/wrk/lease.lua http://127.0.0.1:8080 -- <job-id> [max_tasks]
+-- wrk -t1 -c64 -d10s -s loadtest/wrk/lease.lua http://127.0.0.1:8080 -- <job-id|-> [max_tasks]
 -- POST /api/v1/lease for one job, a new worker name per request. The leases
 -- are never completed: give the job enough tasks (and a long lease time)
 -- for the run, or the answers turn into "wait".
@@ -18,6 +18,7 @@ function setup(thread) C.setup(thread) end
 
 function init(args)
    job = args[1]
+   if job == "-" then job = nil end  -- "-": name no job (the server picks one)
    max_tasks = tonumber(args[2] or "1")
 end
 

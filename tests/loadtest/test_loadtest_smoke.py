@@ -96,15 +96,17 @@ def test_burst_warm_mode(stack):
 
 
 @pytest.mark.skipif(not shutil.which("wrk"), reason="wrk is not installed (make sysdeps installs it)")
-@pytest.mark.parametrize("script", ["healthz.lua", "lease.lua", "lease_complete.lua"])
-def test_wrk_scripts_run(stack, script):
+@pytest.mark.parametrize("script,named", [("healthz.lua", True), ("lease.lua", True),
+                                          ("lease.lua", False), ("lease_complete.lua", True)])
+def test_wrk_scripts_run(stack, script, named):
     from loadtest.bench import parse_wrk
     from loadtest.common import Admin
 
     admin = Admin(stack.url)
     job = admin.create_range_job("wrk-smoke", 1_000_000, batch_size=10, lease_seconds=600)
     argv = ["wrk", "-t1", "-c4", "-d1s", "--latency", "-s",
-            os.path.join(ROOT, "loadtest", "wrk", script), stack.url, "--", job["id"], "10"]
+            os.path.join(ROOT, "loadtest", "wrk", script), stack.url, "--",
+            job["id"] if named else "-", "10"]
     p = subprocess.run(argv, capture_output=True, text=True, timeout=30)
     assert p.returncode == 0, p.stderr
     res = parse_wrk(p.stdout)
