@@ -100,6 +100,7 @@ def figure_ratio(a, admin):
                                  lease_seconds=3600)
     rounds = []
     for r in range(a.wrk_rounds):
+        steal0 = steal_seconds()
         h = wrk(a.url, "healthz.lua", a.wrk_seconds, a.wrk_conns)
         l = wrk(a.url, "lease.lua", a.wrk_seconds, a.wrk_conns, args=(job["id"], a.wrk_max_tasks))
         # For information: a lease that names no job (the server picks the
@@ -107,7 +108,8 @@ def figure_ratio(a, admin):
         n = wrk(a.url, "lease.lua", a.wrk_seconds, a.wrk_conns, args=("-", a.wrk_max_tasks))
         log("round %d: healthz %.0f req/s, lease %.0f req/s, lease naming no job %.0f req/s"
             % (r + 1, h["rps"], l["rps"], n["rps"]))
-        rounds.append({"healthz": h, "lease": l, "lease_any": n})
+        rounds.append({"healthz": h, "lease": l, "lease_any": n,
+                       "steal_s": round(steal_seconds() - steal0, 2)})
     admin.delete(job["id"])
     loop_job = admin.create_range_job("bench-wrk-loop", 100_000_000, batch_size=a.wrk_max_tasks,
                                       lease_seconds=3600)
@@ -212,6 +214,13 @@ def _descendants(root):
     return out
 
 
+def steal_seconds():
+    """CPU time the hypervisor has given this machine's cores to other guests."""
+    with open("/proc/stat") as fh:
+        v = [int(x) for x in fh.readline().split()[1:]]
+    return (v[7] if len(v) > 7 else 0) / os.sysconf("SC_CLK_TCK")
+
+
 def cpu_snapshot(root_pid):
     """CPU seconds used so far by the stack's processes, by kind, and by the
     whole machine (busy time over all cores)."""
@@ -235,7 +244,7 @@ def cpu_snapshot(root_pid):
     kinds["machine_total"] = sum(v) / tick
     # Time the hypervisor gave our cores to someone else: the machine is
     # shared, and this is how much slower it was during a figure.
-    kinds["machine_steal"] = v[7] / tick if len(v) > 7 else 0.0
+    kinds["machine_steal"] = steal_seconds()
     import resource
     ru = resource.getrusage(resource.RUSAGE_CHILDREN)
     kinds["load_generator"] = ru.ru_utime + ru.ru_stime
@@ -435,13 +444,18 @@ def write_report(res, a):
                  % (len(r["rounds"]), r["seconds"], r["conns"], r["max_tasks"], r["max_tasks"],
                     ", ".join("%.2f" % x for x in r["pair_ratios"]), r["errors"]))
         L.append("")
-        L.append("| round | healthz req/s | healthz p50 / p99 ms | lease req/s | lease p50 / p99 ms |")
-        L.append("|---|---|---|---|---|")
+        L.append("| round | healthz req/s | healthz p50 / p99 ms | lease req/s | lease p50 / p99 ms "
+                 "| steal s |")
+        L.append("|---|---|---|---|---|---|")
         for i, x in enumerate(r["rounds"]):
             hl, ll = x["healthz"]["latency_ms"], x["lease"]["latency_ms"]
-            L.append("| %d | %s | %s / %s | %s | %s / %s |" % (
+            L.append("| %d | %s | %s / %s | %s | %s / %s | %s |" % (
                 i + 1, fmt(x["healthz"]["rps"], 0), fmt(hl.get("p50"), 2), fmt(hl.get("p99"), 2),
-                fmt(x["lease"]["rps"], 0), fmt(ll.get("p50"), 2), fmt(ll.get("p99"), 2)))
+                fmt(x["lease"]["rps"], 0), fmt(ll.get("p50"), 2), fmt(ll.get("p99"), 2),
+                fmt(x.get("steal_s"), 1)))
+        L.append("")
+        L.append("`steal s`: CPU time the hypervisor gave this machine's cores to other guests "
+                 "during the round (all three runs); it makes a round slower, not the code.")
         lp = r["loop"]
         if "lease_any_rps" in r:
             L.append("")
