@@ -450,6 +450,8 @@ def test_body_shorter_than_its_content_length_is_400_and_changes_nothing(app, rd
 
     from werkzeug.serving import make_server
 
+    from tests.support.stack import read_to_end
+
     job = make_job(app.test_client(), total=5)["id"]
     before = rds.dump(app.extensions["jobmaster.backend"].keys.job_key(job, "meta"))
     server = make_server("127.0.0.1", 0, app, threaded=True)
@@ -460,12 +462,7 @@ def test_body_shorter_than_its_content_length_is_400_and_changes_nothing(app, rd
             s.sendall(b"POST /api/v1/lease HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
                       b"Content-Length: %d\r\nConnection: close\r\n\r\n" % (len(body) + 50) + body)
             s.shutdown(socket.SHUT_WR)  # the rest never comes
-            answer = b""
-            while True:
-                chunk = s.recv(65536)
-                if not chunk:
-                    break
-                answer += chunk
+            answer = read_to_end(s)
         head, _, payload = answer.partition(b"\r\n\r\n")
         assert head.split()[1] == b"400", head
         assert json.loads(payload)["message"] == "the request body ended early"

@@ -48,6 +48,16 @@ class Response:
                                         self.body[:200])
 
 
+def read_to_end(sock):
+    """Everything ``sock`` sends until it closes."""
+    data = b""
+    while True:
+        chunk = sock.recv(65536)
+        if not chunk:
+            return data
+        data += chunk
+
+
 def http_request(host, port, method, path, body=None, headers=None, source=None,
                  timeout=30.0):
     """One HTTP request on a fresh connection, optionally from a chosen
@@ -115,13 +125,7 @@ class Node:
         with socket.socket(socket.AF_UNIX) as s:
             s.settimeout(5)
             s.connect(self.stats_socket)
-            data = b""
-            while True:
-                chunk = s.recv(65536)
-                if not chunk:
-                    break
-                data += chunk
-        return json.loads(data)
+            return json.loads(read_to_end(s))
 
     def probe(self, path="/healthz"):
         """GET ``path`` on this instance's own socket, bypassing nginx;
