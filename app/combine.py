@@ -61,7 +61,11 @@ class Combiner:
                 call.queue_behind(queue)
                 group = None
         if group is None:
-            call.done.acquire()
+            try:
+                call.done.acquire()
+            except BaseException:  # killed while waiting (worker shutdown)
+                self._abandon(key, call)
+                raise
             group = call.group
         if group is not None:  # ours to run (first caller, or handed the queue)
             self._lead(key, group)
@@ -85,20 +89,40 @@ class Combiner:
         except BaseException:
             # This greenlet is being killed (timeout, shutdown): the others
             # must not wait for it, nor inherit its exit.
-            for c in group[1:]:
-                c.error = Unavailable("the combined Redis call was interrupted; retry")
+            self._fail(group[1:])
             raise
         finally:
-            with self._lock:
-                queue = self._queues[key]
-                if queue:
-                    nxt = queue[:self._limit]
-                    del queue[:self._limit]
-                    nxt[0].group = nxt
-                else:
-                    del self._queues[key]
-                    nxt = None
-            for c in group[1:]:
-                c.done.release()
-            if nxt is not None:
-                nxt[0].done.release()
+            self._hand_over(key, group)
+
+    def _abandon(self, key, call):
+        """A waiting caller is gone: leave the queue, or pass on the group it
+        was just handed, so nobody behind it waits for ever."""
+        with self._lock:
+            if call.group is None:
+                queue = self._queues.get(key)
+                if queue is not None and call in queue:
+                    queue.remove(call)
+                return
+        self._fail(call.group[1:])
+        self._hand_over(key, call.group)
+
+    @staticmethod
+    def _fail(calls):
+        for c in calls:
+            c.error = Unavailable("the combined Redis call was interrupted; retry")
+
+    def _hand_over(self, key, group):
+        """Answer ``group``'s waiting callers; the next queued group gets a leader."""
+        with self._lock:
+            queue = self._queues[key]
+            if queue:
+                nxt = queue[:self._limit]
+                del queue[:self._limit]
+                nxt[0].group = nxt
+            else:
+                del self._queues[key]
+                nxt = None
+        for c in group[1:]:
+            c.done.release()
+        if nxt is not None:
+            nxt[0].done.release()

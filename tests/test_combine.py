@@ -34,6 +34,10 @@ class Gate:
         return ["%s:%s" % (key, args) for args in group]
 
 
+class Killed(BaseException):
+    """A greenlet being killed (GreenletExit, a Timeout), as seen by the combiner."""
+
+
 def start(combiner, key, args, out):
     def target():
         try:
@@ -108,9 +112,6 @@ def test_an_error_reaches_every_caller_of_that_call_only():
 
 
 def test_a_killed_leader_releases_its_group_with_503():
-    class Killed(BaseException):
-        pass
-
     def run(key, group):
         if group == ["b", "c"]:
             raise Killed()
@@ -140,6 +141,82 @@ def test_a_killed_leader_releases_its_group_with_503():
     assert out["a"] == "a" and caught == ["b"]
     assert isinstance(out["c"], Unavailable) and out["c"].status == 503
     assert combiner._queues == {}
+
+
+def killable(monkeypatch, victim, when):
+    """Make caller ``victim``'s wait end in Killed: at once ("queued"), or
+    just after it was handed a group to run ("promoted")."""
+    from app import combine
+
+    class Lock:
+        def __init__(self):
+            self.lock, self.calls = threading.Lock(), 0
+
+        def acquire(self, *args):
+            self.calls += 1
+            if self.calls == 2 and when == "queued":
+                raise Killed()
+            got = self.lock.acquire(*args)
+            if self.calls == 2 and when == "promoted":
+                raise Killed()
+            return got
+
+        def release(self):
+            self.lock.release()
+
+    real = combine._Call.queue_behind
+
+    def queue_behind(call, queue):
+        real(call, queue)
+        if call.args == victim:
+            lock = Lock()
+            lock.acquire()
+            call.done = lock
+
+    monkeypatch.setattr(combine._Call, "queue_behind", queue_behind)
+
+
+def start_killable(combiner, key, args, out):
+    def target():
+        try:
+            out[args] = combiner(key, args)
+        except Killed:
+            out[args] = "killed"
+        except Exception as err:
+            out[args] = err
+
+    t = threading.Thread(target=target)
+    t.start()
+    return t
+
+
+@pytest.mark.parametrize("when", ["queued", "promoted"])
+def test_a_caller_killed_while_waiting_leaves_nobody_stuck(monkeypatch, when):
+    killable(monkeypatch, "b", when)
+    gate = Gate()
+    combiner = Combiner(gate, limit=64)
+    out = {}
+    threads = [start_killable(combiner, "job", "a", out)]
+    wait_until(lambda: gate.held, what="a in run()")
+    threads.append(start_killable(combiner, "job", "b", out))
+    if when == "queued":  # b is gone before a's call ends
+        threads[-1].join(20)
+        assert out["b"] == "killed" and combiner._queues["job"] == []
+    else:
+        wait_until(queued(combiner, "job", 1), what="b queued")
+    threads.append(start_killable(combiner, "job", "c", out))
+    wait_until(queued(combiner, "job", 1 if when == "queued" else 2), what="c queued")
+    gate.open.set()
+    for t in threads:
+        t.join(20)
+        assert not t.is_alive()
+    assert out["a"] == "job:a" and out["b"] == "killed"
+    if when == "queued":  # c ran on its own, b in no call
+        assert out["c"] == "job:c" and [g for _, g in gate.groups] == [["a"], ["c"]]
+    else:  # b was handed [b, c] and died: c is told to retry, never left waiting
+        assert isinstance(out["c"], Unavailable)
+    assert combiner._queues == {}
+    assert combiner("job", "d") == "job:d"
 
 
 def test_limit_one_runs_every_call_alone():
