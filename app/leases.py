@@ -163,17 +163,12 @@ def _result_args(results, limit):
         add(tid)
         if item["ok"]:
             add(1)
-            value = item.get("result")
-            # An int result (the most common kind) needs no encoder.
-            text = int.__repr__(value) if type(value) is int else None
-            if text is None or len(text) > limit:
-                text = encode(value, limit, "result of task %d" % tid)
-            add(text)
+            add(encode(item.get("result"), limit, "result of task %d", tid))
         else:
             add(0)
             error = item.get("error", "")
             if not isinstance(error, str):
-                error = encode(error, limit, "error of task %d" % tid)
+                error = encode(error, limit, "error of task %d", tid)
             elif len(error) > limit:
                 error = error[:limit]
             add(error)

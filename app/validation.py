@@ -247,10 +247,14 @@ _SCALARS = {type(None): lambda v: "null", bool: lambda v: "true" if v else "fals
             int: int.__repr__, str: _ENCODER.encode}
 
 
-def encode(value, limit, what):
-    """Compact JSON text of ``value``, refusing anything over ``limit`` bytes."""
+def encode(value, limit, what, *what_args):
+    """Compact JSON text of ``value``, refusing anything over ``limit`` bytes.
+
+    ``what % what_args`` names the value in the error; it is formatted only
+    then (a complete of 100 results calls this 100 times).
+    """
     scalar = _SCALARS.get(type(value))
     text = scalar(value) if scalar else _ENCODER.encode(value)
     if len(text) > limit:
-        raise TooLarge("%s is larger than %d bytes" % (what, limit))
+        raise TooLarge("%s is larger than %d bytes" % (what % what_args, limit))
     return text
