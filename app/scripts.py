@@ -58,7 +58,12 @@ class _Link:
 
     def call(self, packed):
         sock, reader = self.sock, self.reader
-        sock.sendall(packed)
+        # send(), not sendall(): gevent's sendall asks the kernel for the
+        # send buffer size (a getsockopt) on every call.
+        sent = sock.send(packed)
+        while sent < len(packed):
+            packed = packed[sent:]
+            sent = sock.send(packed)
         reply = reader.gets()
         while reply is _MORE:
             data = sock.recv(65536)

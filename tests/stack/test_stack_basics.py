@@ -5,8 +5,9 @@ import json
 import socket
 
 import pytest
+import redis
 
-from tests.support.procs import wait_until
+from tests.support.procs import free_port, wait_until
 from stack import render as R
 
 
@@ -21,6 +22,25 @@ def test_every_answer_names_instance_and_request(stack):
     assert len(rid) == 32 and int(rid, 16) >= 0
     r2 = stack.get("/healthz", headers={"X-Request-ID": "client-chosen"})
     assert r2.headers["X-Request-ID"] not in (rid, "client-chosen")
+
+
+def test_apps_reach_the_stacks_own_redis_over_its_unix_socket(stack):
+    for x in range(1, 25):  # reach every instance (the ip_hash buckets vary)
+        assert stack.get("/readyz", source="127.0.%d.3" % x).status == 200
+    sock = stack.plan.layout.run + "/redis.sock"
+    clients = redis.Redis.from_url(stack.redis_url).client_list()
+    others = [c for c in clients if c["cmd"] != "client|list"]
+    assert others and all(c["laddr"].startswith(sock) for c in others), others
+
+
+def test_redis_socket_off_renders_tcp_for_the_apps(tmp_path):
+    plan = R.render(R.Settings(port=free_port(), redis_port=free_port(), var=str(tmp_path),
+                               redis_socket=False))
+    with open(plan.layout.conf + "/redis.conf") as fh:
+        assert "\nunixsocket " not in fh.read()
+    with open(plan.layout.conf + "/uwsgi/web-1.ini") as fh:
+        ini = fh.read()
+    assert "JOBMASTER_REDIS_URL=%s" % plan.redis_url in ini
 
 
 def test_request_id_is_in_the_json_access_log(stack):

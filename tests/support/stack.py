@@ -25,7 +25,7 @@ import socket
 import struct
 import sys
 
-from tests.support.procs import Process, free_port, start_redis, wait_until
+from tests.support.procs import Process, free_port, wait_until
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 if ROOT not in sys.path:
@@ -270,17 +270,21 @@ def start_stack(tmpdir, instances=2, server="uwsgi", env=None, redis_url=None,
     os.makedirs(log_dir, exist_ok=True)
     env = dict(env or {})
     redis = None
-    if redis_url is None:
-        redis = start_redis(os.path.join(tmpdir, "redis"))
-        redis_url = redis.url
     st = None
     try:
+        # Without redis_url the plan has its own Redis, as `make run` does
+        # (the apps then reach it over its UNIX socket).
         cfg = R.Settings(port=free_port(), instances=instances, server=server,
-                         redis_url=redis_url, var=os.path.join(tmpdir, "var"), **settings)
+                         redis_url=redis_url or "", redis_port=free_port(),
+                         var=os.path.join(tmpdir, "var"), **settings)
         cfg.check()
         plan = R.render(cfg)
-        st = Stack(plan, env, redis, log_dir)
         specs = {p.name: p for p in plan.processes}
+        if "redis" in specs:
+            redis = _start(specs["redis"], env, log_dir)
+            redis.url = plan.redis_url
+            _wait_port(cfg.redis_port, redis)
+        st = Stack(plan, env, redis, log_dir)
         for inst in plan.instances:
             st.instances.append(Node(inst, _start(specs[inst.name], env, log_dir), server))
         st.nginx = _start(specs["nginx"], env, log_dir)
@@ -298,5 +302,5 @@ def start_stack(tmpdir, instances=2, server="uwsgi", env=None, redis_url=None,
         if st is not None:
             st.stop()
         elif redis is not None:
-            redis.stop()
+            _stop(redis, signal.SIGTERM)
         raise
