@@ -17,11 +17,13 @@ meta        hash    name, state, created_at, finished_at (ms), sealed, kind
 pending     zset    ids handed back (failed, expired, released, retried),
                     score = id; together with [cursor, total) they are the
                     pending tasks, so a fresh range job stores no task at all
-owner       hash    id -> lease id, for every leased task
+owner       hash    id -> lease id, for every task held by an ordinary lease
+                    (a span lease's tasks have none; see app/lua/lib.lua)
 tries       hash    id -> times handed out, for tasks handed out more than
                     once (absent: once); dropped when the task is done
 fails       hash    id -> failed or expired attempts (dropped when done)
-leases      hash    lease id -> "<any 0|1>|<created ms>|<id,id,...>|<worker>"
+leases      hash    lease id -> "<any 0|1>|<created ms>|<tasks>|<worker>",
+                    <tasks> "a-b" (span lease of fresh ids a..b) or "id,id,..."
 left        hash    lease id -> how many of its tasks it still owns
 deadlines   zset    lease id -> expiry in ms of Redis TIME
 items       hash    id -> raw JSON item (items jobs only)
@@ -31,6 +33,8 @@ workers     hash    worker name -> JSON {d, f, x, s, r, rt} (done, failed,
                     expired, last seen, rate); leases held are counted
                     from the lease records
 appends     hash    append token -> first id it added (makes appends retry-safe)
+spans       zset    span lease id -> its first task id (finds the lease holding
+                    a fresh task; spans never overlap)
 ==========  ======  ==========================================================
 
 Global:
@@ -43,7 +47,7 @@ Global:
 #: Order of the per-job keys as every Lua script receives them in KEYS.
 JOB_KEYS = (
     "meta", "pending", "owner", "tries", "fails", "leases", "left",
-    "deadlines", "items", "results", "dead", "workers", "appends",
+    "deadlines", "items", "results", "dead", "workers", "appends", "spans",
 )
 
 

@@ -5,6 +5,7 @@ import pytest
 
 from app import create_app
 from tests.helpers import (complete, expire_now, lease, make_job, ok_all, results, status)
+from tests.invariants import holders
 
 
 def test_create_range_job_status_document(client):
@@ -415,10 +416,10 @@ def test_sweep_command_reclaims_while_nobody_calls(app, client, rds):
     lid = lease(client, job=job)["lease"]["id"]
     keys = app.extensions["jobmaster.backend"].keys
     expire_now(rds, keys, job, lid)
-    assert rds.hlen(keys.job_key(job, "owner")) == 3  # nobody reclaimed it yet
+    assert len(holders(rds, keys, job)) == 3  # nobody reclaimed it yet
     out = app.test_cli_runner().invoke(args=["sweep"])
     assert out.exit_code == 0 and "swept 1 job(s)" in out.output
-    assert rds.hlen(keys.job_key(job, "owner")) == 0
+    assert holders(rds, keys, job) == {}
     assert rds.zcard(keys.job_key(job, "pending")) == 3
 
 

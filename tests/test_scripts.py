@@ -3,7 +3,7 @@ import json
 
 import pytest
 
-from tests.invariants import check_job
+from tests.invariants import check_job, holders
 
 LIMIT = 100
 
@@ -133,9 +133,9 @@ def test_complete_first_result_wins_and_counts(b):
 def test_complete_rejects_ids_outside_the_job_and_changes_nothing(b):
     create(b, total=2)
     lease(b, "aa.1")
-    before = b.redis.hgetall(b.keys.job_key("aa", "owner"))
+    before = holders(b.redis, b.keys, "aa")
     assert complete(b, "aa.1", [(0, True, "1"), (2, True, "1")]) == ["bad", "2"]
-    assert b.redis.hgetall(b.keys.job_key("aa", "owner")) == before
+    assert holders(b.redis, b.keys, "aa") == before
     assert b.redis.hlen(b.keys.job_key("aa", "results")) == 0
 
 
@@ -175,7 +175,7 @@ def test_lease_reclaims_expired_leases_of_others(b):
     # the slow worker's late success is still accepted, and taken from "fast"
     out = complete(b, "aa.1", [(0, True, '"late"')], worker="slow")
     assert out[1] == 1
-    assert b.redis.hget(b.keys.job_key("aa", "owner"), "0") is None
+    assert 0 not in holders(b.redis, b.keys, "aa")
     assert complete(b, "aa.2", [(0, True, '"x"')], worker="fast")[2] == 1  # duplicate
     check_job(b.redis, b.keys, "aa")
 
@@ -250,3 +250,81 @@ def test_pending_million_task_range_job_is_small(b):
     create(b, total=1000000)
     used = sum(b.redis.memory_usage(k) or 0 for k in b.redis.keys("*{aa}*"))
     assert used < 2 * 1024 * 1024
+
+
+def spans(b, job="aa"):
+    return b.redis.zrange(b.keys.job_key(job, "spans"), 0, -1, withscores=True)
+
+
+def test_fresh_tasks_make_a_span_lease_without_owner_fields(b):
+    create(b, total=30, batch=10)
+    assert ids_of(lease(b, "aa.1")) == list(range(10))
+    assert ids_of(lease(b, "aa.2")) == list(range(10, 20))
+    assert b.redis.hlen(b.keys.job_key("aa", "owner")) == 0
+    assert spans(b) == [("aa.1", 0.0), ("aa.2", 10.0)]
+    assert b.run("status", "aa", [LIMIT])[2:4] == [10, 20]  # pending, leased
+    out = complete(b, "aa.2", [(t, True, str(t)) for t in reversed(range(10, 20))])
+    assert out[1:3] == [10, 0]
+    assert spans(b) == [("aa.1", 0.0)] and not b.redis.hexists(b.keys.job_key("aa", "leases"), "aa.2")
+    assert json.loads(b.redis.hget(b.keys.job_key("aa", "results"), "15"))["attempt"] == 1
+    check_job(b.redis, b.keys, "aa")
+
+
+def test_a_partial_or_failed_report_turns_a_span_lease_into_an_ordinary_one(b):
+    create(b, total=8, batch=4)
+    lease(b, "aa.1")
+    lease(b, "aa.2")
+    assert complete(b, "aa.1", [(0, True, "1"), (1, True, "1")])[1] == 2
+    assert holders(b.redis, b.keys, "aa") == {2: "aa.1", 3: "aa.1", 4: "aa.2", 5: "aa.2",
+                                              6: "aa.2", 7: "aa.2"}
+    assert spans(b) == [("aa.2", 4.0)] and b.redis.hlen(b.keys.job_key("aa", "owner")) == 2
+    check_job(b.redis, b.keys, "aa")
+    # A whole report with one failure: not the span fast path either.
+    out = complete(b, "aa.2", [(4, True, "1"), (5, False, "e"), (6, True, "1"), (7, True, "1")])
+    assert out[1:4] == [3, 0, 1]
+    assert spans(b) == [] and b.redis.zscore(b.keys.job_key("aa", "pending"), "5") == 5
+    check_job(b.redis, b.keys, "aa")
+    # A report naming a task twice, or one outside the span, is weighed per task.
+    assert complete(b, "aa.1", [(2, True, "1"), (2, True, "1"), (3, True, "1")])[1:3] == [2, 1]
+    check_job(b.redis, b.keys, "aa")
+
+
+def test_a_late_result_finds_the_span_lease_that_holds_its_task(b):
+    create(b, total=4, batch=2)
+    lease(b, "aa.1")
+    assert complete(b, "aa.1", [(0, True, "1"), (1, True, "1")])[1] == 2  # aa.1 is gone
+    lease(b, "aa.2")  # span 2-3
+    # aa.1 no longer exists, so its "late" success for task 2 is accepted and
+    # task 2 leaves the span lease that holds it.
+    assert complete(b, "aa.1", [(2, True, '"late"')])[1] == 1
+    assert holders(b.redis, b.keys, "aa") == {3: "aa.2"} and spans(b) == []
+    assert b.redis.hget(b.keys.job_key("aa", "left"), "aa.2") == "1"
+    assert complete(b, "aa.2", [(2, True, "1"), (3, True, "1")])[1:3] == [1, 1]
+    assert b.redis.hget(b.keys.job_key("aa", "meta"), "state") == "completed"
+    check_job(b.redis, b.keys, "aa")
+
+
+def test_a_lease_with_handed_back_tasks_has_owner_fields(b):
+    create(b, total=6, batch=2)
+    lease(b, "aa.1")
+    complete(b, "aa.1", [(0, False, "e")])  # 0 back to pending, 1 still held
+    reply = lease(b, "aa.2", n=3)
+    assert ids_of(reply) == [0, 2, 3] and [t["attempt"] for t in tasks_of(reply)] == [2, 1, 1]
+    assert holders(b.redis, b.keys, "aa") == {0: "aa.2", 1: "aa.1", 2: "aa.2", 3: "aa.2"}
+    assert spans(b) == [] and b.redis.hlen(b.keys.job_key("aa", "owner")) == 4
+    # the same request again answers the same lease
+    assert tasks_of(lease(b, "aa.2", n=3)) == tasks_of(reply)
+    check_job(b.redis, b.keys, "aa")
+
+
+def test_released_or_expired_span_leases_give_every_task_back(b):
+    create(b, total=6, batch=3, attempts=3)
+    lease(b, "aa.1")
+    lease(b, "aa.2")
+    assert b.run("release", "aa", ["aa.1"]) == ["ok", 3]
+    b.redis.zadd(b.keys.job_key("aa", "deadlines"), {"aa.2": 0})
+    assert b.run("heartbeat", "aa", ["aa.2", 0, LIMIT]) == ["lost"]
+    assert spans(b) == [] and holders(b.redis, b.keys, "aa") == {}
+    assert b.redis.hgetall(b.keys.job_key("aa", "fails")) == {"3": "1", "4": "1", "5": "1"}
+    assert b.run("status", "aa", [LIMIT])[2:4] == [6, 0]
+    check_job(b.redis, b.keys, "aa")

@@ -25,12 +25,10 @@ for i = 0, n - 1 do
 end
 
 local raw = redis.call('HGET', K_LEASES, lid)
-local mine, any = nil, 0
+local lease, any = nil, 0
 if raw then
-  local lease = decode_lease(raw)
+  lease = decode_lease(raw)
   any = lease.any
-  mine = {}
-  for _, t in ipairs(lease.t) do mine[t] = true end
   if worker == '' then worker = lease.w end
 end
 if worker == '' then worker = 'unknown' end
@@ -56,9 +54,45 @@ for i = 1, n do
   bodies[i] = ARGV[at + 2]
 end
 
--- The common case in bulk: successes for tasks this lease still owns. A task
--- with an owner is never done (recording a result drops the owner), so these
--- need no HEXISTS; every other result takes the careful path below.
+-- The common case: a span lease (lib.lua) reported whole, every task a
+-- success. It held all of them, so there is nothing to look up per task.
+local whole = lease ~= nil and lease.first ~= nil and n == lease.last - lease.first + 1
+if whole then
+  local seen = {}
+  for i = 1, n do
+    local t = tonumber(ids[i])
+    if not oks[i] or t < lease.first or t > lease.last or seen[t] then
+      whole = false
+      break
+    end
+    seen[t] = true
+  end
+end
+if whole then
+  local lines = {}
+  for i = 1, n do
+    lines[2 * i - 1] = ids[i]
+    lines[2 * i] = result_line(ids[i], '1', bodies[i])
+  end
+  bulk('HSET', K_RESULTS, lines)
+  close_lease(lid, true)
+  accepted = n
+  n = 0  -- nothing left for the paths below
+end
+
+-- Anything else: the lease becomes an ordinary one (if it was a span) and
+-- each result is weighed against who holds its task now.
+local mine = nil
+if lease and n > 0 then
+  mine = {}
+  local own
+  if lease.first then own = materialize(lid, lease) else own = lease_ids(lease) end
+  for _, t in ipairs(own) do mine[t] = true end
+end
+
+-- Successes for tasks this lease still owns, in bulk. A task with an owner
+-- is never done (recording a result drops the owner), so these need no
+-- HEXISTS; every other result takes the careful path below.
 local owners, tries = {}, {}
 for i = 1, n, CHUNK do
   local last = math.min(i + CHUNK - 1, n)
@@ -88,7 +122,7 @@ if #done_ids > 0 then
     bulk('HDEL', K_TRIES, retried_ids)
     bulk('HDEL', K_FAILS, retried_ids)
   end
-  accepted = #done_ids
+  accepted = accepted + #done_ids
   if redis.call('HINCRBY', K_LEFT, lid, -#done_ids) <= 0 then close_lease(lid) end
 end
 
@@ -97,7 +131,7 @@ for _, i in ipairs(careful) do
   if redis.call('HEXISTS', K_RESULTS, t) == 1 then
     duplicates = duplicates + 1
   else
-    local owner = redis.call('HGET', K_OWNER, t)
+    local owner = owner_of(t)
     if owner == lid then
       unown(t, lid)
       failed = failed + 1  -- (a success owned by this lease took the bulk path)

@@ -4,7 +4,17 @@
 --
 -- KEYS, for every per-job script, in app/keys.py JOB_KEYS order:
 --   1 meta  2 pending  3 owner  4 tries  5 fails  6 leases  7 left
---   8 deadlines  9 items  10 results  11 dead  12 workers  13 appends
+--   8 deadlines  9 items  10 results  11 dead  12 workers  13 appends  14 spans
+--
+-- Who holds a task. A lease made only of fresh range ids (the common case:
+-- nothing handed back yet) is a *span lease*: its record names ids a..b and
+-- it holds all of them implicitly, with no owner field per task, so leasing
+-- n tasks writes one record, not n fields. The first time one of its tasks
+-- leaves it early (a failure, a partial report, a late result from another
+-- lease) it is *materialized*: owner fields are written for its tasks and its
+-- record becomes a list, and from then on it is an ordinary lease. So a task
+-- is held by lease L iff owner[t] = L, or t lies in the span of L (found
+-- through `spans`, first id -> lease id; spans never overlap).
 --
 -- Time is Redis's own TIME (DESIGN.md §4.7): app hosts' clocks never decide
 -- whether a lease is alive. Scripts are replicated by effects (Redis >= 5),
@@ -12,6 +22,7 @@
 local K_META, K_PENDING, K_OWNER, K_TRIES, K_FAILS = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
 local K_LEASES, K_LEFT, K_DEADLINES, K_ITEMS = KEYS[6], KEYS[7], KEYS[8], KEYS[9]
 local K_RESULTS, K_DEAD, K_WORKERS, K_APPENDS = KEYS[10], KEYS[11], KEYS[12], KEYS[13]
+local K_SPANS = KEYS[14]
 
 -- Rates are exponentially decayed counts over this window: each done task
 -- adds 1/60 task/s, which fades with a one-minute time constant. O(1) memory
@@ -45,17 +56,60 @@ local function bulk(cmd, key, args)
   end
 end
 
--- A lease record: "<any>|<created ms>|<id,id,...>|<worker>", the worker last
--- because its name may hold '|'. Plain text: cheaper than cjson both ways.
-local function encode_lease(any, created, ids, worker)
-  return fmt('%d|%d|', any, created) .. table.concat(ids, ',') .. '|' .. worker
+-- A lease record: "<any>|<created ms>|<tasks>|<worker>", the worker last
+-- because its name may hold '|'; <tasks> is "a-b" for a span lease, else
+-- "id,id,...". Plain text: cheaper than cjson both ways.
+local function encode_lease(any, created, tasks, worker)
+  return fmt('%d|%d|', any, created) .. tasks .. '|' .. worker
 end
 
+-- {any, created, w = worker, and first/last (span) or csv (list)}.
 local function decode_lease(raw)
-  local any, created, csv, worker = string.match(raw, '^(%d)|(%d+)|([%d,]*)|(.*)$')
+  local any, created, tasks, worker = string.match(raw, '^(%d)|(%d+)|([%d,%-]*)|(.*)$')
+  local lease = {any = tonumber(any), created = tonumber(created), w = worker}
+  local a, b = string.match(tasks, '^(%d+)%-(%d+)$')
+  if a then lease.first, lease.last = tonumber(a), tonumber(b) else lease.csv = tasks end
+  return lease
+end
+
+-- The ids (strings) a lease record names.
+local function lease_ids(lease)
   local ids = {}
-  for t in string.gmatch(csv, '%d+') do ids[#ids + 1] = t end
-  return {any = tonumber(any), created = tonumber(created), t = ids, w = worker}
+  if lease.first then
+    for t = lease.first, lease.last do ids[#ids + 1] = fmt('%d', t) end
+  else
+    for t in string.gmatch(lease.csv, '%d+') do ids[#ids + 1] = t end
+  end
+  return ids
+end
+
+-- Turn span lease lid (every task still held: a span lease has lost none)
+-- into an ordinary one. Returns its ids.
+local function materialize(lid, lease)
+  local ids = lease_ids(lease)
+  local owners = {}
+  for _, t in ipairs(ids) do
+    owners[#owners + 1] = t
+    owners[#owners + 1] = lid
+  end
+  bulk('HSET', K_OWNER, owners)
+  lease.first, lease.last, lease.csv = nil, nil, table.concat(ids, ',')
+  redis.call('HSET', K_LEASES, lid, encode_lease(lease.any, lease.created, lease.csv, lease.w))
+  redis.call('ZREM', K_SPANS, lid)
+  return ids
+end
+
+-- The lease holding task t (a string id), or nil. A span lease found
+-- holding it is materialized, so the caller can treat it like any other.
+local function owner_of(t)
+  local lid = redis.call('HGET', K_OWNER, t)
+  if lid then return lid end
+  lid = redis.call('ZREVRANGEBYSCORE', K_SPANS, t, '-inf', 'LIMIT', 0, 1)[1]
+  if not lid then return nil end
+  local lease = decode_lease(redis.call('HGET', K_LEASES, lid))
+  if lease.last < tonumber(t) then return nil end
+  materialize(lid, lease)
+  return lid
 end
 
 local function decayed(rate, since, now)
@@ -100,14 +154,15 @@ local function maybe_complete(job, now)
   return false
 end
 
--- Forget a lease: its record, its count and its deadline.
-local function close_lease(lid)
+-- Forget a lease: its record, its count, its deadline (and its span).
+local function close_lease(lid, span)
   redis.call('HDEL', K_LEASES, lid)
   redis.call('HDEL', K_LEFT, lid)
   redis.call('ZREM', K_DEADLINES, lid)
+  if span then redis.call('ZREM', K_SPANS, lid) end
 end
 
--- Task t leaves lease lid; the lease closes with its last task.
+-- Task t leaves (ordinary) lease lid; the lease closes with its last task.
 local function unown(t, lid)
   redis.call('HDEL', K_OWNER, t)
   if redis.call('HINCRBY', K_LEFT, lid, -1) <= 0 then close_lease(lid) end
@@ -134,19 +189,21 @@ end
 -- failed attempt, a release does not. Returns how many went back.
 local function return_lease(job, lid, now, failed)
   local raw = redis.call('HGET', K_LEASES, lid)
-  local n = 0
+  local n, span = 0, true
   if raw then
     local lease = decode_lease(raw)
-    for _, t in ipairs(lease.t) do
-      if redis.call('HGET', K_OWNER, t) == lid then
-        redis.call('HDEL', K_OWNER, t)
-        give_back(job, t, failed, failed and 'lease expired' or nil, lease.w, now)
+    local why = failed and 'lease expired' or nil
+    span = lease.first ~= nil
+    for _, t in ipairs(lease_ids(lease)) do
+      if span or redis.call('HGET', K_OWNER, t) == lid then
+        if not span then redis.call('HDEL', K_OWNER, t) end
+        give_back(job, t, failed, why, lease.w, now)
         n = n + 1
       end
     end
     if failed and n > 0 then touch_worker(lease.w, now, 0, 0, n, false) end
   end
-  close_lease(lid)
+  close_lease(lid, span)
   return n
 end
 
@@ -177,17 +234,34 @@ local function lease_reply(job, lid, expires, ids, tries)
   return reply
 end
 
+-- The same for span lease first..last: first attempts.
+local function span_reply(job, lid, expires, first, last)
+  if job.kind == 'items' then  -- (the payloads are looked up by id)
+    return lease_reply(job, lid, expires, lease_ids({first = first, last = last}), {})
+  end
+  local n = last - first + 1
+  local reply = {'ok', lid, expires, job.lease_ms, n}
+  for i = 1, n do
+    reply[5 + i] = first + i - 1
+    reply[5 + n + i] = 1
+  end
+  return reply
+end
+
 -- The lease lid as it stands (raw: its record): lets a re-run script
 -- (a retried request with the same lease id) answer with the lease it
 -- already made instead of a second one.
 local function existing_lease(job, lid, raw)
+  local lease = decode_lease(raw)
+  local expires = tonumber(redis.call('ZSCORE', K_DEADLINES, lid))
+  if lease.first then return span_reply(job, lid, expires, lease.first, lease.last) end
   local ids = {}
-  for _, t in ipairs(decode_lease(raw).t) do
+  for _, t in ipairs(lease_ids(lease)) do
     if redis.call('HGET', K_OWNER, t) == lid then ids[#ids + 1] = t end
   end
   local tries = {}
   if #ids > 0 then tries = redis.call('HMGET', K_TRIES, unpack(ids)) end
-  return lease_reply(job, lid, tonumber(redis.call('ZSCORE', K_DEADLINES, lid)), ids, tries)
+  return lease_reply(job, lid, expires, ids, tries)
 end
 
 -- Why nothing can be handed out now: {'done'} or {'wait', why, ms until the
@@ -231,7 +305,7 @@ local function lease_new(job, reqs, todo, replies, now)
   end
   local expires = now + job.lease_ms
   local cursor = job.cursor
-  local owners, records, lefts, deadlines = {}, {}, {}, {}
+  local owners, records, lefts, deadlines, spans = {}, {}, {}, {}, {}
   local b, empty = 1, false
   for _, i in ipairs(todo) do
     local r = reqs[i]
@@ -243,31 +317,42 @@ local function lease_new(job, reqs, todo, replies, now)
     end
     -- Never handed out before: first attempts, which `tries` does not store.
     local fresh = math.min(want[i] - #ids, job.total - job.cursor)
-    for k = 0, fresh - 1 do
-      ids[#ids + 1] = fmt('%d', job.cursor + k)
-      tries[#ids] = 1
-    end
-    if fresh > 0 then job.cursor = job.cursor + fresh end
-    if #ids == 0 then
-      replies[i] = false
-      empty = true
-    else
+    local n, tasks = #ids + fresh
+    if #ids == 0 and fresh > 0 then  -- a span lease (see the top of this file)
+      local first, last = job.cursor, job.cursor + fresh - 1
+      tasks = fmt('%d-%d', first, last)
+      spans[#spans + 1] = fmt('%d', first)
+      spans[#spans + 1] = r.lid
+      replies[i] = span_reply(job, r.lid, expires, first, last)
+    elseif n > 0 then
+      for k = 0, fresh - 1 do
+        ids[#ids + 1] = fmt('%d', job.cursor + k)
+        tries[#ids] = 1
+      end
       for _, t in ipairs(ids) do
         owners[#owners + 1] = t
         owners[#owners + 1] = r.lid
       end
+      tasks = table.concat(ids, ',')
+      replies[i] = lease_reply(job, r.lid, expires, ids, tries)
+    end
+    if fresh > 0 then job.cursor = job.cursor + fresh end
+    if n == 0 then
+      replies[i] = false
+      empty = true
+    else
       records[#records + 1] = r.lid
-      records[#records + 1] = encode_lease(r.any, now, ids, r.worker)
+      records[#records + 1] = encode_lease(r.any, now, tasks, r.worker)
       lefts[#lefts + 1] = r.lid
-      lefts[#lefts + 1] = fmt('%d', #ids)
+      lefts[#lefts + 1] = fmt('%d', n)
       deadlines[#deadlines + 1] = fmt('%d', expires)
       deadlines[#deadlines + 1] = r.lid
-      replies[i] = lease_reply(job, r.lid, expires, ids, tries)
     end
   end
   if job.cursor ~= cursor then redis.call('HSET', K_META, 'cursor', fmt('%d', job.cursor)) end
-  if #owners > 0 then
-    bulk('HSET', K_OWNER, owners)
+  if #owners > 0 then bulk('HSET', K_OWNER, owners) end
+  if #spans > 0 then bulk('ZADD', K_SPANS, spans) end
+  if #records > 0 then
     bulk('HSET', K_LEASES, records)
     bulk('HSET', K_LEFT, lefts)
     bulk('ZADD', K_DEADLINES, deadlines)

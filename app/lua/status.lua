@@ -9,8 +9,11 @@ local job = load_job()
 if not job then return {'missing'} end
 reclaim(job, now, tonumber(ARGV[1]))
 maybe_complete(job, now)
+-- Leased: what the live leases still hold (span leases have no owner fields).
+local leased = 0
+for _, v in ipairs(redis.call('HVALS', K_LEFT)) do leased = leased + tonumber(v) end
 local reply = {'ok', now,
   job.total - job.cursor + redis.call('ZCARD', K_PENDING),
-  redis.call('HLEN', K_OWNER), redis.call('HLEN', K_RESULTS), redis.call('HLEN', K_DEAD)}
+  leased, redis.call('HLEN', K_RESULTS), redis.call('HLEN', K_DEAD)}
 for _, v in ipairs(redis.call('HGETALL', K_META)) do reply[#reply + 1] = v end
 return reply
