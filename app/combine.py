@@ -9,13 +9,33 @@ of them runs the whole queue as ONE call on everybody's behalf. Under light
 load nothing waits; under heavy load the cost of a call is shared by the
 group that built up during the previous one.
 
-Works with real threads too (the locks are ``threading``'s, which gevent
-patches before the app loads), and with no concurrency at all (each call
+Works with real threads too, and with no concurrency at all (each call
 then runs alone).
 """
 import threading
 
+from gevent import monkey
+from gevent.lock import Semaphore
+
 from .errors import Unavailable
+
+# The queue lock is only held for a few list and dict operations, never
+# across a greenlet switch, so the interpreter's own lock is enough even
+# under gevent (gevent's patched Lock costs microseconds per acquire in
+# Python code, several times per lease).
+_queue_lock = monkey.get_original("_thread", "allocate_lock")
+
+
+def _blocked_waiter():
+    """A lock taken already, that a queued caller waits on until released:
+    gevent's compiled Semaphore when threading is patched (the uWSGI and
+    gunicorn workers), a real lock for real threads."""
+    if monkey.is_module_patched("threading"):
+        waiter = Semaphore(0)
+    else:
+        waiter = threading.Lock()
+        waiter.acquire()
+    return waiter
 
 
 class _Call:
@@ -27,8 +47,7 @@ class _Call:
 
     def queue_behind(self, queue):
         """Join ``queue``; ``done`` is released when answered, or when told to lead."""
-        self.done = threading.Lock()
-        self.done.acquire()
+        self.done = _blocked_waiter()
         queue.append(self)
 
 
@@ -44,7 +63,7 @@ class Combiner:
     def __init__(self, run, limit):
         self._run = run
         self._limit = max(1, int(limit))
-        self._lock = threading.Lock()
+        self._lock = _queue_lock()
         self._queues = {}  # key -> callers waiting while a call for key is in flight
         self.calls = 0  # calls made, for tests and metrics
 

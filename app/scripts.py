@@ -20,7 +20,9 @@ import os
 import socket
 import threading
 
+import gevent.lock
 import hiredis
+from gevent import monkey
 from redis._parsers.base import BaseParser
 from redis.exceptions import ConnectionError, NoScriptError, RedisError, TimeoutError
 
@@ -97,9 +99,13 @@ class ScriptRunner:
     def _reset(self):
         self.pid = os.getpid()
         self.idle = []
-        # gevent patches threading before the app loads (wsgi.py), so this
-        # blocks only the waiting greenlet.
-        self.slots = threading.BoundedSemaphore(self.size)
+        # Under gevent (patched before the app loads, wsgi.py) its own
+        # compiled semaphore: threading's is Python code over a patched
+        # Condition, several lock operations per call.
+        if monkey.is_module_patched("threading"):
+            self.slots = gevent.lock.BoundedSemaphore(self.size)
+        else:
+            self.slots = threading.BoundedSemaphore(self.size)
 
     def evalsha(self, script, keys, args):
         """Run a registered script; one unknown to Redis (restarted) is loaded again."""

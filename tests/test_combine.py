@@ -1,11 +1,14 @@
 """The combiner: callers that arrive while a call is in flight share the next.
 
-Real threads stand in for greenlets (the combiner uses ``threading``'s
-primitives, which gevent patches in the servers). The first call is held
-inside ``run`` until the others have queued, so what gets combined is
-decided by the test, not by timing.
+Real threads stand in for greenlets here; one test runs it under gevent
+(monkey-patched, as in the servers) in a fresh interpreter. The first call
+is held inside ``run`` until the others have queued, so what gets combined
+is decided by the test, not by timing.
 """
 import json
+import subprocess
+import sys
+import textwrap
 import threading
 
 import pytest
@@ -13,6 +16,8 @@ import pytest
 from app.combine import Combiner
 from app.errors import Unavailable
 from tests.support.procs import wait_until
+
+ROOT = __file__.rsplit("/tests/", 1)[0]
 
 
 class Gate:
@@ -274,3 +279,31 @@ def test_lease_without_a_job_reads_the_active_index_in_either_protocol(app, prot
         assert backend.scripts.runner.command("ZSCORE", backend.keys.active, high) in (5.0, "5")
     finally:
         backend.close()
+
+
+def test_greenlets_under_gevent_share_calls_and_all_get_their_answer():
+    script = textwrap.dedent("""
+        from gevent import monkey; monkey.patch_all()
+        import gevent, gevent.event, json
+        from app.combine import Combiner
+        opened, groups = gevent.event.Event(), []
+        def run(key, group):
+            groups.append(list(group))
+            if len(groups) == 1:
+                opened.wait(20)  # the others queue meanwhile
+            return [args * 2 for args in group]
+        combiner = Combiner(run, limit=8)
+        jobs = [gevent.spawn(combiner, "job", i) for i in range(20)]
+        gevent.sleep(0)  # every greenlet reaches the combiner: 1 runs, 19 queue
+        opened.set()
+        gevent.joinall(jobs, timeout=20)
+        print(json.dumps({"answers": [j.value for j in jobs], "groups": groups,
+                          "left": len(combiner._queues)}))
+    """)
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                         timeout=60, cwd=ROOT)
+    assert out.returncode == 0, out.stderr
+    got = json.loads(out.stdout)
+    assert got["answers"] == [i * 2 for i in range(20)]
+    assert got["groups"] == [[0], list(range(1, 9)), list(range(9, 17)), [17, 18, 19]]
+    assert got["left"] == 0
