@@ -7,7 +7,9 @@ task). So the first caller for a key runs alone, at once; callers that
 arrive while its call is in flight queue up, and when it returns the first
 of them runs the whole queue as ONE call on everybody's behalf. Under light
 load nothing waits; under heavy load the cost of a call is shared by the
-group that built up during the previous one.
+group that built up during the previous one. With a ``gather`` function
+(the app passes a bounded wait until the process is idle), a leader first
+lets the requests already on their way join, then takes them in.
 
 Works with real threads too, and with no concurrency at all (each call
 then runs alone).
@@ -60,8 +62,9 @@ class Combiner:
     combining off.
     """
 
-    def __init__(self, run, limit):
+    def __init__(self, run, limit, gather=None):
         self._run = run
+        self._gather = gather
         self._limit = max(1, int(limit))
         self._lock = _queue_lock()
         self._queues = {}  # key -> callers waiting while a call for key is in flight
@@ -87,10 +90,27 @@ class Combiner:
                 raise
             group = call.group
         if group is not None:  # ours to run (first caller, or handed the queue)
+            if self._gather is not None and len(group) < self._limit:
+                group = self._top_up(key, group)
             self._lead(key, group)
         if call.error is not None:
             raise call.error
         return call.result
+
+    def _top_up(self, key, group):
+        """Let the callers that are about to arrive arrive, then take them in."""
+        try:
+            self._gather()
+        except BaseException:
+            self._fail(group[1:])
+            self._hand_over(key, group)
+            raise
+        with self._lock:
+            queue = self._queues[key]
+            n = self._limit - len(group)
+            extra = queue[:n]
+            del queue[:n]
+        return group + extra
 
     def _single(self, key, call):
         self.calls += 1

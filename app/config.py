@@ -48,6 +48,10 @@ SETTINGS = [
      "most lease requests for one job a process sends to Redis as one script call "
      "(requests that arrive while the previous call is in flight wait for the next; "
      "1 turns combining off)"),
+    ("LEASE_GATHER_MS", 2.0, float,
+     "under gevent, how long at most a process lets the lease requests it is already "
+     "reading reach a combined call before sending it (it sends as soon as it has "
+     "nothing else to do); 0 sends at once"),
     ("PROMETHEUS_MULTIPROC_DIR", "", str,
      "directory for prometheus_client multiprocess files (per-process counters)"),
 ]

@@ -10,8 +10,10 @@ written so that running it twice does what running it once did.
 import re
 from collections import OrderedDict
 
+import gevent
 import redis
 from flask import current_app
+from gevent import monkey
 from redis.backoff import ExponentialBackoff
 from redis.retry import Retry
 
@@ -58,7 +60,11 @@ class Backend:
         self.reclaim_limit = config["RECLAIM_LIMIT"]
         self._info = OrderedDict()
         # (capped: the script unpacks the group's lease ids in one call)
-        self._leases = Combiner(self._run_leases, min(1000, config["LEASE_COMBINE"]))
+        gather = None
+        if config["LEASE_GATHER_MS"] > 0 and monkey.is_module_patched("threading"):
+            gather = self._gather
+        self._gather_s = config["LEASE_GATHER_MS"] / 1000.0
+        self._leases = Combiner(self._run_leases, min(1000, config["LEASE_COMBINE"]), gather)
         self._active = Combiner(self._read_active, config["LEASE_COMBINE"])
 
     def run(self, operation, job_id, args=(), client=None):
@@ -69,6 +75,16 @@ class Backend:
         """One lease request's reply from the lease script, combined with the
         other requests for this job that this process has in flight."""
         return self._leases(job_id, (lease_id, worker, max_tasks, 1 if any_job else 0))
+
+    def _gather(self):
+        """Before a combined lease call: wait until this process has nothing
+        else to run (the requests it has accepted have parsed their bodies and
+        joined the queue), or LEASE_GATHER_MS at most. Under load the groups
+        then hold everything that has arrived, not only what came during the
+        previous call (measured: half the Redis CPU per lease, and a fifth
+        less of the worker's); when idle it costs one turn of the loop."""
+        with gevent.Timeout(self._gather_s, False):
+            gevent.idle()
 
     def _run_leases(self, job_id, requests):
         args = [self.reclaim_limit]

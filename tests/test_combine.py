@@ -224,6 +224,53 @@ def test_a_caller_killed_while_waiting_leaves_nobody_stuck(monkeypatch, when):
     assert combiner("job", "d") == "job:d"
 
 
+def test_a_leader_that_gathers_takes_in_the_callers_that_arrive_meanwhile():
+    gate = Gate()
+    gate.held.add("job")  # run() does not block: the gather does
+    arrived = threading.Event()
+    combiner = Combiner(gate, limit=3, gather=lambda: arrived.wait(20))
+    out = {}
+    threads = [start(combiner, "job", "a", out)]
+    wait_until(lambda: "job" in combiner._queues, what="a gathering")
+    threads += [start(combiner, "job", name, out) for name in "bcde"]
+    wait_until(queued(combiner, "job", 4), what="b..e queued")
+    arrived.set()
+    for t in threads:
+        t.join(20)
+    assert out == {n: "job:%s" % n for n in "abcde"}
+    # a took b and c in (the limit is 3); d led the rest, after its own gather
+    assert gate.groups == [("job", ["a", "b", "c"]), ("job", ["d", "e"])]
+    assert combiner._queues == {}
+
+
+def test_a_leader_killed_while_gathering_leaves_nobody_stuck():
+    gate = Gate()
+    gate.held.add("job")
+    gathering = threading.Event()
+    go = threading.Event()
+    kills = []
+
+    def gather():
+        if not kills:  # the first leader is killed in its gather
+            kills.append(1)
+            gathering.set()
+            assert go.wait(20)
+            raise Killed()
+
+    combiner = Combiner(gate, limit=64, gather=gather)
+    out = {}
+    threads = [start_killable(combiner, "job", "a", out)]
+    assert gathering.wait(20)
+    threads += [start(combiner, "job", name, out) for name in "bc"]
+    wait_until(queued(combiner, "job", 2), what="b, c queued")
+    go.set()
+    for t in threads:
+        t.join(20)
+        assert not t.is_alive()
+    assert out == {"a": "killed", "b": "job:b", "c": "job:c"}
+    assert gate.groups == [("job", ["b", "c"])] and combiner._queues == {}
+
+
 def test_limit_one_runs_every_call_alone():
     groups = []
     combiner = Combiner(lambda key, group: groups.append(group) or group, limit=1)
@@ -297,8 +344,17 @@ def test_greenlets_under_gevent_share_calls_and_all_get_their_answer():
         gevent.sleep(0)  # every greenlet reaches the combiner: 1 runs, 19 queue
         opened.set()
         gevent.joinall(jobs, timeout=20)
+        # The app's gather: the first caller waits until the others have
+        # arrived, so its call takes them in at once.
+        import app.store
+        gathering = Combiner(lambda key, group: [a * 3 for a in group], limit=8,
+                             gather=lambda: app.store.Backend._gather(
+                                 type("B", (), {"_gather_s": 5.0})()))
+        more = [gevent.spawn(gathering, "job", i) for i in range(20)]
+        gevent.joinall(more, timeout=20)
         print(json.dumps({"answers": [j.value for j in jobs], "groups": groups,
-                          "left": len(combiner._queues)}))
+                          "left": len(combiner._queues), "calls": gathering.calls,
+                          "more": [j.value for j in more]}))
     """)
     out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
                          timeout=60, cwd=ROOT)
@@ -307,3 +363,4 @@ def test_greenlets_under_gevent_share_calls_and_all_get_their_answer():
     assert got["answers"] == [i * 2 for i in range(20)]
     assert got["groups"] == [[0], list(range(1, 9)), list(range(9, 17)), [17, 18, 19]]
     assert got["left"] == 0
+    assert got["more"] == [i * 3 for i in range(20)] and got["calls"] == 3  # 8 + 8 + 4
