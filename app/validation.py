@@ -7,6 +7,8 @@ the published contract cannot drift from what the code accepts.
 import io
 import json
 
+from flask import current_app, request
+
 from .errors import BadRequest, TooLarge
 
 _TYPES = {
@@ -207,8 +209,6 @@ def _raw_body():
     hottest requests there are. A chunked or over-limit body still goes
     through werkzeug, which knows how to refuse it (413).
     """
-    from flask import current_app, request
-
     environ = request.environ
     length = environ.get("CONTENT_LENGTH") or ""
     limit = current_app.config.get("MAX_CONTENT_LENGTH")

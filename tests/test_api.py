@@ -391,6 +391,19 @@ def test_openapi_describes_every_route(client, app):
     assert lease_op["requestBody"]["content"]["application/json"]["schema"]["required"] == ["worker"]
 
 
+def test_task_counts_written_in_bulk_are_all_in_the_next_scrape(client):
+    def leased():
+        text = client.get("/metrics").get_data(as_text=True)
+        line = [x for x in text.splitlines() if x.startswith('jobmaster_tasks_total{event="leased"}')]
+        return float(line[0].split()[-1]) if line else 0.0
+
+    job = make_job(client, total=20)["id"]
+    before = leased()  # the scrape wrote everything counted so far
+    for _ in range(3):  # within the second after it: counted, not yet written
+        lease(client, job=job, max_tasks=2)
+    assert leased() == before + 6
+
+
 def test_metrics(client):
     job = make_job(client, name="m", total=5)["id"]
     got = lease(client, job=job, max_tasks=2)

@@ -26,13 +26,18 @@ def test_metrics_agree_across_instances(stack):
     got = stack.post("/api/v1/lease", {"worker": "m", "job": job, "max_tasks": 4}).json()
     stack.post("/api/v1/leases/%s/complete" % got["lease"]["id"],
                {"results": [{"id": t["id"], "ok": True} for t in got["tasks"]]})
-    scrapes = wait_until(lambda: (lambda s: s if len(s) > 1 else None)(_metrics_by_instance(stack)),
-                         timeout=20, what="scrapes from two instances")
+    def leased(scrapes):
+        return {name: _value(text, "jobmaster_tasks_total{event=\"leased\"}")
+                for name, text in scrapes.items()}
+
+    # Per-process counters are summed over every process of the stack. A
+    # process writes its task counts at most once a second, and before it
+    # answers a scrape: once each has been scraped, all agree.
+    scrapes = wait_until(lambda: (lambda s: s if len(s) > 1 and len(set(leased(s).values())) == 1
+                                  else None)(_metrics_by_instance(stack)),
+                         timeout=20, what="agreeing scrapes from two instances")
     done = 'jobmaster_job_tasks{job="%s",name="metrics",state="done"}' % job
     pending = 'jobmaster_job_tasks{job="%s",name="metrics",state="pending"}' % job
     for text in scrapes.values():
         assert _value(text, done) == 4 and _value(text, pending) == 2
-    # per-process counters are summed over every process of the stack
-    leased = {name: _value(text, "jobmaster_tasks_total{event=\"leased\"}")
-              for name, text in scrapes.items()}
-    assert len(set(leased.values())) == 1 and list(leased.values())[0] >= 4, leased
+    assert list(leased(scrapes).values())[0] >= 4, leased(scrapes)
