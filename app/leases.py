@@ -62,17 +62,23 @@ def _wait(backend, hint_ms=0):
 
 
 def _ok(backend, job_id, reply):
-    """Turn a lease reply ``{'ok', lid, expires, lease_ms, n, ids, attempts, [payloads]}``."""
+    """Turn a lease reply ``{'ok', lid, expires, lease_ms, n, ids, attempts, [payloads]}``
+    or ``{'span', lid, expires, lease_ms, n, first}`` into an answer."""
     info = backend.job_info(job_id)
     lid, expires, lease_ms, n = reply[1], int(reply[2]), int(reply[3]), reply[4]
-    ids, tries = reply[5:5 + n], reply[5 + n:5 + 2 * n]
-    if info.kind == "range":
+    if reply[0] == "span":
+        start, first = info.start, reply[5]
+        tasks = ",".join(['{"id":%d,"attempt":1,"payload":%d}' % (t, start + t)
+                          for t in range(first, first + n)])
+    elif info.kind == "range":
+        ids, tries = reply[5:5 + n], reply[5 + n:5 + 2 * n]
         start = info.start
         tasks = ",".join(['{"id":%d,"attempt":%d,"payload":%d}' % (t, a, start + t)
                           for t, a in zip(ids, tries)])
     else:
         tasks = ",".join(['{"id":%d,"attempt":%d,"payload":%s}' % task
-                          for task in zip(ids, tries, reply[5 + 2 * n:5 + 3 * n])])
+                          for task in zip(reply[5:5 + n], reply[5 + n:5 + 2 * n],
+                                          reply[5 + 2 * n:5 + 3 * n])])
     count_tasks("leased", n)
     text = ('{"status":"ok","lease":{"id":"%s","job":"%s","expires_at":%.3f,"lease_seconds":%s},'
             '"params":%s,"tasks":[%s]}' % (lid, job_id, expires / 1000.0, lease_seconds(lease_ms),
@@ -83,7 +89,7 @@ def _ok(backend, job_id, reply):
 def _answer(backend, job_id, reply):
     """A lease answer for one job's reply, or None when the job is missing."""
     kind = reply[0]
-    if kind == "ok":
+    if kind == "ok" or kind == "span":
         return _ok(backend, job_id, reply)
     if kind == "wait":
         return _wait(backend, int(reply[2]))
@@ -124,7 +130,7 @@ def lease_any(backend, worker, max_tasks=0, skip=None, key=None):
         if job_id == skip:
             continue
         reply = backend.lease(job_id, new_lease_id(job_id, key), worker, max_tasks, True)
-        if reply[0] == "ok":
+        if reply[0] == "ok" or reply[0] == "span":
             return _ok(backend, job_id, reply)
         if reply[0] == "wait":
             unfinished = True

@@ -27,8 +27,12 @@ def lease(b, lid, job="aa", worker="w", n=0):
 
 
 def tasks_of(reply):
-    """The tasks of a lease reply {'ok', lid, expires, lease_ms, n, ids, attempts, [payloads]}."""
+    """The tasks of a lease reply {'ok', lid, expires, lease_ms, n, ids, attempts, [payloads]}
+    or {'span', lid, expires, lease_ms, n, first}."""
     n = reply[4]
+    if reply[0] == "span":
+        assert len(reply) == 6
+        return [{"id": t, "attempt": 1, "payload": 100 + t} for t in range(reply[5], reply[5] + n)]
     assert len(reply) in (5 + 2 * n, 5 + 3 * n)
     payloads = reply[5 + 2 * n:] or [None] * n
     return [{"id": t, "attempt": a, "payload": json.loads(p) if p else 100 + t}
@@ -57,7 +61,7 @@ def test_create_is_idempotent_and_empty_sealed_job_completes(b):
 def test_lease_hands_out_ranges_then_waits_then_done(b):
     create(b, total=3)
     first = lease(b, "aa.1")
-    assert first[:2] == ["ok", "aa.1"] and ids_of(first) == [0, 1]
+    assert first[:2] == ["span", "aa.1"] and ids_of(first) == [0, 1]
     assert tasks_of(first) == [{"id": 0, "attempt": 1, "payload": 100},
                                {"id": 1, "attempt": 1, "payload": 101}]
     again = lease(b, "aa.1")  # a re-run of the same script call
@@ -207,7 +211,7 @@ def test_complete_with_release_and_next(b):
     assert out[1] == 1 and out[6] == 1
     assert out[8] == "w"
     nxt = out[9:]
-    assert nxt[0] == "ok" and nxt[1] == "aa.2" and ids_of(nxt) == [1, 2, 3]
+    assert nxt[0] in ("ok", "span") and nxt[1] == "aa.2" and ids_of(nxt) == [1, 2, 3]
 
 
 def test_append_seal_and_unsealed_wait(b):

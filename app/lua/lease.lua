@@ -8,7 +8,9 @@
 -- Returns {'missing'} | one reply per request, in order, each
 --         {'done'} | {'wait', why, ms until the first lease expires} |
 --         {'ok', lease id, expires ms, lease ms, n, id1..idn, attempt1..attemptn,
---          [payload1..payloadn for items jobs]}
+--          [payload1..payloadn for items jobs]} |
+--         {'span', lease id, expires ms, lease ms, n, first id} (a range job's
+--          fresh ids first..first+n-1, all first attempts)
 local now = now_ms()
 local job = load_job()
 if not job then return {'missing'} end

@@ -234,18 +234,14 @@ local function lease_reply(job, lid, expires, ids, tries)
   return reply
 end
 
--- The same for span lease first..last: first attempts.
+-- The reply for span lease first..last (first attempts): for a range job
+-- {'span', lid, expires ms, lease ms, n, first}, which the app expands (two
+-- numbers instead of 2n), for an items job an 'ok' reply with the payloads.
 local function span_reply(job, lid, expires, first, last)
-  if job.kind == 'items' then  -- (the payloads are looked up by id)
+  if job.kind == 'items' then
     return lease_reply(job, lid, expires, lease_ids({first = first, last = last}), {})
   end
-  local n = last - first + 1
-  local reply = {'ok', lid, expires, job.lease_ms, n}
-  for i = 1, n do
-    reply[5 + i] = first + i - 1
-    reply[5 + n + i] = 1
-  end
-  return reply
+  return {'span', lid, expires, job.lease_ms, last - first + 1, first}
 end
 
 -- The lease lid as it stands (raw: its record): lets a re-run script
@@ -371,7 +367,7 @@ end
 -- call is in flight, so the per-call cost (round trip, script start, the
 -- bookkeeping writes) is paid once per group, not once per lease.
 -- reqs: list of {lid, worker, max (0: the job's batch size), any (0|1)}.
--- Returns one reply per request, in order: a lease reply, {'done'} or
+-- Returns one reply per request, in order: a lease reply ('ok' or 'span'), {'done'} or
 -- {'wait', why, ms until the first lease expires}.
 local function do_leases(job, reqs, now)
   local replies, todo, lids, first, twins = {}, {}, {}, {}, {}
