@@ -20,6 +20,22 @@ from .validation import encode
 _LEASE_ID = re.compile(r"^([0-9a-f]{1,64})\.([0-9a-f]{16})$")
 
 
+# Random lease-id suffixes (64 bits from os.urandom, as secrets.token_hex(8)),
+# drawn 256 at a time: one getrandom() per 256 leases instead of one each. A
+# forked child starts with none, so no two processes ever share one.
+_suffixes = []
+os.register_at_fork(after_in_child=_suffixes.clear)
+
+
+def _random_suffix():
+    try:
+        return _suffixes.pop()
+    except IndexError:
+        raw = os.urandom(8 * 256).hex()
+        _suffixes.extend(raw[i:i + 16] for i in range(0, len(raw), 16))
+        return _suffixes.pop()
+
+
 def new_lease_id(job_id, key=None):
     """A fresh lease id, or one derived from the request's Idempotency-Key.
 
@@ -29,7 +45,7 @@ def new_lease_id(job_id, key=None):
     """
     if key:
         return "%s.%s" % (job_id, hashlib.sha256(key.encode()).hexdigest()[:16])
-    return "%s.%s" % (job_id, os.urandom(8).hex())  # what secrets.token_hex(8) does
+    return "%s.%s" % (job_id, _random_suffix())
 
 
 def job_of(lease_id):
@@ -80,9 +96,11 @@ def _ok(backend, job_id, reply):
                           for task in zip(reply[5:5 + n], reply[5 + n:5 + 2 * n],
                                           reply[5 + 2 * n:5 + 3 * n])])
     count_tasks("leased", n)
-    text = ('{"status":"ok","lease":{"id":"%s","job":"%s","expires_at":%.3f,"lease_seconds":%s},'
-            '"params":%s,"tasks":[%s]}' % (lid, job_id, expires / 1000.0, lease_seconds(lease_ms),
-                                          info.params, tasks))
+    # expires_at in seconds with its milliseconds, printed as integers
+    # (cheaper than formatting a float, and exact)
+    text = ('{"status":"ok","lease":{"id":"%s","job":"%s","expires_at":%d.%03d,"lease_seconds":%s},'
+            '"params":%s,"tasks":[%s]}' % (lid, job_id, *divmod(expires, 1000),
+                                          lease_seconds(lease_ms), info.params, tasks))
     return Answer("ok", text)
 
 

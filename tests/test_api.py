@@ -495,3 +495,23 @@ def test_readme_documents_every_setting_with_its_default():
     for name, default, _parse, _why in SETTINGS:
         shown = "(empty)" if default == "" else "`%s`" % default
         assert "| `JOBMASTER_%s` | %s |" % (name, shown) in readme, name
+
+
+def test_lease_ids_are_random_and_never_shared_with_a_forked_child():
+    import os
+
+    from app import leases
+
+    leases.new_lease_id("ab")  # suffixes are drawn in batches: the rest are buffered now
+    r, w = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: its first id must not be one the parent holds
+        os.write(w, leases.new_lease_id("ab").encode())
+        os._exit(0)
+    os.waitpid(pid, 0)
+    child = os.read(r, 100).decode()
+    os.close(r)
+    os.close(w)
+    mine = leases.new_lease_id("ab")
+    assert child.startswith("ab.") and len(child) == 19 and child != mine
+    assert len({leases.new_lease_id("ab") for _ in range(600)}) == 600

@@ -12,7 +12,7 @@ bp = Blueprint("workers", __name__, url_prefix="/api/v1")
 
 def _idempotency_key():
     """A client's Idempotency-Key: a retry with it gets the same lease back."""
-    return request.headers.get("Idempotency-Key", "")[:200] or None
+    return request.environ.get("HTTP_IDEMPOTENCY_KEY", "")[:200] or None
 
 
 def _respond(text, answer=None):
