@@ -56,6 +56,17 @@ local function bulk(cmd, key, args)
   end
 end
 
+-- Appends id1, value, id2, value, ... to `out` (a new list if nil): the
+-- field/value or score/member pairs of a bulk write. No value: the id itself.
+local function interleave(ids, value, out)
+  out = out or {}
+  for _, t in ipairs(ids) do
+    out[#out + 1] = t
+    out[#out + 1] = value or t
+  end
+  return out
+end
+
 -- A lease record: "<any>|<created ms>|<tasks>|<worker>", the worker last
 -- because its name may hold '|'; <tasks> is "a-b" for a span lease, else
 -- "id,id,...". Plain text: cheaper than cjson both ways.
@@ -87,12 +98,7 @@ end
 -- into an ordinary one. Returns its ids.
 local function materialize(lid, lease)
   local ids = lease_ids(lease)
-  local owners = {}
-  for _, t in ipairs(ids) do
-    owners[#owners + 1] = t
-    owners[#owners + 1] = lid
-  end
-  bulk('HSET', K_OWNER, owners)
+  bulk('HSET', K_OWNER, interleave(ids, lid))
   lease.first, lease.last, lease.csv = nil, nil, table.concat(ids, ',')
   redis.call('HSET', K_LEASES, lid, encode_lease(lease.any, lease.created, lease.csv, lease.w))
   redis.call('ZREM', K_SPANS, lid)
@@ -325,10 +331,7 @@ local function lease_new(job, reqs, todo, replies, now)
         ids[#ids + 1] = fmt('%d', job.cursor + k)
         tries[#ids] = 1
       end
-      for _, t in ipairs(ids) do
-        owners[#owners + 1] = t
-        owners[#owners + 1] = r.lid
-      end
+      interleave(ids, r.lid, owners)
       tasks = table.concat(ids, ',')
       replies[i] = lease_reply(job, r.lid, expires, ids, tries)
     end

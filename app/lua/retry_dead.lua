@@ -8,12 +8,7 @@ if not job then return {'missing'} end
 if job.state == 'cancelled' then return {'conflict', job.state} end
 local ids = redis.call('HKEYS', K_DEAD)
 if #ids == 0 then return {'ok', 0, job.state} end
-local scored = {}
-for _, t in ipairs(ids) do
-  scored[#scored + 1] = t
-  scored[#scored + 1] = t
-end
-bulk('ZADD', K_PENDING, scored)
+bulk('ZADD', K_PENDING, interleave(ids))  -- score = id
 bulk('HDEL', K_FAILS, ids)
 redis.call('DEL', K_DEAD)
 if job.state == 'completed' then
