@@ -6,6 +6,7 @@ its item payloads and params already are JSON text in Redis, so they are
 spliced in without being parsed and re-encoded.
 """
 import hashlib
+import itertools
 import json
 import math
 import os
@@ -82,19 +83,17 @@ def _ok(backend, job_id, reply):
     or ``{'span', lid, expires, lease_ms, n, first}`` into an answer."""
     info = backend.job_info(job_id)
     lid, expires, lease_ms, n = reply[1], int(reply[2]), int(reply[3]), reply[4]
-    if reply[0] == "span":
-        start, first = info.start, reply[5]
-        tasks = ",".join(['{"id":%d,"attempt":1,"payload":%d}' % (t, start + t)
-                          for t in range(first, first + n)])
-    elif info.kind == "range":
+    if reply[0] == "span":  # a range job's fresh ids first..first+n-1, first attempts
+        ids, tries = range(reply[5], reply[5] + n), itertools.repeat(1, n)
+    else:
         ids, tries = reply[5:5 + n], reply[5 + n:5 + 2 * n]
+    if info.kind == "range":
         start = info.start
         tasks = ",".join(['{"id":%d,"attempt":%d,"payload":%d}' % (t, a, start + t)
                           for t, a in zip(ids, tries)])
     else:
         tasks = ",".join(['{"id":%d,"attempt":%d,"payload":%s}' % task
-                          for task in zip(reply[5:5 + n], reply[5 + n:5 + 2 * n],
-                                          reply[5 + 2 * n:5 + 3 * n])])
+                          for task in zip(ids, tries, reply[5 + 2 * n:5 + 3 * n])])
     count_tasks("leased", n)
     # expires_at in seconds with its milliseconds, printed as integers
     # (cheaper than formatting a float, and exact)
