@@ -14,30 +14,8 @@ lets the requests already on their way join, then takes them in.
 Works with real threads too, and with no concurrency at all (each call
 then runs alone).
 """
-import threading
-
-from gevent import monkey
-from gevent.lock import Semaphore
-
+from .concurrency import plain_lock, semaphore
 from .errors import Unavailable
-
-# The queue lock is only held for a few list and dict operations, never
-# across a greenlet switch, so the interpreter's own lock is enough even
-# under gevent (gevent's patched Lock costs microseconds per acquire in
-# Python code, several times per lease).
-_queue_lock = monkey.get_original("_thread", "allocate_lock")
-
-
-def _blocked_waiter():
-    """A lock taken already, that a queued caller waits on until released:
-    gevent's compiled Semaphore when threading is patched (the uWSGI and
-    gunicorn workers), a real lock for real threads."""
-    if monkey.is_module_patched("threading"):
-        waiter = Semaphore(0)
-    else:
-        waiter = threading.Lock()
-        waiter.acquire()
-    return waiter
 
 
 class _Call:
@@ -49,7 +27,7 @@ class _Call:
 
     def queue_behind(self, queue):
         """Join ``queue``; ``done`` is released when answered, or when told to lead."""
-        self.done = _blocked_waiter()
+        self.done = semaphore(0)
         queue.append(self)
 
 
@@ -66,7 +44,7 @@ class Combiner:
         self._run = run
         self._gather = gather
         self._limit = max(1, int(limit))
-        self._lock = _queue_lock()
+        self._lock = plain_lock()  # never held across a switch
         self._queues = {}  # key -> callers waiting while a call for key is in flight
         self.calls = 0  # calls made, for tests and metrics
 

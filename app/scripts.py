@@ -18,13 +18,12 @@ connection is dropped and the call retried (every script is safe to re-run).
 """
 import os
 import socket
-import threading
 
-import gevent.lock
 import hiredis
-from gevent import monkey
 from redis._parsers.base import BaseParser
 from redis.exceptions import ConnectionError, NoScriptError, RedisError, TimeoutError
+
+from .concurrency import semaphore
 
 LUA_DIR = os.path.join(os.path.dirname(__file__), "lua")
 
@@ -99,13 +98,7 @@ class ScriptRunner:
     def _reset(self):
         self.pid = os.getpid()
         self.idle = []
-        # Under gevent (patched before the app loads, wsgi.py) its own
-        # compiled semaphore: threading's is Python code over a patched
-        # Condition, several lock operations per call.
-        if monkey.is_module_patched("threading"):
-            self.slots = gevent.lock.BoundedSemaphore(self.size)
-        else:
-            self.slots = threading.BoundedSemaphore(self.size)
+        self.slots = semaphore(self.size, bounded=True)
 
     def evalsha(self, script, keys, args):
         """Run a registered script; one unknown to Redis (restarted) is loaded again."""

@@ -13,11 +13,11 @@ from collections import OrderedDict
 import gevent
 import redis
 from flask import current_app
-from gevent import monkey
 from redis.backoff import ExponentialBackoff
 from redis.retry import Retry
 
 from .combine import Combiner
+from .concurrency import cooperative
 from .errors import NotFound
 from .keys import Keys
 from .scripts import Scripts
@@ -59,11 +59,9 @@ class Backend:
         self.config = config
         self.reclaim_limit = config["RECLAIM_LIMIT"]
         self._info = OrderedDict()
-        # (capped: the script unpacks the group's lease ids in one call)
-        gather = None
-        if config["LEASE_GATHER_MS"] > 0 and monkey.is_module_patched("threading"):
-            gather = self._gather
         self._gather_s = config["LEASE_GATHER_MS"] / 1000.0
+        gather = self._gather if self._gather_s > 0 and cooperative() else None
+        # (capped: the script unpacks the group's lease ids in one call)
         self._leases = Combiner(self._run_leases, min(1000, config["LEASE_COMBINE"]), gather)
         self._active = Combiner(self._read_active, config["LEASE_COMBINE"])
 
