@@ -102,10 +102,16 @@ STEAL_LIMIT = 0.05
 
 
 def wrk_timed(a, script, args=()):
-    """One wrk run with the steal time (hypervisor) during it."""
-    steal0 = steal_seconds()
+    """One wrk run with the steal time (hypervisor) during it, and the
+    machine's busy CPU per request (every process, wrk included; stolen
+    time left out)."""
+    before = cpu_snapshot(None)
     res = wrk(a.url, script, a.wrk_seconds, a.wrk_conns, args=args)
-    res["steal_s"] = round(steal_seconds() - steal0, 2)
+    used = cpu_delta(before, cpu_snapshot(None))
+    res["steal_s"] = used["machine_steal"]
+    # (busy time in /proc/stat includes the stolen time: leave it out)
+    busy = used["machine_busy"] - used["machine_steal"]
+    res["cpu_us"] = busy / res["requests"] * 1e6 if res.get("requests") else 0.0
     res["stolen"] = res["steal_s"] > STEAL_LIMIT * a.wrk_seconds * (os.cpu_count() or 1)
     return res
 
@@ -138,6 +144,9 @@ def figure_ratio(a, admin):
         x = {"healthz": h, "lease": l, "lease_any": n, "clean": not (h["stolen"] or l["stolen"]),
              "steal_s": round(h["steal_s"] + l["steal_s"] + n["steal_s"], 2)}
         x["ratio"] = l["rps"] / h["rps"] if h["rps"] else 0.0
+        # The same comparison from the other side: CPU per request (it does
+        # not depend on how much CPU the machine had to give).
+        x["cpu_ratio"] = h["cpu_us"] / l["cpu_us"] if l["cpu_us"] else 0.0
         rounds.append(x)
         log("round %d: healthz %.0f req/s, lease %.0f req/s (%.2f), lease naming no job %.0f "
             "req/s; steal %.1f / %.1f s%s" % (len(rounds), h["rps"], l["rps"], x["ratio"],
@@ -163,6 +172,9 @@ def figure_ratio(a, admin):
             "lease_any_ratio": med(x["lease_any"]["rps"] / x["healthz"]["rps"] for x in used
                                    if x["healthz"]["rps"]),
             "pair_ratios": [x["ratio"] for x in rounds], "errors": errors, "loop": loop,
+            "healthz_cpu_us": med(x["healthz"]["cpu_us"] for x in used),
+            "lease_cpu_us": med(x["lease"]["cpu_us"] for x in used),
+            "cpu_ratio": med(x["cpu_ratio"] for x in used),
             "max_tasks": a.wrk_max_tasks, "conns": a.wrk_conns, "seconds": a.wrk_seconds,
             "steal_limit": STEAL_LIMIT, "wanted": a.wrk_rounds}
 
@@ -504,6 +516,14 @@ def write_report(res, a):
                  "are run, up to twice as many, to get them). Every round is listed."
                  % (round(r.get("steal_limit", STEAL_LIMIT) * 100), r.get("wanted", a.wrk_rounds)))
         lp = r["loop"]
+        if "cpu_ratio" in r:
+            L.append("")
+            L.append("Cross-check from CPU instead of req/s, over the same rounds: the machine's "
+                     "busy CPU per request (all processes, wrk included) was %s µs for "
+                     "`/healthz` and %s µs for the lease (medians), and the median of the "
+                     "rounds' healthz÷lease CPU ratios is %.2f (rounds: %s)."
+                     % (fmt(r["healthz_cpu_us"], 0), fmt(r["lease_cpu_us"], 0), r["cpu_ratio"],
+                        ", ".join("%.2f" % x["cpu_ratio"] for x in r["rounds"])))
         if "lease_any_rps" in r:
             L.append("")
             L.append("For information, the same lease naming no job (the server reads the "
