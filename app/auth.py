@@ -59,11 +59,11 @@ def auth_mode():
     return "open" if current_app.extensions["jobmaster.tokens"].open else "tokens"
 
 
-def _authenticate():
-    tokens = current_app.extensions["jobmaster.tokens"]
+def role_for(tokens, header):
+    """The role an ``Authorization`` header grants (ADMIN when auth is off),
+    or Unauthorized."""
     if tokens.open:
         return ADMIN
-    header = request.headers.get("Authorization", "")
     scheme, _, token = header.partition(" ")
     if scheme.lower() != "bearer" or not token.strip():
         raise Unauthorized("missing bearer token (Authorization: Bearer <token>)")
@@ -71,6 +71,11 @@ def _authenticate():
     if role is None:
         raise Unauthorized("unknown token")
     return role
+
+
+def _authenticate():
+    return role_for(current_app.extensions["jobmaster.tokens"],
+                    request.headers.get("Authorization", ""))
 
 
 def requires(role):

@@ -3,7 +3,7 @@ import logging
 
 from flask import Flask
 
-from . import auth, config, errors, metrics, requestid, store
+from . import auth, config, early_lease, errors, metrics, requestid, store
 
 
 def create_app(test_config=None):
@@ -22,6 +22,7 @@ def create_app(test_config=None):
     auth.init_app(app)
     store.init_app(app)
     metrics.init_app(app)
+    early_lease.init_app(app)
 
     from .api import dashboard, jobs, ops, workers
     app.register_blueprint(ops.bp)

@@ -37,6 +37,11 @@ def _random_suffix():
         return _suffixes.pop()
 
 
+def idempotency_key(environ):
+    """A client's Idempotency-Key: a retry with it gets the same lease back."""
+    return environ.get("HTTP_IDEMPOTENCY_KEY", "")[:200] or None
+
+
 def new_lease_id(job_id, key=None):
     """A fresh lease id, or one derived from the request's Idempotency-Key.
 
@@ -115,10 +120,12 @@ def _answer(backend, job_id, reply):
     return None
 
 
-def lease(backend, worker, max_tasks=0, job_id=None, key=None):
-    """Lease from one job, or (no job) from the best running job."""
+def lease(backend, worker, max_tasks=0, job_id=None, key=None, reply=None):
+    """Lease from one job, or (no job) from the best running job. ``reply``:
+    the lease script's reply, when app/early_lease.py already made the call."""
     if job_id is not None:
-        reply = backend.lease(job_id, new_lease_id(job_id, key), worker, max_tasks, False)
+        if reply is None:
+            reply = backend.lease(job_id, new_lease_id(job_id, key), worker, max_tasks, False)
         answer = _answer(backend, job_id, reply)
         if answer is None:
             raise NotFound("no such job: %s" % job_id)

@@ -1,18 +1,13 @@
 """Worker routes: lease, heartbeat, complete, release."""
 from flask import Blueprint, Response, jsonify, request
 
-from .. import leases, schemas
+from .. import early_lease, leases, schemas
 from ..auth import WORKER, requires
 from ..openapi import describe
 from ..store import backend, check_job_id
 from ..validation import json_body
 
 bp = Blueprint("workers", __name__, url_prefix="/api/v1")
-
-
-def _idempotency_key():
-    """A client's Idempotency-Key: a retry with it gets the same lease back."""
-    return request.environ.get("HTTP_IDEMPOTENCY_KEY", "")[:200] or None
 
 
 def _respond(text, answer=None):
@@ -32,7 +27,8 @@ def lease():
     if job_id is not None:
         check_job_id(job_id)
     answer = leases.lease(backend(), body["worker"], body.get("max_tasks") or 0, job_id,
-                          _idempotency_key())
+                          leases.idempotency_key(request.environ),
+                          reply=early_lease.reply(request.environ, job_id))
     return _respond(answer.text, answer)
 
 
@@ -53,7 +49,7 @@ def heartbeat(lease_id):
 def complete(lease_id):
     body = json_body(schemas.COMPLETE_REQUEST)
     doc, answer = leases.complete(backend(), lease_id, body, body.get("worker", ""),
-                                  _idempotency_key())
+                                  leases.idempotency_key(request.environ))
     return _respond(leases.merge(doc, answer), answer)
 
 

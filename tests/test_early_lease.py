@@ -1,0 +1,131 @@
+"""app/early_lease.py: a lease's Redis call made before Flask handles the request.
+
+The call must happen only for requests the view would accept, exactly once,
+and its outcome (a lease, or an error) must be the answer the client gets.
+"""
+import pytest
+import redis
+
+from app import create_app, early_lease
+from tests.helpers import lease, make_job
+
+WORKER_TOKEN, ADMIN_TOKEN = "wrk-1", "adm-1"
+
+
+@pytest.fixture
+def secured(redis_url):
+    app = create_app({"REDIS_URL": redis_url, "ADMIN_TOKENS": ADMIN_TOKEN,
+                      "WORKER_TOKENS": WORKER_TOKEN, "MAX_BODY_BYTES": 4096})
+    app.seen, app.calls = _watch(app)
+    yield app
+    app.extensions["jobmaster.backend"].close()
+
+
+def _bearer(token):
+    return {"Authorization": "Bearer " + token}
+
+
+def _counts(client, job_id):
+    r = client.get("/api/v1/jobs/" + job_id, headers=_bearer(ADMIN_TOKEN))
+    assert r.status_code == 200
+    return r.get_json()["counts"]
+
+
+def _watch(app):
+    """Record, for each lease request, whether its reply was already made
+    when Flask started handling it, and count the backend's lease calls."""
+    seen, calls = [], []
+    backend = app.extensions["jobmaster.backend"]
+    real = backend.lease
+
+    @app.before_request
+    def _look():
+        from flask import request
+        if request.path == early_lease.PATH:
+            seen.append(early_lease.KEY in request.environ)
+
+    def counting(*args):
+        calls.append(args)
+        return real(*args)
+
+    backend.lease = counting
+    return seen, calls
+
+
+def test_a_lease_naming_a_job_is_made_before_flask_and_once(secured):
+    c = secured.test_client()
+    job = make_job(c, total=10, headers=_bearer(ADMIN_TOKEN))["id"]
+    seen, calls = secured.seen, secured.calls
+    got = lease(c, job=job, max_tasks=3, headers=_bearer(WORKER_TOKEN))
+    assert got["status"] == "ok" and [t["id"] for t in got["tasks"]] == [0, 1, 2]
+    assert seen == [True] and len(calls) == 1
+    assert _counts(c, job)["leased"] == 3
+
+
+def test_a_lease_naming_no_job_goes_the_ordinary_way(secured):
+    c = secured.test_client()
+    make_job(c, total=10, headers=_bearer(ADMIN_TOKEN))
+    seen, calls = secured.seen, secured.calls
+    assert lease(c, max_tasks=2, headers=_bearer(WORKER_TOKEN))["status"] == "ok"
+    assert seen == [False] and len(calls) == 1
+
+
+def test_the_idempotency_key_reaches_the_early_call(secured):
+    c = secured.test_client()
+    job = make_job(c, total=10, headers=_bearer(ADMIN_TOKEN))["id"]
+    headers = dict(_bearer(WORKER_TOKEN), **{"Idempotency-Key": "k-1"})
+    first = lease(c, job=job, max_tasks=2, headers=headers)
+    again = lease(c, job=job, max_tasks=2, headers=headers)
+    assert again == first and _counts(c, job)["leased"] == 2
+
+
+@pytest.mark.parametrize("case, headers, body, code", [
+    ("no token", {}, {"worker": "w"}, 401),
+    ("unknown token", _bearer("nope"), {"worker": "w"}, 401),
+    ("no worker", _bearer(WORKER_TOKEN), {"max_tasks": 1}, 400),
+    ("max_tasks 0", _bearer(WORKER_TOKEN), {"worker": "w", "max_tasks": 0}, 400),
+    ("bad job id", _bearer(WORKER_TOKEN), {"worker": "w", "job": "../x"}, 404),
+    ("unknown job", _bearer(WORKER_TOKEN), {"worker": "w", "job": "0123456789abcdef"}, 404),
+    ("too large", _bearer(WORKER_TOKEN), {"worker": "w" * 5000}, 413),
+])
+def test_a_request_the_view_refuses_leases_nothing(secured, case, headers, body, code):
+    c = secured.test_client()
+    job = make_job(c, total=10, headers=_bearer(ADMIN_TOKEN))["id"]
+    if "job" not in body and code != 413:
+        body = dict(body, job=job)
+    seen, calls = secured.seen, secured.calls
+    r = c.post("/api/v1/lease", json=body, headers=headers)
+    assert r.status_code == code, (case, r.get_json())
+    assert r.get_json()["error"]
+    assert _counts(c, job)["leased"] == 0 and _counts(c, job)["pending"] == 10
+    # the unknown job alone passes every check made up front: its call
+    # finds no job, and the view answers 404 from that reply
+    assert len(calls) == (1 if case == "unknown job" else 0) and seen == [len(calls) == 1]
+
+
+def test_bodies_that_are_not_json_lease_nothing(secured):
+    c = secured.test_client()
+    job = make_job(c, total=10, headers=_bearer(ADMIN_TOKEN))["id"]
+    seen, calls = secured.seen, secured.calls
+    for raw in (b"", b"{", b'{"worker": NaN}', b"\xff\xfe"):
+        r = c.post("/api/v1/lease", data=raw, headers=dict(_bearer(WORKER_TOKEN),
+                                                            **{"Content-Type": "application/json"}))
+        assert r.status_code == 400 and r.get_json()["error"] == "bad_request", raw
+    assert calls == [] and seen == [False] * 4
+    assert _counts(c, job)["leased"] == 0
+
+
+def test_an_error_of_the_early_call_is_the_answer_and_is_not_retried(secured):
+    c = secured.test_client()
+    job = make_job(c, total=10, headers=_bearer(ADMIN_TOKEN))["id"]
+    backend = secured.extensions["jobmaster.backend"]
+    calls = []
+
+    def failing(*args):
+        calls.append(args)
+        raise redis.exceptions.ConnectionError("Redis went away")
+
+    backend.lease = failing
+    r = c.post("/api/v1/lease", json={"worker": "w", "job": job}, headers=_bearer(WORKER_TOKEN))
+    assert r.status_code == 503 and r.get_json()["error"] == "unavailable"
+    assert len(calls) == 1
