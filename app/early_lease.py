@@ -25,8 +25,23 @@ from .store import check_job_id
 from .validation import loads, take_body, validate
 
 PATH = "/api/v1/lease"
-# environ key: (job id, the lease script's reply or the exception it raised)
-KEY = "jobmaster.early_lease"
+KEY = "jobmaster.early_lease"  # environ key of the Early made for a request
+
+
+class Early:
+    """The lease call made for one request: its job, and the script's reply
+    or the exception the call raised."""
+
+    __slots__ = ("job_id", "_reply", "_error")
+
+    def __init__(self, job_id, reply=None, error=None):
+        self.job_id, self._reply, self._error = job_id, reply, error
+
+    def reply(self):
+        """The reply; raises what the call raised, as if the view had made it."""
+        if self._error is not None:
+            raise self._error
+        return self._reply
 
 
 class EarlyLease:
@@ -48,9 +63,10 @@ class EarlyLease:
         job_id, worker, max_tasks, key = request
         lease_id = leases.new_lease_id(job_id, key)
         try:
-            environ[KEY] = (job_id, self.backend.lease(job_id, lease_id, worker, max_tasks, False))
-        except Exception as err:  # the view raises it, as if it had made the call
-            environ[KEY] = (job_id, err)
+            environ[KEY] = Early(job_id, self.backend.lease(job_id, lease_id, worker, max_tasks,
+                                                            False))
+        except Exception as err:
+            environ[KEY] = Early(job_id, error=err)
 
     def _checked(self, environ):
         """(job id, worker, max tasks, idempotency key) of a lease request
@@ -75,15 +91,9 @@ class EarlyLease:
                 leases.idempotency_key(environ))
 
 
-def reply(environ, job_id):
-    """The lease script's reply made for this request before the view ran,
-    or None. Re-raises what that call raised."""
-    early = environ.pop(KEY, None)
-    if early is None or early[0] != job_id:
-        return None
-    if isinstance(early[1], BaseException):
-        raise early[1]
-    return early[1]
+def take(environ):
+    """The Early made for this request before Flask saw it, or None."""
+    return environ.pop(KEY, None)
 
 
 def init_app(app):

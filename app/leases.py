@@ -120,19 +120,22 @@ def _answer(backend, job_id, reply):
     return None
 
 
-def lease(backend, worker, max_tasks=0, job_id=None, key=None, reply=None):
-    """Lease from one job, or (no job) from the best running job. ``reply``:
-    the lease script's reply, when app/early_lease.py already made the call."""
+def lease(backend, worker, max_tasks=0, job_id=None, key=None):
+    """Lease from one job, or (no job) from the best running job."""
     if job_id is not None:
-        if reply is None:
-            reply = backend.lease(job_id, new_lease_id(job_id, key), worker, max_tasks, False)
-        answer = _answer(backend, job_id, reply)
-        if answer is None:
-            raise NotFound("no such job: %s" % job_id)
-        if answer is DONE:
-            sync_active(backend, job_id, "done")
-        return answer
+        reply = backend.lease(job_id, new_lease_id(job_id, key), worker, max_tasks, False)
+        return answer_from(backend, job_id, reply)
     return lease_any(backend, worker, max_tasks, key=key)
+
+
+def answer_from(backend, job_id, reply):
+    """The answer to a lease from job ``job_id``, given its lease script reply."""
+    answer = _answer(backend, job_id, reply)
+    if answer is None:
+        raise NotFound("no such job: %s" % job_id)
+    if answer is DONE:
+        sync_active(backend, job_id, "done")
+    return answer
 
 
 def _by_priority(entries):
