@@ -3,45 +3,43 @@
 A lease waits for its (combined) Redis call, and while it waits its greenlet
 is parked and the process serves other requests. Parked inside the view it
 holds a whole Flask request across that switch (request context, request
-object, hooks' state), interleaved with a dozen others, and everything it
-runs afterwards is slower: measured through nginx on the bench machine, a
-lease cost ~48 µs less machine CPU (763 → 715 µs; lease÷healthz 0.79 →
-0.85, two A/B runs of 14 rounds) when the call was made here first, although
-the body is then parsed twice.
+object, hooks' state), interleaved with a dozen others, and ran slower:
+measured through nginx on the bench machine (2-s alternating A/B runs, 14
+rounds each), machine CPU per lease 854 -> 771 µs and lease÷healthz 0.71
+-> 0.82 when the lease was made here first.
 
-So this WSGI middleware makes the call for ``POST /api/v1/lease`` naming a
-job *before* Flask sees the request, after the same checks the view makes
-first (a worker's token, a body of known length within the limit, the
-schema, the job id). Flask then handles the request as always; the view
-finds the reply (or the error the call raised) in the environ and answers
-from it. Anything else, or any check that fails, goes the ordinary way, so
-errors and every other request are exactly what they were, and a request the
-view would refuse never leases anything.
+So this WSGI middleware leases for ``POST /api/v1/lease`` *before* Flask sees
+the request, after the same checks the view makes first (a worker's token, a
+body of known length within the limit, the schema, the job id if one is
+named) and with the same function the view calls (``leases.lease``). Flask
+then handles the request as always (hooks, auth, metrics); the view finds
+the answer (or the error the lease raised) in the environ and responds with
+it, without reading the body again. A request that fails a check goes the
+ordinary way and gets the usual error: a request the view would refuse never
+leases anything.
 """
 from . import leases, schemas
 from .auth import role_for
-from .errors import JobmasterError
-from .store import check_job_id
-from .validation import loads, take_body, validate
+from .validation import parse_body, take_body
 
 PATH = "/api/v1/lease"
 KEY = "jobmaster.early_lease"  # environ key of the Early made for a request
 
 
 class Early:
-    """The lease call made for one request: its job, and the script's reply
-    or the exception the call raised."""
+    """What the lease call made for one request gave: its answer, or the
+    exception it raised."""
 
-    __slots__ = ("job_id", "_reply", "_error")
+    __slots__ = ("_answer", "_error")
 
-    def __init__(self, job_id, reply=None, error=None):
-        self.job_id, self._reply, self._error = job_id, reply, error
+    def __init__(self, answer=None, error=None):
+        self._answer, self._error = answer, error
 
-    def reply(self):
-        """The reply; raises what the call raised, as if the view had made it."""
+    def answer(self):
+        """The answer; raises what the call raised, as if the view had made it."""
         if self._error is not None:
             raise self._error
-        return self._reply
+        return self._answer
 
 
 class EarlyLease:
@@ -61,34 +59,22 @@ class EarlyLease:
         if request is None:
             return
         job_id, worker, max_tasks, key = request
-        lease_id = leases.new_lease_id(job_id, key)
         try:
-            environ[KEY] = Early(job_id, self.backend.lease(job_id, lease_id, worker, max_tasks,
-                                                            False))
+            environ[KEY] = Early(leases.lease(self.backend, worker, max_tasks, job_id, key))
         except Exception as err:
-            environ[KEY] = Early(job_id, error=err)
+            environ[KEY] = Early(error=err)
 
     def _checked(self, environ):
-        """(job id, worker, max tasks, idempotency key) of a lease request
-        the view would accept, else None."""
+        """(job id or None, worker, max tasks, idempotency key) of a lease
+        request the view would accept, else None."""
         try:
             role_for(self.tokens, environ.get("HTTP_AUTHORIZATION", ""))
             raw = take_body(environ, self.limit)
             if raw is None:
                 return None
-            body = loads(raw)
-            validate(body, schemas.LEASE_REQUEST)
-        except (JobmasterError, ValueError, UnicodeDecodeError, RecursionError):
+            return leases.lease_request(parse_body(raw, schemas.LEASE_REQUEST), environ)
+        except Exception:  # refused, or odder: the view gives its usual answer
             return None
-        job_id = body.get("job")
-        if job_id is None:  # any job: several calls, made by the view
-            return None
-        try:
-            check_job_id(job_id)
-        except JobmasterError:
-            return None
-        return (job_id, body["worker"], body.get("max_tasks") or 0,
-                leases.idempotency_key(environ))
 
 
 def take(environ):

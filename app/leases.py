@@ -16,6 +16,7 @@ import re
 from .errors import BadRequest, LeaseLost, NotFound
 from .jobs import lease_seconds, sync_active
 from .metrics import count_tasks
+from .store import check_job_id
 from .validation import encode
 
 _LEASE_ID = re.compile(r"^([0-9a-f]{1,64})\.([0-9a-f]{16})$")
@@ -40,6 +41,16 @@ def _random_suffix():
 def idempotency_key(environ):
     """A client's Idempotency-Key: a retry with it gets the same lease back."""
     return environ.get("HTTP_IDEMPOTENCY_KEY", "")[:200] or None
+
+
+def lease_request(body, environ):
+    """``(job id or None, worker, max tasks, idempotency key)`` of a lease
+    request whose body passed schemas.LEASE_REQUEST; NotFound for a job id
+    that cannot be ours."""
+    job_id = body.get("job")
+    if job_id is not None:
+        check_job_id(job_id)
+    return job_id, body["worker"], body.get("max_tasks") or 0, idempotency_key(environ)
 
 
 def new_lease_id(job_id, key=None):
@@ -124,18 +135,13 @@ def lease(backend, worker, max_tasks=0, job_id=None, key=None):
     """Lease from one job, or (no job) from the best running job."""
     if job_id is not None:
         reply = backend.lease(job_id, new_lease_id(job_id, key), worker, max_tasks, False)
-        return answer_from(backend, job_id, reply)
+        answer = _answer(backend, job_id, reply)
+        if answer is None:
+            raise NotFound("no such job: %s" % job_id)
+        if answer is DONE:
+            sync_active(backend, job_id, "done")
+        return answer
     return lease_any(backend, worker, max_tasks, key=key)
-
-
-def answer_from(backend, job_id, reply):
-    """The answer to a lease from job ``job_id``, given its lease script reply."""
-    answer = _answer(backend, job_id, reply)
-    if answer is None:
-        raise NotFound("no such job: %s" % job_id)
-    if answer is DONE:
-        sync_active(backend, job_id, "done")
-    return answer
 
 
 def _by_priority(entries):

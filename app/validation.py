@@ -234,7 +234,11 @@ def _raw_body():
 
 def json_body(schema, allow_empty=False):
     """The request's JSON body, validated against ``schema``."""
-    raw = _raw_body()
+    return parse_body(_raw_body(), schema, allow_empty)
+
+
+def parse_body(raw, schema, allow_empty=False):
+    """A JSON request body (bytes), validated against ``schema``; BadRequest."""
     if not raw.strip():
         if allow_empty:
             return {}

@@ -62,12 +62,13 @@ def test_a_lease_naming_a_job_is_made_before_flask_and_once(secured):
     assert _counts(c, job)["leased"] == 3
 
 
-def test_a_lease_naming_no_job_goes_the_ordinary_way(secured):
+def test_a_lease_naming_no_job_is_made_before_flask_too(secured):
     c = secured.test_client()
-    make_job(c, total=10, headers=_bearer(ADMIN_TOKEN))
+    job = make_job(c, total=10, headers=_bearer(ADMIN_TOKEN))["id"]
     seen, calls = secured.seen, secured.calls
-    assert lease(c, max_tasks=2, headers=_bearer(WORKER_TOKEN))["status"] == "ok"
-    assert seen == [False] and len(calls) == 1
+    got = lease(c, max_tasks=2, headers=_bearer(WORKER_TOKEN))
+    assert got["status"] == "ok" and got["lease"]["job"] == job
+    assert seen == [True] and len(calls) == 1
 
 
 def test_the_idempotency_key_reaches_the_early_call(secured):
@@ -98,8 +99,8 @@ def test_a_request_the_view_refuses_leases_nothing(secured, case, headers, body,
     assert r.status_code == code, (case, r.get_json())
     assert r.get_json()["error"]
     assert _counts(c, job)["leased"] == 0 and _counts(c, job)["pending"] == 10
-    # the unknown job alone passes every check made up front: its call
-    # finds no job, and the view answers 404 from that reply
+    # the unknown job alone passes every check made up front: its lease
+    # finds no job, and the view answers with that error
     assert len(calls) == (1 if case == "unknown job" else 0) and seen == [len(calls) == 1]
 
 

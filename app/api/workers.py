@@ -4,7 +4,7 @@ from flask import Blueprint, Response, jsonify, request
 from .. import early_lease, leases, schemas
 from ..auth import WORKER, requires
 from ..openapi import describe
-from ..store import backend, check_job_id
+from ..store import backend
 from ..validation import json_body
 
 bp = Blueprint("workers", __name__, url_prefix="/api/v1")
@@ -23,15 +23,12 @@ def _respond(text, answer=None):
           body=schemas.LEASE_REQUEST, ok=schemas.LEASE_ANSWER, tag="workers")
 def lease():
     early = early_lease.take(request.environ)
-    if early is not None:  # its call was made before Flask built this request
-        answer = leases.answer_from(backend(), early.job_id, early.reply())
+    if early is not None:  # leased before Flask built this request
+        answer = early.answer()
     else:
-        body = json_body(schemas.LEASE_REQUEST)
-        job_id = body.get("job")
-        if job_id is not None:
-            check_job_id(job_id)
-        answer = leases.lease(backend(), body["worker"], body.get("max_tasks") or 0, job_id,
-                              leases.idempotency_key(request.environ))
+        job_id, worker, max_tasks, key = leases.lease_request(json_body(schemas.LEASE_REQUEST),
+                                                              request.environ)
+        answer = leases.lease(backend(), worker, max_tasks, job_id, key)
     return _respond(answer.text, answer)
 
 
