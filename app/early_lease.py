@@ -18,7 +18,7 @@ it, without reading the body again. A request that fails a check goes the
 ordinary way and gets the usual error: a request the view would refuse never
 leases anything.
 """
-from . import leases, schemas
+from . import leases, metrics, schemas
 from .auth import role_for
 from .validation import parse_body, take_body
 
@@ -51,6 +51,7 @@ class EarlyLease:
 
     def __call__(self, environ, start_response):
         if environ.get("PATH_INFO") == PATH and environ.get("REQUEST_METHOD") == "POST":
+            metrics.mark_start(environ)  # the request's latency includes the lease
             self._lease(environ)
         return self.wsgi_app(environ, start_response)
 

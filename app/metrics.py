@@ -36,7 +36,7 @@ def init_app(app):
 
     @app.before_request
     def _start():
-        g.started = time.perf_counter()
+        g.started = request.environ.get(STARTED) or time.perf_counter()
 
     @app.after_request
     def _count(response):
@@ -48,6 +48,15 @@ def init_app(app):
         if started is not None:
             _child("latency", endpoint).observe(time.perf_counter() - started)
         return response
+
+
+# environ key: when a request began, for a request that did work before Flask
+# saw it (app/early_lease.py); its latency counts from there.
+STARTED = "jobmaster.started"
+
+
+def mark_start(environ):
+    environ[STARTED] = time.perf_counter()
 
 
 # Labelled children by (metric, labels...): prometheus_client's labels()

@@ -130,3 +130,30 @@ def test_an_error_of_the_early_call_is_the_answer_and_is_not_retried(secured):
     r = c.post("/api/v1/lease", json={"worker": "w", "job": job}, headers=_bearer(WORKER_TOKEN))
     assert r.status_code == 503 and r.get_json()["error"] == "unavailable"
     assert len(calls) == 1
+
+
+def test_a_leases_latency_metric_counts_its_early_call(secured, monkeypatch):
+    import time
+
+    c = secured.test_client()
+    job = make_job(c, total=10, headers=_bearer(ADMIN_TOKEN))["id"]
+
+    def seconds_so_far():
+        text = c.get("/metrics", headers=_bearer(ADMIN_TOKEN)).get_data(as_text=True)
+        line = [x for x in text.splitlines()
+                if x.startswith('jobmaster_http_request_seconds_sum{endpoint="workers.lease"}')]
+        return float(line[0].split()[-1]) if line else 0.0
+
+    before = seconds_so_far()
+    clock = [1000.0]
+    monkeypatch.setattr(time, "perf_counter", lambda: clock[0])
+    backend = secured.extensions["jobmaster.backend"]
+    real = backend.lease
+
+    def slow(*args):  # the Redis call takes 7 s on this clock
+        clock[0] += 7.0
+        return real(*args)
+
+    backend.lease = slow
+    lease(c, job=job, headers=_bearer(WORKER_TOKEN))
+    assert seconds_so_far() - before == 7.0
