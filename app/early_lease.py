@@ -16,7 +16,8 @@ then handles the request as always (hooks, auth, metrics); the view finds
 the answer (or the error the lease raised) in the environ and responds with
 it, without reading the body again. A request that fails a check goes the
 ordinary way and gets the usual error: a request the view would refuse never
-leases anything.
+leases anything. A check added to the lease route must be added to
+``_checked`` as well.
 """
 from . import leases, metrics, schemas
 from .auth import role_for
