@@ -25,11 +25,11 @@ sysdeps:  ## redis-server and nginx from Debian's packages, when missing
 
 venv: $(STAMP)  ## the Python virtualenv with pinned requirements
 
-$(STAMP): requirements.txt requirements-dev.txt pyproject.toml
+$(STAMP): requirements.txt requirements-dev.txt pyproject.toml client/pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q -r requirements-dev.txt
-	$(PY) -m pip install -q --no-deps -e .
+	$(PY) -m pip install -q --no-deps -e ./client -e .
 	touch $(STAMP)
 
 test: deps  ## run the whole test suite against real Redis, uWSGI and nginx

@@ -1,9 +1,16 @@
-"""jobmaster: hands out the tasks of huge batch jobs to many workers over HTTP.
+"""jobmaster's server: hands out the tasks of huge batch jobs over HTTP.
 
-The package splits into the server (everything but ``app.client``) and the
-worker-side client (``app.client``), which must stay importable without
-Flask, gevent or redis. That is why the application factory is imported
-lazily here rather than at module level.
+Three layers, one package each, each importing only the ones below it:
+
+- :mod:`app.web` — Flask blueprints, auth, validation, OpenAPI, errors as JSON;
+- :mod:`app.domain` — jobs, leases and results over the scripts;
+- :mod:`app.store` — Redis: keys, Lua scripts and their wrappers, the pool.
+
+Beside them: ``factory`` (the application factory), ``config`` (every
+setting), ``errors`` (the exception tree), ``metrics`` (Prometheus). The
+worker side is a separate distribution, ``jobmaster-client`` (``client/``,
+import name ``jobmaster``); its wire constants (``jobmaster.protocol``) are
+the server's too.
 """
 
 

@@ -3,11 +3,13 @@ import logging
 
 from flask import Flask
 
-from . import auth, config, early_lease, errors, metrics, requestid, store
+from . import config, metrics
+from .store import backend as store
+from .web import auth, early_lease, errors, requestid
 
 
 def create_app(test_config=None):
-    app = Flask(__name__, static_folder="dashboard/static", template_folder="dashboard")
+    app = Flask(__name__, static_folder="web/dashboard/static", template_folder="web/dashboard")
     app.config.update(config.load(test_config))
     app.config["MAX_CONTENT_LENGTH"] = app.config["MAX_BODY_BYTES"]
     # Compact, unsorted JSON: responses are read by programs, and sorting
@@ -24,7 +26,7 @@ def create_app(test_config=None):
     metrics.init_app(app)
     early_lease.init_app(app)
 
-    from .api import dashboard, jobs, ops, workers
+    from .web.api import dashboard, jobs, ops, workers
     app.register_blueprint(ops.bp)
     app.register_blueprint(jobs.bp)
     app.register_blueprint(workers.bp)

@@ -24,11 +24,11 @@ import sys
 import time
 
 try:
-    from app.client import Client, Worker
+    from jobmaster import Client, Worker
 except ImportError:  # run from a checkout without installing
     sys.path.insert(0, __import__("os").path.dirname(__import__("os").path.dirname(
         __import__("os").path.abspath(__file__))))
-    from app.client import Client, Worker
+    from jobmaster import Client, Worker
 
 
 def simulate(room, build="dev", rounds=100, players=4, pace=0.0):

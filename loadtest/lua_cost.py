@@ -66,7 +66,7 @@ def main(argv=None):
     p.add_argument("--no-aof", action="store_true")
     p.add_argument("--batch", type=int, default=100)
     p.add_argument("--leases", type=int, default=300)
-    p.add_argument("--lua-dir", help="measure the scripts in this directory instead of app/lua")
+    p.add_argument("--lua-dir", help="measure the scripts in this directory instead of app/store/lua")
     p.add_argument("--groups", help="comma-separated group sizes: lease-only, combined calls")
     args = p.parse_args(argv)
     sys.path.insert(0, ROOT)
@@ -82,11 +82,11 @@ def main(argv=None):
         url = proc.url
     try:
         from app import config as C
-        from app import scripts as S
+        from app.store import scripts as S
         if args.lua_dir:
             S.LUA_DIR = os.path.abspath(args.lua_dir)
-        from app import jobs, leases
-        from app.store import Backend
+        from app.domain import jobs, leases
+        from app.store.backend import Backend
 
         cfg = C.load({"REDIS_URL": url, "INSTANCE": "lua-cost"})
         be = Backend(cfg)
@@ -121,7 +121,7 @@ def main(argv=None):
         usec = sum(cs1[k][1] - cs0.get(k, (0, 0))[1] for k in ev)
         redis_cpu = (cpu1["used_cpu_sys"] + cpu1["used_cpu_user"]
                      - cpu0["used_cpu_sys"] - cpu0["used_cpu_user"])
-        out = {"lua_dir": args.lua_dir or "app/lua", "batch": args.batch, "completes": n_complete, "tasks": total, "aof": not args.no_aof,
+        out = {"lua_dir": args.lua_dir or "app/store/lua", "batch": args.batch, "completes": n_complete, "tasks": total, "aof": not args.no_aof,
                "client_ms_per_complete": round(1000 * t_complete / max(1, n_complete), 3),
                "evalsha_calls": calls,
                "redis_usec_per_script_call": round(usec / max(1, calls), 1),

@@ -18,7 +18,7 @@ import time
 import urllib.error
 import urllib.request
 
-from app.client.command import process_alive
+from jobmaster.command import process_alive
 
 from . import render as R
 

@@ -3,7 +3,7 @@
 
 def holders(rds, keys, job_id):
     """{task id: lease id} for every leased task: owner fields, and the spans
-    of span leases (app/lua/lib.lua), which hold their tasks without them."""
+    of span leases (app/store/lua/lib.lua), which hold their tasks without them."""
     k = lambda name: keys.job_key(job_id, name)  # noqa: E731
     held = {int(t): lid for t, lid in rds.hgetall(k("owner")).items()}
     for lid, record in rds.hgetall(k("leases")).items():

@@ -500,7 +500,7 @@ def test_readme_documents_every_setting_with_its_default():
 def test_lease_ids_are_random_and_never_shared_with_a_forked_child():
     import os
 
-    from app import leases
+    from app.domain import leases
 
     leases.new_lease_id("ab")  # suffixes are drawn in batches: the rest are buffered now
     r, w = os.pipe()

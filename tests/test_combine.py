@@ -13,7 +13,7 @@ import threading
 
 import pytest
 
-from app.combine import Combiner
+from app.store.combine import Combiner
 from app.errors import Unavailable
 from tests.support.procs import wait_until
 
@@ -151,7 +151,7 @@ def test_a_killed_leader_releases_its_group_with_503():
 def killable(monkeypatch, victim, when):
     """Make caller ``victim``'s wait end in Killed: at once ("queued"), or
     just after it was handed a group to run ("promoted")."""
-    from app import combine
+    from app.store import combine
 
     class Lock:
         def __init__(self):
@@ -281,8 +281,8 @@ def test_limit_one_runs_every_call_alone():
 @pytest.mark.parametrize("combine", [1, 64])
 def test_concurrent_api_leases_get_disjoint_tasks(app, combine):
     """Many threads leasing through the Backend: every task exactly once."""
-    from app import jobs, leases
-    from app.store import Backend
+    from app.domain import jobs, leases
+    from app.store.backend import Backend
 
     backend = Backend(dict(app.config, LEASE_COMBINE=combine))
     try:
@@ -313,8 +313,8 @@ def test_concurrent_api_leases_get_disjoint_tasks(app, combine):
 def test_lease_without_a_job_reads_the_active_index_in_either_protocol(app, protocol):
     """The lean Redis path parses RESP2 and RESP3 replies alike (redis-py 8
     negotiates RESP3 unless the URL says otherwise)."""
-    from app import jobs, leases
-    from app.store import Backend
+    from app.domain import jobs, leases
+    from app.store.backend import Backend
 
     backend = Backend(dict(app.config, REDIS_URL=app.config["REDIS_URL"] + "?protocol=%d" % protocol))
     try:
@@ -332,7 +332,7 @@ def test_greenlets_under_gevent_share_calls_and_all_get_their_answer():
     script = textwrap.dedent("""
         from gevent import monkey; monkey.patch_all()
         import gevent, gevent.event, json
-        from app.combine import Combiner
+        from app.store.combine import Combiner
         opened, groups = gevent.event.Event(), []
         def run(key, group):
             groups.append(list(group))
@@ -346,9 +346,9 @@ def test_greenlets_under_gevent_share_calls_and_all_get_their_answer():
         gevent.joinall(jobs, timeout=20)
         # The app's gather: the first caller waits until the others have
         # arrived, so its call takes them in at once.
-        import app.store
+        import app.store.backend
         gathering = Combiner(lambda key, group: [a * 3 for a in group], limit=8,
-                             gather=lambda: app.store.Backend._gather(
+                             gather=lambda: app.store.backend.Backend._gather(
                                  type("B", (), {"_gather_s": 5.0})()))
         more = [gevent.spawn(gathering, "job", i) for i in range(20)]
         gevent.joinall(more, timeout=20)

@@ -4,7 +4,7 @@ import re
 
 import pytest
 
-STATIC = os.path.join(os.path.dirname(__file__), os.pardir, "app", "dashboard", "static")
+STATIC = os.path.join(os.path.dirname(__file__), os.pardir, "app", "web", "dashboard", "static")
 
 
 @pytest.fixture
@@ -12,7 +12,7 @@ def dash_app(app):
     # The lead registers the blueprint in the factory; register it here only
     # if that has not happened yet, so the test runs either way.
     if "dashboard" not in app.blueprints:
-        from app.api import dashboard
+        from app.web.api import dashboard
 
         app.register_blueprint(dashboard.bp)
     return app
@@ -37,7 +37,7 @@ def test_index_is_html_referencing_static_assets(dash):
 
 
 def test_index_needs_no_token(dash_app):
-    from app.auth import TokenSet
+    from app.web.auth import TokenSet
 
     # Run with tokens configured: the page itself still loads without one.
     dash_app.extensions["jobmaster.tokens"] = TokenSet(["secret-admin"], ["secret-worker"])

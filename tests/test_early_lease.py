@@ -6,7 +6,8 @@ and its outcome (a lease, or an error) must be the answer the client gets.
 import pytest
 import redis
 
-from app import create_app, early_lease
+from app import create_app
+from app.web import early_lease
 from tests.helpers import lease, make_job
 
 WORKER_TOKEN, ADMIN_TOKEN = "wrk-1", "adm-1"

@@ -30,7 +30,7 @@ class Server:
         return env
 
     def client(self, token=ADMIN_TOKEN, **kwargs):
-        from app.client import Client
+        from jobmaster import Client
 
         kwargs.setdefault("retry_seconds", 10)
         return Client(self.url, token, **kwargs)

@@ -18,7 +18,7 @@ def jm_argv(*args):
     """argv for the `jobmaster` console script (or `python -m` without it)."""
     if os.access(JOBMASTER, os.X_OK):
         return [JOBMASTER, *args]
-    return [sys.executable, "-m", "app.client.cli", *args]
+    return [sys.executable, "-m", "jobmaster.cli", *args]
 
 
 def jm(server, *args, token=None, input=None, timeout=60):

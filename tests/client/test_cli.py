@@ -163,7 +163,7 @@ def test_errors_are_one_line(server):
 def test_help_everywhere():
     from click.testing import CliRunner
 
-    from app.client.cli import cli
+    from jobmaster.cli import cli
 
     runner = CliRunner()
     for args in ([], ["job"], ["job", "create"], ["job", "list"], ["job", "status"],

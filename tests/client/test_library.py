@@ -6,9 +6,9 @@ import threading
 
 import pytest
 
-from app import protocol
-from app.client import Client, Worker
-from app.client.command import payload_text
+from jobmaster import protocol
+from jobmaster import Client, Worker
+from jobmaster.command import payload_text
 from tests.client.conftest import ROOT, WORKER_TOKEN
 from tests.support.procs import wait_until
 
@@ -19,7 +19,7 @@ def _counts(server, job_id):
 
 
 def test_client_imports_without_server_dependencies():
-    code = ("import sys, app.client, app.client.cli, app.protocol; "
+    code = ("import sys, jobmaster, jobmaster.cli, jobmaster.protocol; "
             "bad = [m for m in ('flask', 'gevent', 'redis', 'werkzeug') if m in sys.modules]; "
             "sys.exit(1 if bad else 0)")
     assert subprocess.run([sys.executable, "-c", code], cwd=ROOT).returncode == 0

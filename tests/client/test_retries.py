@@ -4,8 +4,8 @@ import urllib.parse
 
 import pytest
 
-from app.client import Client, Worker, errors
-from app.client.retry import Backoff, idle_delay, parse_retry_after
+from jobmaster import Client, Worker, errors
+from jobmaster.retry import Backoff, idle_delay, parse_retry_after
 from tests.client.conftest import ADMIN_TOKEN, WORKER_TOKEN
 from tests.client.helpers import DropProxy, StubServer
 

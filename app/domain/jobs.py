@@ -1,17 +1,17 @@
 """The job lifecycle: create, add items, seal, status, pause/resume/cancel,
 delete, results, dead tasks and the per-worker view.
 
-Each state change is one Lua operation (``app/lua``); this module turns HTTP
+Each state change is one Lua operation (``app/store/lua``); this module turns HTTP
 input into script arguments and script replies into documents. The global
 indexes ``jobs`` and ``active`` are hints kept beside the per-job truth
-(see :mod:`app.keys`), which is what lets every job live in one hash slot.
+(see :mod:`app.store.keys`), which is what lets every job live in one hash slot.
 """
 import json
 import math
 import secrets
 
-from .errors import BadRequest, Conflict, NotFound
-from .validation import MAX_SAFE, encode
+from ..errors import BadRequest, Conflict, NotFound
+from .codec import MAX_SAFE, encode
 
 STATES = ("running", "paused", "cancelled", "completed")
 ACTIVE_STATES = ("running", "paused")

@@ -1,6 +1,6 @@
 """Loads the Lua scripts once and calls them.
 
-Each ``app/lua/<name>.lua`` is one atomic operation with a header naming its
+Each ``app/store/lua/<name>.lua`` is one atomic operation with a header naming its
 KEYS, ARGV and return value. ``lib.lua`` holds the functions they share and is
 put in front of each script when it is registered, so the operations stay
 small while the logic lives in one place.

@@ -1,6 +1,6 @@
 """The HTTP session: one method per API call, with timeouts and retries.
 
-Retry rules (see :mod:`app.client.retry` for the arithmetic):
+Retry rules (see :mod:`jobmaster.retry` for the arithmetic):
 
 - **503 and 429** are retried for every request: the server promises a
   rejected request changed nothing. ``Retry-After`` is honoured.
@@ -14,8 +14,8 @@ Retry rules (see :mod:`app.client.retry` for the arithmetic):
   create it twice; the error is raised instead.
 
 Retries stop after ``retry_seconds`` (per call) and the last error is
-raised as a :class:`~app.client.errors.TransportError` or
-:class:`~app.client.errors.APIError`.
+raised as a :class:`~jobmaster.errors.TransportError` or
+:class:`~jobmaster.errors.APIError`.
 """
 import json
 import logging
@@ -25,7 +25,7 @@ import time
 
 import requests
 
-from .. import protocol
+from . import protocol
 from . import errors
 from .retry import Backoff, parse_retry_after
 
@@ -90,7 +90,7 @@ class Client:
         """Send one API request with retries; return the ``requests.Response``.
 
         ``body`` is sent as JSON. A 2xx answer is returned as is; an error
-        answer raises the matching :class:`~app.client.errors.APIError`.
+        answer raises the matching :class:`~jobmaster.errors.APIError`.
         """
         budget = self.retry_seconds if retry_seconds is None else retry_seconds
         deadline = time.monotonic() + budget
@@ -249,7 +249,7 @@ class Client:
 
     def complete(self, lease_id, results, release=False, next_max_tasks=None,
                  retry_seconds=None):
-        """Report results (see :func:`app.protocol.ok_result`); maybe release and lease next.
+        """Report results (see :func:`jobmaster.protocol.ok_result`); maybe release and lease next.
 
         ``next_max_tasks``: also lease the next batch in the same round trip
         (0 or None: do not). The answer's ``"next"`` then holds a lease answer.

@@ -12,8 +12,8 @@ import logging
 
 from flask import current_app, g, request
 
-from .config import split_tokens
-from .errors import Forbidden, Unauthorized
+from ..config import split_tokens
+from ..errors import Forbidden, Unauthorized
 
 log = logging.getLogger(__name__)
 

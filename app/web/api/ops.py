@@ -52,8 +52,8 @@ def openapi_json():
           errors=())
 def metrics():
     """Prometheus text: job figures from Redis plus the per-process counters."""
-    from .. import jobs
-    from ..metrics import exposition
-    from ..store import backend
+    from ...domain import jobs
+    from ...metrics import exposition
+    from ...store.backend import backend
 
     return exposition(jobs.list_jobs(backend(), limit=1000))

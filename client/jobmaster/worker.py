@@ -2,7 +2,7 @@
 
 The natural way to take part in a job::
 
-    from app.client import Worker
+    from jobmaster import Worker
 
     with Worker(job=job_id, handle_signals=True) as worker:
         for task in worker:                 # batches are fetched behind the scenes
@@ -44,7 +44,7 @@ import threading
 import time
 import traceback
 
-from .. import protocol
+from . import protocol
 from . import errors
 from .retry import idle_delay
 from .session import Client
@@ -165,7 +165,7 @@ class Batch:
 class Worker:
     """Lease tasks from the master and report them; see the module docstring.
 
-    :param client: a :class:`~app.client.session.Client` (default: from the
+    :param client: a :class:`~jobmaster.session.Client` (default: from the
         environment, ``$JOBMASTER_URL`` / ``$JOBMASTER_TOKEN``).
     :param job: only this job's tasks (default: any running job, highest
         priority first).

@@ -18,7 +18,7 @@ pending     zset    ids handed back (failed, expired, released, retried),
                     score = id; together with [cursor, total) they are the
                     pending tasks, so a fresh range job stores no task at all
 owner       hash    id -> lease id, for every task held by an ordinary lease
-                    (a span lease's tasks have none; see app/lua/lib.lua)
+                    (a span lease's tasks have none; see app/store/lua/lib.lua)
 tries       hash    id -> times handed out, for tasks handed out more than
                     once (absent: once); dropped when the task is done
 fails       hash    id -> failed or expired attempts (dropped when done)

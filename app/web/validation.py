@@ -5,11 +5,11 @@ dicts validate requests here and describe them in ``/api/v1/openapi.json``:
 the published contract cannot drift from what the code accepts.
 """
 import io
-import json
 
 from flask import current_app, request
 
-from .errors import BadRequest, TooLarge
+from ..domain.codec import loads
+from ..errors import BadRequest, TooLarge
 
 _TYPES = {
     "object": lambda v: isinstance(v, dict),
@@ -19,10 +19,6 @@ _TYPES = {
     "number": lambda v: isinstance(v, (int, float)) and not isinstance(v, bool),
     "boolean": lambda v: isinstance(v, bool),
 }
-
-# Task ids and range bounds must stay exact in Lua (IEEE doubles).
-MAX_SAFE = 2 ** 53
-
 
 def integer(minimum=None, maximum=None, **extra):
     schema = {"type": "integer", **extra}
@@ -189,18 +185,6 @@ def _explain(value, schema, path):
                 _explain(value[name], sub, "%s.%s" % (path, name))
 
 
-def _no_constants(name):
-    raise ValueError("%s is not JSON" % name)
-
-
-_DECODER = json.JSONDecoder(parse_constant=_no_constants)
-
-
-def loads(raw):
-    """Strict JSON: NaN and Infinity are not JSON and would break NDJSON readers."""
-    return _DECODER.decode(raw.decode("utf-8") if isinstance(raw, bytes) else raw)
-
-
 def take_body(environ, limit):
     """Read a request body of known length straight from ``wsgi.input``, once.
 
@@ -249,21 +233,3 @@ def parse_body(raw, schema, allow_empty=False):
         raise BadRequest("the body is not valid JSON") from None
     validate(body, schema)
     return body
-
-
-_ENCODER = json.JSONEncoder(separators=(",", ":"), allow_nan=False)
-_SCALARS = {type(None): lambda v: "null", bool: lambda v: "true" if v else "false",
-            int: int.__repr__, str: _ENCODER.encode}
-
-
-def encode(value, limit, what, *what_args):
-    """Compact JSON text of ``value``, refusing anything over ``limit`` bytes.
-
-    ``what % what_args`` names the value in the error; it is formatted only
-    then (a complete of 100 results calls this 100 times).
-    """
-    scalar = _SCALARS.get(type(value))
-    text = scalar(value) if scalar else _ENCODER.encode(value)
-    if len(text) > limit:
-        raise TooLarge("%s is larger than %d bytes" % (what % what_args, limit))
-    return text

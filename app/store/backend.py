@@ -18,7 +18,7 @@ from redis.retry import Retry
 
 from .combine import Combiner
 from .concurrency import cooperative
-from .errors import NotFound
+from ..errors import NotFound
 from .keys import Keys
 from .scripts import Scripts
 

@@ -19,7 +19,7 @@ import time
 
 import click
 
-from .. import protocol
+from . import protocol
 from . import errors
 from .command import (DEFAULT_TAIL, CommandAbandoned, CommandFailed, CommandRunner,
                       process_alive)

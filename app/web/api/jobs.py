@@ -3,12 +3,14 @@ import secrets
 
 from flask import Blueprint, Response, jsonify, request, stream_with_context
 
-from .. import jobs, schemas
+from .. import schemas
+from ...domain import jobs
 from ..auth import ADMIN, requires
-from ..errors import BadRequest, TooLarge
+from ...errors import BadRequest, TooLarge
 from ..openapi import describe
-from ..store import backend, check_job_id
-from ..validation import json_body, loads
+from ...store.backend import backend, check_job_id
+from ...domain.codec import loads
+from ..validation import json_body
 
 bp = Blueprint("jobs", __name__, url_prefix="/api/v1/jobs")
 

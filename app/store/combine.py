@@ -15,7 +15,7 @@ Works with real threads too, and with no concurrency at all (each call
 then runs alone).
 """
 from .concurrency import plain_lock, semaphore
-from .errors import Unavailable
+from ..errors import Unavailable
 
 
 class _Call:

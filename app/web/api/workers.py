@@ -1,10 +1,11 @@
 """Worker routes: lease, heartbeat, complete, release."""
 from flask import Blueprint, Response, jsonify, request
 
-from .. import early_lease, leases, schemas
+from .. import early_lease, schemas
+from ...domain import leases
 from ..auth import WORKER, requires
 from ..openapi import describe
-from ..store import backend
+from ...store.backend import backend
 from ..validation import json_body
 
 bp = Blueprint("workers", __name__, url_prefix="/api/v1")

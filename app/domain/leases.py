@@ -13,11 +13,11 @@ import os
 import random
 import re
 
-from .errors import BadRequest, LeaseLost, NotFound
+from ..errors import BadRequest, LeaseLost, NotFound
 from .jobs import lease_seconds, sync_active
-from .metrics import count_tasks
-from .store import check_job_id
-from .validation import encode
+from ..metrics import count_tasks
+from ..store.backend import check_job_id
+from .codec import encode
 
 _LEASE_ID = re.compile(r"^([0-9a-f]{1,64})\.([0-9a-f]{16})$")
 

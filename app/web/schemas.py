@@ -1,10 +1,11 @@
 """The API's request and response schemas (JSON Schema, OpenAPI 3.0 dialect).
 
-Request schemas are enforced by :func:`app.validation.validate`; all of them
-are published by :mod:`app.openapi`. Limits come from the defaults in
+Request schemas are enforced by :func:`app.web.validation.validate`; all of them
+are published by :mod:`app.web.openapi`. Limits come from the defaults in
 :mod:`app.config` (a deployment that raises them still validates in code).
 """
-from .validation import MAX_SAFE, integer, obj, string
+from ..domain.codec import MAX_SAFE
+from .validation import integer, obj, string
 
 MAX_BATCH = 1000
 MAX_RESULTS_PER_CALL = 10000

@@ -19,7 +19,9 @@ ordinary way and gets the usual error: a request the view would refuse never
 leases anything. A check added to the lease route must be added to
 ``_checked`` as well.
 """
-from . import leases, metrics, schemas
+from .. import metrics
+from ..domain import leases
+from . import schemas
 from .auth import role_for
 from .validation import parse_body, take_body
 
