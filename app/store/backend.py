@@ -20,7 +20,7 @@ from .combine import Combiner
 from .concurrency import cooperative
 from ..errors import NotFound
 from .keys import Keys
-from .scripts import Scripts
+from .scripts import Operations, Scripts
 
 _JOB_ID = re.compile(r"^[0-9a-f]{1,64}$")
 
@@ -55,9 +55,10 @@ class Backend:
         )
         self.redis = redis.Redis(connection_pool=pool)
         self.keys = Keys(config["KEY_PREFIX"])
-        self.scripts = Scripts(self.redis, config["REDIS_POOL_SIZE"], config["REDIS_POOL_TIMEOUT"])
+        self.scripts = Scripts(self.redis)
         self.config = config
         self.reclaim_limit = config["RECLAIM_LIMIT"]
+        self.ops = Operations(self.scripts, self.keys, self.reclaim_limit)
         self._info = OrderedDict()
         self._gather_s = config["LEASE_GATHER_MS"] / 1000.0
         gather = self._gather if self._gather_s > 0 and cooperative() else None
@@ -66,12 +67,15 @@ class Backend:
         self._active = Combiner(self._read_active, config["LEASE_COMBINE"])
 
     def run(self, operation, job_id, args=(), client=None):
-        """Run one Lua operation on job ``job_id``."""
+        """Run one Lua operation on job ``job_id`` and return its raw reply
+        (the domain calls the typed wrappers in ``self.ops``; tests of the
+        scripts themselves call this)."""
         return self.scripts.run(operation, self.keys.job(job_id), list(args), client=client)
 
     def lease(self, job_id, lease_id, worker, max_tasks, any_job):
-        """One lease request's reply from the lease script, combined with the
-        other requests for this job that this process has in flight."""
+        """One lease request's :class:`replies.Lease`, from a lease script call
+        combined with the other requests for this job that this process has in
+        flight."""
         return self._leases(job_id, (lease_id, worker, max_tasks, 1 if any_job else 0))
 
     def _gather(self):
@@ -85,13 +89,7 @@ class Backend:
             gevent.idle()
 
     def _run_leases(self, job_id, requests):
-        args = [self.reclaim_limit]
-        for request in requests:
-            args.extend(request)
-        replies = self.run("lease", job_id, args)
-        if replies and replies[0] == "missing":
-            return [replies] * len(requests)
-        return replies
+        return self.ops.lease(job_id, requests)
 
     def active_jobs(self):
         """[(job id, priority)] of the running jobs: one read of the index,
@@ -100,11 +98,9 @@ class Backend:
         return self._active("active", None)
 
     def _read_active(self, _key, group):
-        reply = self.scripts.runner.command("ZRANGE", self.keys.active, 0, -1, "WITHSCORES")
-        if reply and isinstance(reply[0], list):  # RESP3: [member, score] pairs
-            entries = [(member, float(score)) for member, score in reply]
-        else:  # RESP2: member, score, member, score, ...
-            entries = [(reply[i], float(reply[i + 1])) for i in range(0, len(reply), 2)]
+        # (RESP2 gives tuples, RESP3 lists: one shape for the callers)
+        entries = [(job_id, float(priority)) for job_id, priority
+                   in self.redis.zrange(self.keys.active, 0, -1, withscores=True)]
         return [entries] * len(group)
 
     def job_info(self, job_id):
@@ -122,8 +118,10 @@ class Backend:
         return info
 
     def close(self):
-        self.scripts.runner.close()
-        self.redis.connection_pool.disconnect()
+        self.redis.close()
+        pool = getattr(self.redis, "connection_pool", None)  # a cluster has one per node
+        if pool is not None:
+            pool.disconnect()
 
 
 def check_job_id(job_id):
