@@ -1,21 +1,19 @@
 """The Redis side of one application: client, key builder, scripts.
 
-The pool is a ``BlockingConnectionPool``: under a burst, greenlets wait for a
-free connection (up to REDIS_POOL_TIMEOUT) instead of failing, and the total
-stays bounded under Redis ``maxclients``. redis-py resets pools after fork,
-so creating it in the factory is safe with uWSGI's pre-fork model. redis-py
-re-sends a command after a connection error or timeout; every script is
-written so that running it twice does what running it once did.
+The pool is a ``BlockingConnectionPool`` (one per node in a cluster): under a
+burst, greenlets wait for a free connection (up to REDIS_POOL_TIMEOUT)
+instead of failing, and the total stays bounded under Redis ``maxclients``.
+redis-py resets pools after fork, so creating it in the factory is safe with
+uWSGI's pre-fork model. What restarts, pauses and slow reads do to the
+connections: :mod:`.connection`.
 """
 import re
 from collections import OrderedDict
 
 import gevent
-import redis
 from flask import current_app
-from redis.backoff import ExponentialBackoff
-from redis.retry import Retry
 
+from . import connection
 from .combine import Combiner
 from .concurrency import cooperative
 from ..errors import NotFound
@@ -42,18 +40,12 @@ class Backend:
     INFO_CACHE_SIZE = 4096
 
     def __init__(self, config):
-        pool = redis.BlockingConnectionPool.from_url(
-            config["REDIS_URL"],
-            max_connections=config["REDIS_POOL_SIZE"],
-            timeout=config["REDIS_POOL_TIMEOUT"],
-            socket_timeout=config["REDIS_SOCKET_TIMEOUT"],
-            socket_connect_timeout=2.0,
-            health_check_interval=30,
-            decode_responses=True,
-            retry=Retry(ExponentialBackoff(cap=0.5, base=0.05), 2),
-            retry_on_error=[redis.exceptions.ConnectionError, redis.exceptions.TimeoutError],
-        )
-        self.redis = redis.Redis(connection_pool=pool)
+        if config["REDIS_MODE"] not in ("single", "cluster"):
+            raise ValueError("JOBMASTER_REDIS_MODE must be single or cluster, not %r"
+                             % config["REDIS_MODE"])
+        self.redis = connection.client(config)
+        # /readyz's own small client: a short timeout, never queued behind requests
+        self._probe = connection.client(config, config["REDIS_READY_TIMEOUT"], pool_size=2)
         self.keys = Keys(config["KEY_PREFIX"])
         self.scripts = Scripts(self.redis)
         self.config = config
@@ -117,11 +109,20 @@ class Backend:
                 self._info.popitem(last=False)
         return info
 
+    def ping(self):
+        """Raise unless Redis (every primary of a cluster) answers within
+        REDIS_READY_TIMEOUT."""
+        if self.config["REDIS_MODE"] == "cluster":
+            self._probe.ping(target_nodes=self._probe.PRIMARIES)
+        else:
+            self._probe.ping()
+
     def close(self):
-        self.redis.close()
-        pool = getattr(self.redis, "connection_pool", None)  # a cluster has one per node
-        if pool is not None:
-            pool.disconnect()
+        for client in (self.redis, self._probe):
+            client.close()
+            pool = getattr(client, "connection_pool", None)  # a cluster has one per node
+            if pool is not None:
+                pool.disconnect()
 
 
 def check_job_id(job_id):
