@@ -6,6 +6,8 @@ stop     stop a stack left behind, by the PID files under var/
 render   write configs only (``--system --out DIR`` for a systemd server)
 announce (a Procfile entry) wait until nginx answers /readyz, print the URL
          and the auth mode, then idle until honcho stops it
+cluster  (a Procfile entry, JOBMASTER_REDIS_MODE=cluster) join the stack's
+         Redis nodes into a cluster, then idle
 """
 import argparse
 import glob
@@ -20,6 +22,7 @@ import urllib.request
 
 from jobmaster.command import process_alive
 
+from . import cluster as C
 from . import render as R
 
 
@@ -37,6 +40,18 @@ def _free_port():
         return s.getsockname()[1]
 
 
+def _free_cluster_base():
+    """A first port for the cluster's nodes: it and the next ones, and their
+    bus ports, all free."""
+    for _ in range(100):
+        base = _free_port()
+        ports = range(base, base + C.NODES)
+        if base + C.NODES + 10000 < 65536 and not any(
+                _port_busy(p) or _port_busy(p + 10000) for p in ports):
+            return base
+    sys.exit("found no %d free consecutive ports for the Redis Cluster" % C.NODES)
+
+
 def _settings(environ=None):
     return R.Settings.from_env(environ)
 
@@ -47,7 +62,17 @@ def cmd_run(args):
     overrides = {}
     if not env.get("JOBMASTER_REDIS_URL"):
         port = int(env.get("JOBMASTER_REDIS_PORT") or 6379)
-        if _port_busy(port):
+        if env.get("JOBMASTER_REDIS_MODE") == "cluster":
+            if any(_port_busy(p) or _port_busy(p + 10000) for p in range(port, port + C.NODES)):
+                if env.get("JOBMASTER_REDIS_PORT"):
+                    sys.exit("ports %d-%d (JOBMASTER_REDIS_PORT, a cluster of %d) or their bus "
+                             "ports (+10000) are taken; pick another"
+                             % (port, port + C.NODES - 1, C.NODES))
+                overrides["redis_port"] = _free_cluster_base()
+                print("note: ports %d-%d are taken; the stack's Redis Cluster uses %d-%d"
+                      % (port, port + C.NODES - 1, overrides["redis_port"],
+                         overrides["redis_port"] + C.NODES - 1), flush=True)
+        elif _port_busy(port):
             if env.get("JOBMASTER_REDIS_PORT"):
                 sys.exit("port %d (JOBMASTER_REDIS_PORT) is taken; pick another" % port)
             # Debian's redis-server service usually holds 6379; the stack
@@ -78,6 +103,22 @@ def cmd_run(args):
     # exec: honcho takes this PID (written above), and Ctrl-C goes to it.
     os.chdir(R.ROOT)
     os.execv(honcho, [honcho, "-f", procfile, "-d", R.ROOT, "start"])
+
+
+def cmd_cluster(args):
+    """(a Procfile entry) join the stack's Redis nodes into one cluster, or
+    find it made by an earlier run, then idle until honcho stops it."""
+    ports = [int(p) for p in args.ports.split(",")]
+    try:
+        C.create(R.binary("redis-cli", "/usr/bin"), ports)
+    except RuntimeError as err:
+        print(err, flush=True)
+        sys.exit(1)
+    print("redis cluster: %d nodes on ports %d-%d, healthy" % (len(ports), ports[0], ports[-1]),
+          flush=True)
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+    while True:
+        signal.pause()
 
 
 def cmd_announce(args):
@@ -135,7 +176,8 @@ def stop_leftovers(settings, timeout=15.0, quiet=False):
                 pid = int(fh.read().strip())
         except (OSError, ValueError):
             continue
-        words = _NAMES.get(kind, ("uwsgi", "gunicorn", "jobmaster"))
+        words = _NAMES.get(kind.split("-", 1)[0] if kind.startswith("redis-") else kind,
+                           ("uwsgi", "gunicorn", "jobmaster"))
         if pid <= 1 or not process_alive(pid) or not any(w in _cmdline(pid) for w in words):
             _unlink(path)
             continue
@@ -202,6 +244,9 @@ def main(argv=None):
                    help="paths for a systemd server (/etc/jobmaster, /run/jobmaster, ...)")
     p.add_argument("--out", help="write the files here (default: their final place)")
     p.set_defaults(func=cmd_render)
+    p = sub.add_parser("cluster")
+    p.add_argument("--ports", required=True)
+    p.set_defaults(func=cmd_cluster)
     p = sub.add_parser("announce")
     p.add_argument("--url", required=True)
     p.add_argument("--redis", default="")

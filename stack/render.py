@@ -16,6 +16,8 @@ import sys
 import tempfile
 from dataclasses import dataclass, field, fields, replace
 
+from . import cluster as C
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CONF = os.path.join(ROOT, "conf")
 
@@ -45,6 +47,10 @@ class Settings:
     gevent_cores: int = 2000         # JOBMASTER_GEVENT_CORES: greenlets per process
     redis_port: int = 6379           # JOBMASTER_REDIS_PORT: the stack's own Redis
     redis_url: str = ""              # JOBMASTER_REDIS_URL: use this Redis, start none
+    # single: one Redis; cluster: a local Redis Cluster of 3 masters with a
+    # replica each on redis_port .. redis_port+5 (stack/cluster.py). The apps
+    # read the same variable.
+    redis_mode: str = "single"       # JOBMASTER_REDIS_MODE
     # The apps reach the stack's own Redis over a UNIX socket: a loopback TCP
     # round trip runs the whole TCP stack twice per script call on both sides
     # (measured: ~10-15 % of a lease's CPU). 0 = over TCP, like remote Redis.
@@ -87,6 +93,9 @@ class Settings:
             raise ValueError("JOBMASTER_SERVER must be uwsgi or gunicorn, not %r" % self.server)
         if self.balance not in BALANCE:
             raise ValueError("JOBMASTER_BALANCE must be one of %s" % ", ".join(BALANCE))
+        if self.redis_mode not in ("single", "cluster"):
+            raise ValueError("JOBMASTER_REDIS_MODE must be single or cluster, not %r"
+                             % self.redis_mode)
         if self.instances < 1 or self.workers < 1:
             raise ValueError("JOBMASTER_INSTANCES and JOBMASTER_WORKERS must be >= 1")
         for cidr in self.proxies():
@@ -188,6 +197,7 @@ class Plan:
     instances: list
     processes: list      # redis (if ours), the instances, nginx: start in this order
     files: list
+    cluster_ports: list = field(default_factory=list)  # the own cluster's nodes, if any
 
 
 def binary(name, *extra):
@@ -274,7 +284,28 @@ def render(settings, out=None, upstream=None):
     # redis_url: for tools and tests (TCP); app_redis_url: what the apps use.
     redis_url = app_redis_url = s.redis_url or "redis://127.0.0.1:%d/0" % s.redis_port
     processes = []
-    if own_redis:
+    cluster_ports = []
+    if own_redis and s.redis_mode == "cluster":
+        cluster_ports = list(range(s.redis_port, s.redis_port + C.NODES))
+        for port in cluster_ports:
+            node_dir = os.path.join(layout.data, str(port))
+            if not s.system:
+                os.makedirs(node_dir, exist_ok=True)
+            name = "redis-%d" % port
+            _write(os.path.join(out, name + ".conf"), fill(_template("redis", "redis.conf.tmpl"), {
+                "port": port, "dir": node_dir, "backlog": backlog,
+                "unixsocket": "# no UNIX socket: cluster clients use the addresses nodes announce",
+                "pidfile": os.path.join(layout.run, name + ".pid"),
+                "logfile": "" if not s.system else os.path.join(layout.log, name + ".log"),
+            }) + C.cluster_lines(node_dir), files)
+            processes.append(ProcSpec(name, [binary("redis-server", "/usr/bin", "/usr/sbin"),
+                                             os.path.join(layout.conf, name + ".conf")],
+                                      os.path.join(layout.run, name + ".pid")))
+        # (joins the nodes into one cluster, or finds it made, then idles)
+        processes.append(ProcSpec("redis-cluster", [
+            sys.executable, "-m", "stack", "cluster", "--ports", ",".join(map(str, cluster_ports))],
+            ""))
+    elif own_redis:
         redis_conf = os.path.join(out, "redis.conf")
         redis_sock = os.path.join(layout.run, "redis.sock")
         if s.redis_socket:
@@ -290,7 +321,7 @@ def render(settings, out=None, upstream=None):
                                             os.path.join(layout.conf, "redis.conf")],
                                   os.path.join(layout.run, "redis.pid")))
 
-    app_env = {"JOBMASTER_REDIS_URL": app_redis_url,
+    app_env = {"JOBMASTER_REDIS_URL": app_redis_url, "JOBMASTER_REDIS_MODE": s.redis_mode,
                "JOBMASTER_PROMETHEUS_MULTIPROC_DIR": layout.metrics,
                "JOBMASTER_MAX_BODY_BYTES": str(s.max_body_bytes),
                "JOBMASTER_REDIS_POOL_SIZE": str(s.redis_pool_size),
@@ -366,7 +397,8 @@ def render(settings, out=None, upstream=None):
     processes.append(ProcSpec("nginx", nginx_argv, values["pidfile"]))
 
     return Plan(settings=s, layout=layout, url=s.url, redis_url=redis_url,
-                instances=instances, processes=processes, files=files)
+                instances=instances, processes=processes, files=files,
+                cluster_ports=cluster_ports)
 
 
 def with_overrides(settings, **changes):

@@ -47,7 +47,7 @@ class Backend:
         # /readyz's own small client: a short timeout, never queued behind requests
         self._probe = connection.client(config, config["REDIS_READY_TIMEOUT"], pool_size=2)
         self.keys = Keys(config["KEY_PREFIX"])
-        self.scripts = Scripts(self.redis)
+        self.scripts = Scripts(self.redis, cluster=config["REDIS_MODE"] == "cluster")
         self.config = config
         self.reclaim_limit = config["RECLAIM_LIMIT"]
         self.ops = Operations(self.scripts, self.keys, self.reclaim_limit)
@@ -58,11 +58,11 @@ class Backend:
         self._leases = Combiner(self._run_leases, min(1000, config["LEASE_COMBINE"]), gather)
         self._active = Combiner(self._read_active, config["LEASE_COMBINE"])
 
-    def run(self, operation, job_id, args=(), client=None):
+    def run(self, operation, job_id, args=()):
         """Run one Lua operation on job ``job_id`` and return its raw reply
         (the domain calls the typed wrappers in ``self.ops``; tests of the
         scripts themselves call this)."""
-        return self.scripts.run(operation, self.keys.job(job_id), list(args), client=client)
+        return self.scripts.run(operation, self.keys.job(job_id), list(args))
 
     def lease(self, job_id, lease_id, worker, max_tasks, any_job):
         """One lease request's :class:`replies.Lease`, from a lease script call
@@ -120,9 +120,8 @@ class Backend:
     def close(self):
         for client in (self.redis, self._probe):
             client.close()
-            pool = getattr(client, "connection_pool", None)  # a cluster has one per node
-            if pool is not None:
-                pool.disconnect()
+            if self.config["REDIS_MODE"] == "single":
+                client.connection_pool.disconnect()
 
 
 def check_job_id(job_id):

@@ -27,6 +27,7 @@ import time
 import redis
 from redis.backoff import ExponentialBackoff
 from redis.cluster import RedisCluster
+from redis.exceptions import RedisClusterException
 from redis.exceptions import ConnectionError, ResponseError, TimeoutError
 from redis.retry import Retry
 
@@ -101,6 +102,34 @@ class StallAwarePool(redis.BlockingConnectionPool):
         return conn
 
 
+class _Deferred:
+    """A cluster client made on first use, and again until that works.
+
+    redis-py's cluster client reads the cluster's layout when it is made, so
+    made at start-up it would keep an app from starting while the cluster is
+    down; this way the app starts and answers 503 until the cluster answers.
+    """
+
+    def __init__(self, make):
+        self._make = make
+        self._client = None
+
+    def _get(self):
+        if self._client is None:
+            try:
+                self._client = self._make()
+            except RedisClusterException as err:  # no node reachable
+                raise ConnectionError(str(err)) from err
+        return self._client
+
+    def __getattr__(self, name):
+        return getattr(self._get(), name)
+
+    def close(self):
+        if self._client is not None:
+            self._client.close()
+
+
 def _pool_class(stall):
     return type("StallAwarePool", (StallAwarePool,), {"stall": stall})
 
@@ -124,8 +153,9 @@ def client(config, socket_timeout=None, pool_size=None):
     if config["REDIS_MODE"] == "cluster":
         from redis.connection import Connection
 
-        return RedisCluster.from_url(config["REDIS_URL"], connection_pool_class=_pool_class(stall),
-                                     connection_class=_patient(Connection, stall), **kwargs)
+        return _Deferred(lambda: RedisCluster.from_url(
+            config["REDIS_URL"], connection_pool_class=_pool_class(stall),
+            connection_class=_patient(Connection, stall), **kwargs))
     pool = _pool_class(stall).from_url(config["REDIS_URL"], **kwargs)
     # The URL chose the class (TCP, TLS, UNIX socket); its reads are made patient.
     pool.connection_class = _patient(pool.connection_class, stall)

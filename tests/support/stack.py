@@ -25,12 +25,13 @@ import socket
 import struct
 import sys
 
-from tests.support.procs import Process, free_port, wait_until
+from tests.support.procs import Process, free_cluster_ports, free_port, suite_redis_mode, wait_until
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 if ROOT not in sys.path:
     sys.path.insert(0, ROOT)
 
+from stack import cluster as C  # noqa: E402
 from stack import render as R  # noqa: E402
 
 
@@ -172,6 +173,7 @@ class Stack:
         self.log_dir = log_dir
         self.instances = []
         self.nginx = None
+        self.redis_nodes = []  # the nodes of its own Redis Cluster, if it has one
         self._extra = []
 
     # -- requests ---------------------------------------------------------
@@ -218,7 +220,7 @@ class Stack:
         for group in (self._extra + ([self.nginx] if self.nginx else []),
                       # uWSGI: die-on-term; gunicorn: SIGTERM is its graceful stop.
                       [n.process for n in self.instances],
-                      [self.redis] if self.redis is not None else []):
+                      ([self.redis] if self.redis is not None else []) + self.redis_nodes):
             for proc in group:  # signal all, then wait: they stop in parallel
                 proc.send_signal(signal.SIGTERM)
             for proc in group:
@@ -270,12 +272,18 @@ def start_stack(tmpdir, instances=2, server="uwsgi", env=None, redis_url=None,
     os.makedirs(log_dir, exist_ok=True)
     env = dict(env or {})
     redis = None
+    nodes = []
     st = None
     try:
         # Without redis_url the plan has its own Redis, as `make run` does
         # (the apps then reach it over its UNIX socket).
+        # On a cluster suite run (JOBMASTER_TEST_REDIS=cluster) that Redis is
+        # a Redis Cluster of its own, as `JOBMASTER_REDIS_MODE=cluster make run`
+        # starts it.
+        mode = settings.pop("redis_mode", suite_redis_mode())
+        redis_port = free_cluster_ports(C.NODES)[0] if mode == "cluster" else free_port()
         cfg = R.Settings(port=free_port(), instances=instances, server=server,
-                         redis_url=redis_url or "", redis_port=free_port(),
+                         redis_url=redis_url or "", redis_port=redis_port, redis_mode=mode,
                          var=os.path.join(tmpdir, "var"), **settings)
         cfg.check()
         plan = R.render(cfg)
@@ -284,7 +292,13 @@ def start_stack(tmpdir, instances=2, server="uwsgi", env=None, redis_url=None,
             redis = _start(specs["redis"], env, log_dir)
             redis.url = plan.redis_url
             _wait_port(cfg.redis_port, redis)
+        for port in plan.cluster_ports:
+            nodes.append(_start(specs["redis-%d" % port], env, log_dir))
+            _wait_port(port, nodes[-1])
+        if nodes:
+            C.create(R.binary("redis-cli", "/usr/bin"), plan.cluster_ports)
         st = Stack(plan, env, redis, log_dir)
+        st.redis_nodes = nodes
         for inst in plan.instances:
             st.instances.append(Node(inst, _start(specs[inst.name], env, log_dir), server))
         st.nginx = _start(specs["nginx"], env, log_dir)
@@ -301,6 +315,7 @@ def start_stack(tmpdir, instances=2, server="uwsgi", env=None, redis_url=None,
     except BaseException:
         if st is not None:
             st.stop()
-        elif redis is not None:
-            _stop(redis, signal.SIGTERM)
+        else:
+            for proc in [redis] + nodes if redis is not None else nodes:
+                _stop(proc, signal.SIGTERM)
         raise
