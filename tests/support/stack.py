@@ -247,12 +247,12 @@ def _start(spec, env, log_dir, name=None):
                    env=_child_env({**env, **spec.env}), cwd=R.ROOT)
 
 
-def _wait_port(port, proc, timeout=30):
+def _wait_port(port, proc, timeout=30, host="127.0.0.1"):
     def up():
         if not proc.alive():
             raise RuntimeError("%s exited:\n%s" % (proc.argv[0], proc.log_tail()))
         try:
-            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
+            with socket.create_connection((host, port), timeout=0.5):
                 return True
         except OSError:
             return False
@@ -310,7 +310,7 @@ def start_stack(tmpdir, instances=2, server="uwsgi", env=None, redis_url=None,
             return all(node.probe() == 200 for node in st.instances)
 
         wait_until(all_up, timeout=timeout, interval=0.05, what="every instance's /healthz")
-        _wait_port(cfg.port, st.nginx)
+        _wait_port(cfg.port, st.nginx, host=cfg.host)
         return st
     except BaseException:
         if st is not None:
