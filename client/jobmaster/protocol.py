@@ -30,6 +30,7 @@ TASK_PENDING = "pending"
 TASK_LEASED = "leased"
 TASK_DONE = "done"
 TASK_DEAD = "dead"
+TASK_STATES = (TASK_PENDING, TASK_LEASED, TASK_DONE, TASK_DEAD)
 
 # The ``status`` word of a lease answer.
 LEASE_OK = "ok"
@@ -49,11 +50,14 @@ ERR_UNAVAILABLE = "unavailable"
 
 # Job settings and their defaults (what the server uses when a field is absent).
 DEFAULT_BATCH_SIZE = 10
+#: The server's default MAX_BATCH (a deployment may set another).
 MAX_BATCH_SIZE = 1000
 DEFAULT_LEASE_SECONDS = 300
 DEFAULT_MAX_ATTEMPTS = 3
 DEFAULT_PRIORITY = 0
 MAX_NAME_LENGTH = 200
+MAX_ATTEMPTS_LIMIT = 1000
+MAX_PRIORITY = 1_000_000
 
 
 def jobs_path():
