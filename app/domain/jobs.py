@@ -40,7 +40,7 @@ def decayed_rate(rate, since_ms, now_ms):
 
 
 def status_document(job_id, reply, backend):
-    """The status document of DESIGN.md §3 from a status.lua reply."""
+    """The status document of docs/contract.md §3 from a status.lua reply."""
     now, pending, leased, done, dead = (int(v) for v in reply[1:6])
     meta = dict(zip(reply[6::2], reply[7::2]))
     total = int(meta["total"])

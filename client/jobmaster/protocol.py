@@ -1,4 +1,4 @@
-"""The wire contract of the jobmaster HTTP API (DESIGN.md §3), without I/O.
+"""The wire contract of the jobmaster HTTP API (docs/contract.md §3), without I/O.
 
 Paths, state words, answer words and defaults shared by the server and the
 worker-side client. Like Flask's ``sansio`` package, this module does no I/O
