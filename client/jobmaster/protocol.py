@@ -47,6 +47,8 @@ ERR_LEASE_LOST = "lease_lost"
 ERR_TOO_LARGE = "too_large"
 ERR_RATE_LIMITED = "rate_limited"
 ERR_UNAVAILABLE = "unavailable"
+ERR_METHOD_NOT_ALLOWED = "method_not_allowed"
+ERR_UNSUPPORTED_MEDIA_TYPE = "unsupported_media_type"
 
 # Job settings and their defaults (what the server uses when a field is absent).
 DEFAULT_BATCH_SIZE = 10
