@@ -26,6 +26,10 @@ SETTINGS = [
      "comma-separated bearer tokens that may do everything"),
     ("WORKER_TOKENS", "", str,
      "comma-separated bearer tokens that may only lease, heartbeat, complete and release"),
+    ("LEASE_SECRET", "", str,
+     "key that lease ids are signed with (HMAC), so no lease id can be made up; unset: "
+     "a random one made once in Redis and shared by every instance (set it when Redis "
+     "keeps no data across restarts)"),
     ("INSTANCE", "", str,
      "name sent back in X-Served-By; defaults to host:pid"),
     ("MAX_BODY_BYTES", 64 * 1024 * 1024, int,
