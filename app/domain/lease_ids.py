@@ -92,7 +92,8 @@ class Signer:
         already made instead of leasing a second one.
         """
         if key:
-            nonce = hashlib.sha256(("%s\0%s" % (scope, key)).encode()).hexdigest()[:16]
+            raw = ("%s\0%s" % (scope, key)).encode("utf-8", "surrogatepass")
+            nonce = hashlib.sha256(raw).hexdigest()[:16]
         else:
             nonce = _random_nonce()
         return "%s.%s.%s" % (job_id, nonce, self._tag(self._keys()[0], job_id, nonce))

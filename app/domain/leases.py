@@ -14,7 +14,7 @@ from ..errors import BadRequest, LeaseLost, NotFound
 from .jobs import lease_seconds, sync_active
 from ..metrics import count_tasks
 from ..store.backend import check_job_id
-from .codec import encode
+from .codec import encode, text
 from .lease_ids import signer
 
 
@@ -179,11 +179,10 @@ def _result_args(results, limit):
         else:
             add(0)
             error = item.get("error", "")
-            if not isinstance(error, str):
-                error = encode(error, limit, "error of task %d", tid)
-            elif len(error) > limit:
-                error = error[:limit]
-            add(error)
+            if isinstance(error, str):
+                add(text(error, limit, "error of task %d", tid))
+            else:
+                add(encode(error, limit, "error of task %d", tid))
     return args
 
 

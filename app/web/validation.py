@@ -8,7 +8,7 @@ import io
 
 from flask import current_app, request
 
-from ..domain.codec import loads
+from ..domain.codec import encodable, loads
 from ..errors import BadRequest, TooLarge
 
 _TYPES = {
@@ -91,7 +91,7 @@ def _compile(schema):
             if not is_type(v) or not low <= len(v) <= high:
                 return False
             if kind == "string":
-                return v.isascii() or _encodable(v)
+                return encodable(v)
             if item is not _anything:
                 for x in v:
                     if not item(x):
@@ -135,14 +135,6 @@ def _anything(value):
     return True
 
 
-def _encodable(text):
-    try:
-        text.encode("utf-8")
-        return True
-    except UnicodeEncodeError:
-        return False
-
-
 def _explain(value, schema, path):
     """Walk ``value`` and raise BadRequest at the first place it breaks ``schema``."""
     if value is None and schema.get("nullable"):
@@ -160,10 +152,8 @@ def _explain(value, schema, path):
         if "maximum" in schema and value > schema["maximum"]:
             raise BadRequest("%s: must be at most %s" % (path, schema["maximum"]))
     elif kind == "string":
-        try:
-            value.encode("utf-8")
-        except UnicodeEncodeError:
-            raise BadRequest("%s: is not valid Unicode (lone surrogate)" % path) from None
+        if not encodable(value):
+            raise BadRequest("%s: is not valid Unicode (lone surrogate)" % path)
         if len(value) < schema.get("minLength", 0):
             raise BadRequest("%s: must not be empty" % path)
         if len(value) > schema.get("maxLength", float("inf")):
