@@ -280,8 +280,9 @@ def test_bad_lease_bodies(client, body):
 
 BAD_RESULTS = [{"results": "x"}, {"results": [{"id": 0}]}, {"results": [{"ok": True}]},
                {"results": [{"id": -1, "ok": True}]}, {"results": [{"id": "0", "ok": True}]},
-               {"results": [{"id": 0, "ok": "yes"}]}, {"results": [{"id": 99, "ok": True}]},
-               {"results": [{"id": 0, "ok": True}, {"id": 99, "ok": True}]},
+               {"results": [{"id": 0, "ok": "yes"}]}, {"results": [{"id": 2 ** 53 + 1, "ok": True}]},
+               {"results": [{"id": 0, "ok": True, "attempt": 1}]},
+               {"results": [{"id": 0, "ok": True}], "batchsize": 3},
                {"results": [], "next": {"max_tasks": 0}}, {"results": [], "release": 1}]
 
 

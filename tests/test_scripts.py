@@ -135,13 +135,17 @@ def test_complete_first_result_wins_and_counts(b):
     check_job(b.redis, b.keys, "aa")
 
 
-def test_complete_rejects_ids_outside_the_job_and_changes_nothing(b):
+def test_complete_refuses_non_ids_and_ignores_ids_outside_the_job(b):
     create(b, total=2)
     lease(b, "aa.1")
     before = holders(b.redis, b.keys, "aa")
-    assert complete(b, "aa.1", [(0, True, "1"), (2, True, "1")]) == ["bad", "2"]
+    assert complete(b, "aa.1", [(0, True, "1"), (-1, True, "1")]) == ["bad", "-1"]
     assert holders(b.redis, b.keys, "aa") == before
     assert b.redis.hlen(b.keys.job_key("aa", "results")) == 0
+    # an id past the job's end was never handed out: ignored, like any task
+    # the lease did not hold (the schema cannot know a job's total)
+    assert complete(b, "aa.1", [(2, True, "1"), (2 ** 53, True, "1")])[1:7] == [0, 0, 0, 0, 2, 0]
+    assert holders(b.redis, b.keys, "aa") == before
 
 
 def test_failures_use_up_attempts_then_dead_then_retry(b):

@@ -13,21 +13,36 @@ MAX_RESULTS_PER_CALL = 10000
 ERROR = obj({"error": {"type": "string"}, "message": {"type": "string"}},
             required=("error", "message"))
 
+CLOSED = {"additionalProperties": False}  # request objects: an unknown field is a 400
+LEASE_SECONDS = {"type": "number", "minimum": 0.001, "maximum": 7 * 24 * 3600}
+
 JOB_CREATE = obj({
     "name": string(1, 200),
     "tasks": obj({
         "range": {"type": "array", "items": integer(-MAX_SAFE, MAX_SAFE), "minItems": 2,
-                  "maxItems": 2, "description": "[start, stop): ids 0..stop-start-1, payload start+id"},
+                  "maxItems": 2,
+                  "description": "[start, stop): ids 0..stop-start-1, payload start+id; "
+                                 "stop >= start, at most MAX_TOTAL tasks"},
         "items": {"type": "array", "items": {}, "maxItems": 1_000_000,
                   "description": "one task per item; the item is its payload"},
-    }, description="exactly one of range or items"),
+    }, minProperties=1, maxProperties=1, description="exactly one of range or items", **CLOSED),
     "params": {"type": "object", "description": "returned with every lease"},
     "batch_size": integer(1, MAX_BATCH, description="tasks per lease when the worker does not say"),
-    "lease_seconds": {"type": "number", "minimum": 0, "exclusiveMinimum": True, "maximum": 7 * 24 * 3600},
+    "lease_seconds": LEASE_SECONDS,
     "max_attempts": integer(1, 1000),
     "priority": integer(-1_000_000, 1_000_000, description="higher first"),
     "sealed": {"type": "boolean", "description": "false: add items later, then seal"},
-}, required=("name",))
+}, required=("name",), **CLOSED, anyOf=[
+    # an items job, sealed or not
+    obj({"tasks": obj({}, required=("items",))}, required=("tasks",)),
+    # a range job, always sealed
+    obj({"tasks": obj({}, required=("range",)), "sealed": {"type": "boolean", "enum": [True]}},
+        required=("tasks",)),
+    # no tasks yet: an items job that says it is not sealed
+    obj({"sealed": {"type": "boolean", "enum": [False]}, "tasks": obj({}, required=("items",))},
+        required=("sealed",)),
+], **{"x-message": 'needs tasks (range or items), or "sealed": false to add items later; '
+                   "a range job is always sealed"})
 
 COUNTS = obj({k: integer(0) for k in ("total", "pending", "leased", "done", "dead")})
 
@@ -50,7 +65,7 @@ LEASE_REQUEST = obj({
     "max_tasks": integer(1, MAX_BATCH, nullable=True),
     "job": {"type": "string", "maxLength": 64, "nullable": True,
             "description": "lease from this job only; absent: any running job"},
-}, required=("worker",))
+}, required=("worker",), **CLOSED)
 
 TASK = obj({"id": integer(0), "attempt": integer(1), "payload": {}})
 
@@ -68,15 +83,15 @@ RESULT = obj({
     "ok": {"type": "boolean"},
     "result": {"description": "any JSON value (ok results)"},
     "error": {"description": "what went wrong (failed results)"},
-}, required=("id", "ok"))
+}, required=("id", "ok"), **CLOSED)
 
 COMPLETE_REQUEST = obj({
     "worker": string(1, 200, description="defaults to the lease's worker"),
     "results": {"type": "array", "items": RESULT, "maxItems": MAX_RESULTS_PER_CALL},
     "release": {"type": "boolean", "description": "give back the unreported rest now"},
     "next": obj({"max_tasks": integer(1, MAX_BATCH, nullable=True)}, nullable=True,
-                description="also lease the next batch in this call"),
-})
+                description="also lease the next batch in this call", **CLOSED),
+}, **CLOSED)
 
 COMPLETE_ANSWER = obj({
     **{k: integer(0) for k in ("accepted", "duplicates", "retried", "dead", "ignored", "released")},
@@ -84,9 +99,9 @@ COMPLETE_ANSWER = obj({
 }, required=("accepted", "duplicates", "retried", "dead"))
 
 HEARTBEAT_REQUEST = obj({
-    "lease_seconds": {"type": "number", "minimum": 0, "exclusiveMinimum": True, "maximum": 7 * 24 * 3600,
-                      "nullable": True, "description": "new length; default the job's"},
-})
+    "lease_seconds": {**LEASE_SECONDS, "nullable": True,
+                      "description": "new length; default (and at most) the job's lease_seconds"},
+}, **CLOSED)
 HEARTBEAT_ANSWER = obj({"id": {"type": "string"}, "expires_at": {"type": "number"},
                         "job_state": {"type": "string"}}, required=("expires_at",))
 RELEASE_ANSWER = obj({"released": integer(0)}, required=("released",))

@@ -4,7 +4,7 @@
 -- ARGV: 1 lease id, 2 worker ('' : the lease's own), 3 release rest (0|1), 4 reclaim limit,
 --       5 next lease id ('' for none), 6 next max tasks, 7 n results,
 --       8.. n triples: task id, ok (1|0), body (raw JSON result, or error text)
--- Returns {'missing'} | {'bad', id} (nothing changed) |
+-- Returns {'missing'} | {'bad', id} (not a task id; nothing changed) |
 --         {'ok', accepted, duplicates, retried, dead, ignored, released, any, worker, next...}
 --         where any is the lease's any-job flag, worker the name results were
 --         recorded under, and next... is one lease reply (do_leases, lib.lua), or nothing.
@@ -20,7 +20,7 @@ local lid, worker = ARGV[1], ARGV[2]
 local n = tonumber(ARGV[7])
 for i = 0, n - 1 do
   local id = tonumber(ARGV[8 + i * 3])
-  if not id or id < 0 or id >= job.total or id ~= math.floor(id) then
+  if not id or id < 0 or id ~= math.floor(id) then  -- (an id >= total: ignored below)
     return {'bad', ARGV[8 + i * 3]}
   end
 end

@@ -35,8 +35,9 @@ def lease():
 
 @bp.post("/leases/<lease_id>/heartbeat")
 @requires(WORKER)
-@describe("Extend a lease", body=schemas.HEARTBEAT_REQUEST, ok=schemas.HEARTBEAT_ANSWER,
-          tag="workers", errors=(400, 401, 403, 404, 409))
+@describe("Extend a lease (a body is optional)", body=schemas.HEARTBEAT_REQUEST,
+          ok=schemas.HEARTBEAT_ANSWER, tag="workers", errors=(400, 401, 403, 404, 409),
+          body_required=False)
 def heartbeat(lease_id):
     body = json_body(schemas.HEARTBEAT_REQUEST, allow_empty=True)
     return jsonify(leases.heartbeat(backend(), lease_id, body.get("lease_seconds")))
