@@ -395,7 +395,10 @@ def test_openapi_describes_every_route(client, app):
     assert lease_op["requestBody"]["content"]["application/json"]["schema"]["required"] == ["worker"]
 
 
-def test_task_counts_written_in_bulk_are_all_in_the_next_scrape(client):
+def test_task_counts_written_in_bulk_are_all_in_the_next_scrape(redis_url):
+    app = create_app({"REDIS_URL": redis_url, "METRICS_CACHE_SECONDS": 0})
+    client = app.test_client()
+
     def leased():
         text = client.get("/metrics").get_data(as_text=True)
         line = [x for x in text.splitlines() if x.startswith('jobmaster_tasks_total{event="leased"}')]
@@ -406,6 +409,7 @@ def test_task_counts_written_in_bulk_are_all_in_the_next_scrape(client):
     for _ in range(3):  # within the second after it: counted, not yet written
         lease(client, job=job, max_tasks=2)
     assert leased() == before + 6
+    app.extensions["jobmaster.backend"].close()
 
 
 def test_metrics(client):
