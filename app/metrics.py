@@ -15,6 +15,7 @@ import os
 import time
 
 from flask import Response, g, request
+from jobmaster import protocol
 
 _metrics = {}
 
@@ -109,11 +110,11 @@ def _job_lines(docs, show):
     ids and names), ``"ids"`` (ids only) or ``"none"`` (no series per job)."""
     yield "# HELP jobmaster_tasks Tasks of every job together, by state."
     yield "# TYPE jobmaster_tasks gauge"
-    for state in ("total", "pending", "leased", "done", "dead"):
+    for state in ("total",) + protocol.TASK_STATES:
         yield 'jobmaster_tasks{state="%s"} %d' % (state, sum(d["counts"][state] for d in docs))
     yield "# HELP jobmaster_jobs Jobs by state."
     yield "# TYPE jobmaster_jobs gauge"
-    for state in ("running", "paused", "cancelled", "completed"):
+    for state in protocol.JOB_STATES:
         yield 'jobmaster_jobs{state="%s"} %d' % (state, sum(1 for d in docs if d["state"] == state))
     if show == "none":
         return
@@ -124,7 +125,7 @@ def _job_lines(docs, show):
     yield "# HELP jobmaster_job_tasks Tasks of a job by state."
     yield "# TYPE jobmaster_job_tasks gauge"
     for doc in docs:
-        for state in ("total", "pending", "leased", "done", "dead"):
+        for state in ("total",) + protocol.TASK_STATES:
             yield "jobmaster_job_tasks{%s,state=\"%s\"} %d" % (labels[doc["id"]], state,
                                                                 doc["counts"][state])
     yield "# HELP jobmaster_job_rate Tasks done per second over about the last minute."

@@ -9,7 +9,7 @@ import io
 from flask import current_app, request
 
 from ..domain.codec import encodable, loads
-from ..errors import BadRequest
+from ..errors import BadRequest, TooLarge
 
 _TYPES = {
     "object": lambda v: isinstance(v, dict),
@@ -55,14 +55,17 @@ def validate(value, schema, path="body"):
     raise BadRequest("%s: does not match the schema" % path)  # checker stricter than _explain
 
 
+# Compiled checkers by id(schema). Each entry keeps its schema alive, so
+# an id is never reused by another dict while its checker is cached (each
+# application builds its own schemas).
 _CHECKERS = {}
 
 
 def _checker(schema):
-    fn = _CHECKERS.get(id(schema))
-    if fn is None:
-        fn = _CHECKERS[id(schema)] = _compile(schema)
-    return fn
+    entry = _CHECKERS.get(id(schema))
+    if entry is None:
+        entry = _CHECKERS[id(schema)] = (schema, _compile(schema))
+    return entry[1]
 
 
 def _compile(schema):
@@ -177,7 +180,9 @@ def _explain(value, schema, path):
         if len(value) < schema.get("minItems", 0):
             raise BadRequest("%s: needs at least %d items" % (path, schema["minItems"]))
         if len(value) > schema.get("maxItems", float("inf")):
-            raise BadRequest("%s: at most %d items" % (path, schema["maxItems"]))
+            if schema.get("minItems") == schema["maxItems"]:  # a shape, not a size: malformed
+                raise BadRequest("%s: must have exactly %d items" % (path, schema["maxItems"]))
+            raise TooLarge("%s: at most %d items per request" % (path, schema["maxItems"]))
         if "items" in schema and schema["items"]:
             for i, item in enumerate(value):
                 _explain(item, schema["items"], "%s[%d]" % (path, i))
@@ -226,7 +231,7 @@ def take_body(environ, limit):
     return data
 
 
-def _raw_body():
+def read_body():
     """The request body (see take_body)."""
     data = take_body(request.environ, current_app.config.get("MAX_CONTENT_LENGTH"))
     return request.get_data(cache=True) if data is None else data
@@ -234,7 +239,7 @@ def _raw_body():
 
 def json_body(schema, allow_empty=False):
     """The request's JSON body, validated against ``schema``."""
-    return parse_body(_raw_body(), schema, allow_empty)
+    return parse_body(read_body(), schema, allow_empty)
 
 
 def parse_body(raw, schema, allow_empty=False):

@@ -52,7 +52,8 @@ def test_schemathesis_finds_no_server_error_and_no_schema_violation(contract_sta
     operation. Any failure is printed with schemathesis's reproduction."""
     env = dict(os.environ, SCHEMATHESIS_HOOKS="tests.support.schemathesis_hooks",
                PYTHONPATH=ROOT)
-    argv = [os.path.join(os.path.dirname(sys.executable), "st"), "run",
+    argv = [os.path.join(os.path.dirname(sys.executable), "st"),
+            "--config-file", os.path.join(ROOT, "tests", "support", "schemathesis.toml"), "run",
             contract_stack.url + "/api/v1/openapi.json", "--checks", "all",
             "--header", "Authorization: Bearer " + ADMIN,
             "--phases", "coverage,fuzzing,stateful", "--max-examples", "100",
