@@ -15,15 +15,15 @@ def _app(redis_url, **config):
 
 def _count_status_scripts(app):
     """A list that gets one entry per status script run."""
-    backend = app.extensions["jobmaster.backend"]
-    calls, real = [], backend.run
+    scripts = app.extensions["jobmaster.backend"].scripts
+    calls, real = [], scripts.run
 
-    def run(operation, job_id, args=(), client=None):
-        if operation == "status":
-            calls.append(job_id)
-        return real(operation, job_id, args, client=client)
+    def run(name, keys, args, client=None):
+        if name == "status":
+            calls.append(keys[0])
+        return real(name, keys, args, client=client)
 
-    backend.run = run
+    scripts.run = run
     return calls
 
 
@@ -36,7 +36,8 @@ def test_scrapes_within_the_window_read_the_jobs_once(redis_url, window, reads):
         jobs = [make_job(c, total=3, headers=h)["id"] for _ in range(3)]
         calls = _count_status_scripts(app)
         texts = [c.get("/metrics", headers=h).get_data(as_text=True) for _ in range(10)]
-        assert sorted(calls) == sorted(jobs * reads)
+        metas = [app.extensions["jobmaster.backend"].keys.job_key(j, "meta") for j in jobs]
+        assert sorted(calls) == sorted(metas * reads)
         assert all('jobmaster_tasks{state="total"} 9' in t for t in texts)
         # the process counters too: one text per window (each scrape counts itself)
         assert len(set(texts)) == (1 if reads == 1 else 10)

@@ -59,7 +59,8 @@ def test_schemathesis_finds_no_server_error_and_no_schema_violation(contract_sta
             "--phases", "coverage,fuzzing,stateful", "--max-examples", "100",
             "--workers", "2", "--request-timeout", "30", "--no-color",
             "--report", "junit", "--report-dir", str(tmp_path)]
-    done = subprocess.run(argv, cwd=ROOT, env=env, capture_output=True, text=True, timeout=420)
+    # (cwd: schemathesis keeps a cache of its own in .schemathesis/ there)
+    done = subprocess.run(argv, cwd=str(tmp_path), env=env, capture_output=True, text=True, timeout=420)
     out = done.stdout + done.stderr
     assert done.returncode == 0, out[-6000:]
     assert "No issues found" in out, out[-3000:]
