@@ -6,6 +6,8 @@ configuration table is written from this module.
 import os
 import socket
 
+from jobmaster import protocol
+
 #: Each setting: (name, default, parser, why).
 SETTINGS = [
     ("REDIS_URL", "redis://127.0.0.1:6379/0", str,
@@ -32,6 +34,10 @@ SETTINGS = [
      "comma-separated bearer tokens that may do everything"),
     ("WORKER_TOKENS", "", str,
      "comma-separated bearer tokens that may only lease, heartbeat, complete and release"),
+    ("LEASE_SECRET", "", str,
+     "key that lease ids are signed with (HMAC), so no lease id can be made up; unset: "
+     "a random one made once in Redis and shared by every instance (set it when Redis "
+     "keeps no data across restarts)"),
     ("INSTANCE", "", str,
      "name sent back in X-Served-By; defaults to host:pid"),
     ("MAX_BODY_BYTES", 64 * 1024 * 1024, int,
@@ -40,10 +46,12 @@ SETTINGS = [
      "most items one request may create or append"),
     ("MAX_TOTAL", 1_000_000_000, int,
      "most tasks one job may hold (task ids must stay exact in Lua's doubles)"),
-    ("MAX_BATCH", 1000, int,
+    ("MAX_BATCH", protocol.MAX_BATCH_SIZE, int,
      "most tasks one lease may hold"),
     ("MAX_LEASE_SECONDS", 7 * 24 * 3600, int,
-     "longest lease a job may ask for"),
+     "longest lease a job may ask for, or a heartbeat may extend one to"),
+    ("MAX_RESULTS_PER_CALL", 10000, int,
+     "most results one complete call may report"),
     ("MAX_RESULT_BYTES", 1024 * 1024, int,
      "largest encoded result or error of one task"),
     ("WAIT_SECONDS", 2.0, float,
@@ -58,6 +66,13 @@ SETTINGS = [
      "under gevent, how long at most a process lets the lease requests it is already "
      "reading reach a combined call before sending it (it sends as soon as it has "
      "nothing else to do); 0 sends at once"),
+    ("METRICS_TOKEN", "", str,
+     "bearer token a Prometheus scraper sends to see every job's series with its id and "
+     "name (an admin token does too); set, a scrape without a token gets only the totals; "
+     "unset, it gets job ids but no names"),
+    ("METRICS_CACHE_SECONDS", 2.0, float,
+     "how long a process answers /metrics with the same text (reading the job figures runs "
+     "a status script per job): a flood of scrapes costs one read per window"),
     ("PROMETHEUS_MULTIPROC_DIR", "", str,
      "directory for prometheus_client multiprocess files (per-process counters)"),
 ]

@@ -14,7 +14,6 @@ import glob
 import json
 import os
 import signal
-import socket
 import sys
 import time
 import urllib.error
@@ -24,32 +23,7 @@ from jobmaster.command import process_alive
 
 from . import cluster as C
 from . import render as R
-
-
-def _port_busy(port, host="127.0.0.1"):
-    try:
-        with socket.create_connection((host, port), timeout=0.3):
-            return True
-    except OSError:
-        return False
-
-
-def _free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _free_cluster_base():
-    """A first port for the cluster's nodes: it and the next ones, and their
-    bus ports, all free."""
-    for _ in range(100):
-        base = _free_port()
-        ports = range(base, base + C.NODES)
-        if base + C.NODES + 10000 < 65536 and not any(
-                _port_busy(p) or _port_busy(p + 10000) for p in ports):
-            return base
-    sys.exit("found no %d free consecutive ports for the Redis Cluster" % C.NODES)
+from .net import free_cluster_ports, free_port, port_open
 
 
 def _settings(environ=None):
@@ -63,25 +37,25 @@ def cmd_run(args):
     if not env.get("JOBMASTER_REDIS_URL"):
         port = int(env.get("JOBMASTER_REDIS_PORT") or 6379)
         if env.get("JOBMASTER_REDIS_MODE") == "cluster":
-            if any(_port_busy(p) or _port_busy(p + 10000) for p in range(port, port + C.NODES)):
+            if free_cluster_ports(C.NODES, first=port)[0] != port:
                 if env.get("JOBMASTER_REDIS_PORT"):
                     sys.exit("ports %d-%d (JOBMASTER_REDIS_PORT, a cluster of %d) or their bus "
                              "ports (+10000) are taken; pick another"
                              % (port, port + C.NODES - 1, C.NODES))
-                overrides["redis_port"] = _free_cluster_base()
+                overrides["redis_port"] = free_cluster_ports(C.NODES)[0]
                 print("note: ports %d-%d are taken; the stack's Redis Cluster uses %d-%d"
                       % (port, port + C.NODES - 1, overrides["redis_port"],
                          overrides["redis_port"] + C.NODES - 1), flush=True)
-        elif _port_busy(port):
+        elif port_open(port):
             if env.get("JOBMASTER_REDIS_PORT"):
                 sys.exit("port %d (JOBMASTER_REDIS_PORT) is taken; pick another" % port)
             # Debian's redis-server service usually holds 6379; the stack
             # keeps its own Redis (data under var/) on another port.
-            overrides["redis_port"] = _free_port()
+            overrides["redis_port"] = free_port()
             print("note: port %d is taken (a system Redis?); the stack's Redis uses port %d"
                   % (port, overrides["redis_port"]), flush=True)
     settings = R.Settings.from_env(env, **overrides)
-    if _port_busy(settings.port, settings.host if settings.host != "0.0.0.0" else "127.0.0.1"):
+    if port_open(settings.port, settings.host if settings.host != "0.0.0.0" else "127.0.0.1"):
         sys.exit("%s:%d is taken; stop whatever listens there or set JOBMASTER_PORT"
                  % (settings.host, settings.port))
     plan = R.render(settings)

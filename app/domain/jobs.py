@@ -10,11 +10,13 @@ import json
 import math
 import secrets
 
+from jobmaster import protocol
+
 from ..errors import BadRequest, Conflict, NotFound
 from .codec import MAX_SAFE, encode
 
-STATES = ("running", "paused", "cancelled", "completed")
-ACTIVE_STATES = ("running", "paused")
+STATES = protocol.JOB_STATES
+ACTIVE_STATES = (protocol.JOB_RUNNING, protocol.JOB_PAUSED)
 
 
 def new_job_id():
@@ -38,16 +40,16 @@ def decayed_rate(rate, since_ms, now_ms):
 
 
 def status_document(job_id, st, backend):
-    """The status document of DESIGN.md §3 from a :class:`replies.Status`."""
+    """The status document of docs/contract.md §3 from a :class:`replies.Status`."""
     now, pending, leased, done, dead, meta = (st.now_ms, st.pending, st.leased, st.done,
                                               st.dead, st.meta)
     total = int(meta["total"])
     lease_ms = int(meta["lease_ms"])
     rate = decayed_rate(meta.get("rate"), meta.get("rate_t"), now)
     state = meta["state"]
-    if state == "completed":
+    if state == protocol.JOB_COMPLETED:
         eta = 0.0
-    elif state == "running" and rate > 0 and meta["sealed"] == "1":
+    elif state == protocol.JOB_RUNNING and rate > 0 and meta["sealed"] == "1":
         eta = round((pending + leased) / rate, 1)
     else:
         eta = None
@@ -101,12 +103,14 @@ def create(backend, body):
         kind, items = "range", []
     else:
         kind, start, total = "items", 0, len(tasks["items"])
-        items = [encode(item, config["MAX_RESULT_BYTES"], "an item") for item in tasks["items"]]
-    lease_ms = int(round(body.get("lease_seconds", 300) * 1000))
+        limit = config["MAX_RESULT_BYTES"]
+        items = [encode(item, limit, "body.tasks.items[%d]", i)
+                 for i, item in enumerate(tasks["items"])]
+    lease_ms = int(round(body.get("lease_seconds", protocol.DEFAULT_LEASE_SECONDS) * 1000))
     if lease_ms < 1:
         raise BadRequest("body.lease_seconds: must be at least 0.001")
-    params = encode(body.get("params") or {}, config["MAX_RESULT_BYTES"], "params")
-    priority = body.get("priority", 0)
+    params = encode(body.get("params") or {}, config["MAX_RESULT_BYTES"], "body.params")
+    priority = body.get("priority", protocol.DEFAULT_PRIORITY)
     job_id = new_job_id()
     r, keys = backend.redis, backend.keys
     # Index first: a listed id without a job is skipped and cleaned later,
@@ -119,9 +123,10 @@ def create(backend, body):
         pipe.zadd(keys.active, {job_id: priority})
         pipe.execute()
     state = backend.ops.create(job_id, body["name"], kind, start, total, sealed,
-                               body.get("batch_size", 10), lease_ms,
-                               body.get("max_attempts", 3), priority, params, items)
-    if state != "running":
+                               body.get("batch_size", protocol.DEFAULT_BATCH_SIZE), lease_ms,
+                               body.get("max_attempts", protocol.DEFAULT_MAX_ATTEMPTS), priority,
+                               params, items)
+    if state != protocol.JOB_RUNNING:
         r.zrem(keys.active, job_id)
     return status(backend, job_id)
 
@@ -185,7 +190,8 @@ def append(backend, job_id, items, token):
     """Add items to an unsealed items job; ``token`` makes a retry harmless."""
     if backend.job_info(job_id).kind != "items":
         raise Conflict("a range job takes no items")
-    encoded = [encode(item, backend.config["MAX_RESULT_BYTES"], "an item") for item in items]
+    limit = backend.config["MAX_RESULT_BYTES"]
+    encoded = [encode(item, limit, "item %d", i) for i, item in enumerate(items)]
     out = backend.ops.append(job_id, token, encoded)
     if out.status == "sealed":
         raise Conflict("the job is sealed; it takes no more items")

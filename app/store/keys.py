@@ -35,6 +35,11 @@ workers     hash    worker name -> JSON {d, f, x, s, r, rt} (done, failed,
 appends     hash    append token -> first id it added (makes appends retry-safe)
 spans       zset    span lease id -> its first task id (finds the lease holding
                     a fresh task; spans never overlap)
+gone        hash    lease id -> its last record (as in ``leases``), for leases
+                    that expired or were released with tasks: a late result
+                    is accepted only for the tasks its lease really held.
+                    Bounded: a day, at most 100,000 per job (lib.lua)
+gone_at     zset    lease id -> when it was remembered (ms), to prune ``gone``
 ==========  ======  ==========================================================
 
 Global:
@@ -42,6 +47,9 @@ Global:
 - ``<prefix>:jobs``   zset, job id -> creation time in µs (listing, newest first)
 - ``<prefix>:active`` zset, job id -> priority, for jobs that are running or
   paused (lease without a job looks here)
+- ``<prefix>:secret`` string, the key lease ids are signed with when
+  ``JOBMASTER_LEASE_SECRET`` is not set: made once (SET NX) by the first
+  process that needs it, so every instance shares it (app/domain/lease_ids.py)
 
 Under Redis Cluster (``REDIS_MODE=cluster``) each job's keys live in the one
 slot of its tag, so jobs spread over the shards while every per-job script
@@ -61,6 +69,7 @@ member per job.
 JOB_KEYS = (
     "meta", "pending", "owner", "tries", "fails", "leases", "left",
     "deadlines", "items", "results", "dead", "workers", "appends", "spans",
+    "gone", "gone_at",
 )
 
 
@@ -74,6 +83,7 @@ class Keys:
         self.prefix = prefix
         self.jobs = "%s:jobs" % prefix
         self.active = "%s:active" % prefix
+        self.secret = "%s:secret" % prefix
         self._jobs = {}
 
     def job(self, job_id):

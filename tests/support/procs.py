@@ -8,34 +8,8 @@ import shutil
 import signal
 import socket
 import subprocess
-import time
 
-
-def free_port():
-    """A TCP port on 127.0.0.1 that nobody listens on right now."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def wait_until(predicate, timeout=20.0, interval=0.02, what="condition"):
-    """Poll ``predicate`` until it is truthy; raise after ``timeout`` seconds."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise TimeoutError("timed out waiting for %s" % what)
-        time.sleep(interval)
-
-
-def port_open(port, host="127.0.0.1"):
-    try:
-        with socket.create_connection((host, port), timeout=0.2):
-            return True
-    except OSError:
-        return False
+from stack.net import free_cluster_ports, free_port, port_open, wait_until  # noqa: F401 (re-exported)
 
 
 def which_or_fail(name, *extra_dirs):
@@ -119,26 +93,6 @@ def _redis_ping(port):
             return s.recv(64).startswith(b"+PONG")
     except OSError:
         return False
-
-
-def _bindable(port):
-    try:
-        with socket.socket() as s:
-            s.bind(("127.0.0.1", port))
-        return True
-    except OSError:
-        return False
-
-
-def free_cluster_ports(n):
-    """``n`` consecutive free ports whose cluster bus ports (+10000) are free too."""
-    for _ in range(200):
-        base = free_port()
-        ports = list(range(base, base + n))
-        if ports[-1] + 10000 < 65536 and all(_bindable(p) and _bindable(p + 10000)
-                                              for p in ports):
-            return ports
-    raise RuntimeError("no %d free consecutive ports for a cluster" % n)
 
 
 class RedisCluster:

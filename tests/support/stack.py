@@ -25,7 +25,8 @@ import socket
 import struct
 import sys
 
-from tests.support.procs import Process, free_cluster_ports, free_port, suite_redis_mode, wait_until
+from tests.support.procs import (Process, free_cluster_ports, free_port, port_open,
+                                   suite_redis_mode, wait_until)
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 if ROOT not in sys.path:
@@ -251,11 +252,7 @@ def _wait_port(port, proc, timeout=30, host="127.0.0.1"):
     def up():
         if not proc.alive():
             raise RuntimeError("%s exited:\n%s" % (proc.argv[0], proc.log_tail()))
-        try:
-            with socket.create_connection((host, port), timeout=0.5):
-                return True
-        except OSError:
-            return False
+        return port_open(port, host=host, timeout=0.5)
     wait_until(up, timeout=timeout, what="port %d" % port)
 
 
