@@ -29,15 +29,6 @@ def redis_server(tmp_path_factory):
     proc.stop()
 
 
-def redis_client(url):
-    """A plain redis-py client for tests and tools, of the suite's kind."""
-    import redis
-
-    if suite_redis_mode() == "cluster":
-        return redis.RedisCluster.from_url(url, decode_responses=True)
-    return redis.Redis.from_url(url, decode_responses=True)
-
-
 @pytest.fixture
 def redis_url(redis_server):
     if isinstance(redis_server, RedisCluster):

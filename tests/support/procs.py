@@ -164,6 +164,16 @@ class RedisCluster:
             n.stop()
 
 
+def redis_client(url):
+    """A plain redis-py client of the suite's kind (single or cluster), for
+    tests that look at Redis beside the app."""
+    import redis
+
+    if suite_redis_mode() == "cluster":
+        return redis.RedisCluster.from_url(url, decode_responses=True)
+    return redis.Redis.from_url(url, decode_responses=True)
+
+
 def suite_redis_mode():
     """``single`` or ``cluster``: what the suite runs against
     (JOBMASTER_TEST_REDIS; `make test` runs both)."""
