@@ -175,8 +175,8 @@ def _summary(proc, timeout):
 
 
 def limit(args):
-    with ProdStack(instances=args.instances, workdir=os.path.join(ROOT, "var", "bench", "limit"),
-                   env={"JOBMASTER_REDIS_SOCKET": "0"}) as st:
+    with ProdStack(instances=args.instances,
+                   workdir=os.path.join(ROOT, "var", "bench", "limit")) as st:
         bare = bare_loop(st.redis_url, args.tasks, args.procs, args.batch)
         busy0, t0 = _machine_busy(), time.monotonic()
         s = _summary(swarm(st.url, args.tasks, args.pods, args.batch, args.timeout),

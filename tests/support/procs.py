@@ -174,6 +174,13 @@ def redis_client(url):
     return redis.Redis.from_url(url, decode_responses=True)
 
 
+def servers():
+    """The app servers the stack tests run: both on the single-Redis run,
+    uWSGI only on the cluster run (the server does not depend on the Redis
+    mode; CI time)."""
+    return ["uwsgi"] if suite_redis_mode() == "cluster" else ["uwsgi", "gunicorn"]
+
+
 def suite_redis_mode():
     """``single`` or ``cluster``: what the suite runs against
     (JOBMASTER_TEST_REDIS; `make test` runs both)."""
