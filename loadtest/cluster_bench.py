@@ -157,6 +157,8 @@ def bare_loop(url, tasks, procs, batch, timeout=300):
     admin_be.close()
     return {"tasks": done, "procs": procs, "batch": batch, "seconds": round(seconds, 2),
             "tasks_per_s": round(done / seconds), "redis_cpu_share": round(redis_s / seconds, 2),
+            # what Redis would carry at 100 % of its core, at this CPU per task
+            "redis_bound_tasks_per_s": round(done / redis_s) if redis_s else None,
             "redis_cpu_us_per_task": round(1e6 * redis_s / max(1, done), 2),
             "machine_cpu_us_per_task": round(1e6 * busy / max(1, done), 2)}
 
@@ -190,7 +192,9 @@ def limit(args):
                                             round(1e6 * busy / max(1, args.tasks), 2),
                                         "wall_s": round(time.monotonic() - t0, 1)},
                 "swarm_over_limit": round(rate / bare["tasks_per_s"], 3) if bare["tasks_per_s"]
-                else None}
+                else None,
+                "swarm_over_redis_bound": round(rate / bare["redis_bound_tasks_per_s"], 3)
+                if bare["redis_bound_tasks_per_s"] else None}
 
 
 # -- shards -------------------------------------------------------------------

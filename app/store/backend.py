@@ -11,6 +11,7 @@ import re
 from collections import OrderedDict
 
 import gevent
+import redis
 from flask import current_app
 
 from . import connection
@@ -110,10 +111,17 @@ class Backend:
         return info
 
     def ping(self):
-        """Raise unless Redis (every primary of a cluster) answers within
-        REDIS_READY_TIMEOUT."""
+        """Raise unless Redis answers within REDIS_READY_TIMEOUT (in a
+        cluster: every primary, each saying the cluster is ok)."""
         if self.config["REDIS_MODE"] == "cluster":
-            self._probe.ping(target_nodes=self._probe.PRIMARIES)
+            # PING answers on a node whose cluster is still forming or has
+            # lost a shard; CLUSTER INFO says whether it serves its slots.
+            states = self._probe.cluster_info(target_nodes=self._probe.PRIMARIES)
+            if "cluster_state" in states:  # (one primary: its own answer)
+                states = {"the primary": states}
+            down = [node for node, info in states.items() if info.get("cluster_state") != "ok"]
+            if down:
+                raise redis.exceptions.ConnectionError("cluster not ok on %s" % ", ".join(down))
         else:
             self._probe.ping()
 
