@@ -98,6 +98,15 @@ class Stats:
         return time.monotonic() - self.t0
 
 
+#: Answers after which the swarm repeats a call (with the same key).
+RETRY_STATUSES = (429, 502, 503, 504)
+
+
+def backoff(attempt):
+    """Seconds before retry ``attempt`` (1..6) of a call that got no answer."""
+    return min(2.0, 0.05 * 2 ** attempt)
+
+
 class Swarm:
     def __init__(self, args, job_id):
         self.a = args
@@ -116,10 +125,14 @@ class Swarm:
         self.last_accept_at = None
 
     async def _post(self, session, kind, path, body, key=None):
-        """POST with bounded retries on transport errors and 429/503.
+        """POST with retries on transport errors, 429, 503 and 502/504.
 
-        Returns the decoded 200 answer, or None after a non-retryable error
-        (counted in ``errors``).
+        Every call the swarm makes is safe to repeat: complete and heartbeat
+        are idempotent, and lease or complete-with-next carry an
+        Idempotency-Key, so a retry whose first answer was lost (a 502 from a
+        killed worker, a reset) gets the lease that answer carried instead
+        of stranding it until it expires. Returns the decoded 200 answer, or
+        None after a non-retryable error (counted in ``errors``).
         """
         import aiohttp
 
@@ -133,8 +146,7 @@ class Swarm:
             headers = dict(headers, **{"Idempotency-Key": key})
         attempt = 0
         while True:
-            # transport errors, 429 and 503 are retried for as long as the run
-            # lasts (a pod would), each counted; complete is idempotent
+            # retried for as long as the run lasts (a pod would), each counted
             attempt = min(attempt + 1, 6)
             if self.stop:
                 return None
@@ -147,7 +159,7 @@ class Swarm:
             except (aiohttp.ClientError, asyncio.TimeoutError, OSError) as err:
                 st.requests += 1
                 st.conn_errors["%s:%s" % (kind, type(err).__name__)] += 1
-                await asyncio.sleep(min(2.0, 0.05 * 2 ** attempt) * (0.5 + self.rng.random()))
+                await asyncio.sleep(backoff(attempt) * (0.5 + self.rng.random()))
                 continue
             st.requests += 1
             dt = time.monotonic() - t
@@ -160,9 +172,9 @@ class Swarm:
                     st.errors["%s:badjson" % kind] += 1
                     return None
             st.errors["%s:%d" % (kind, status)] += 1
-            if status in (429, 503):
+            if status in RETRY_STATUSES:
                 try:
-                    wait = float(retry_after or 1)
+                    wait = float(retry_after) if retry_after else backoff(attempt)
                 except ValueError:
                     wait = 1.0
                 await asyncio.sleep(min(wait, 5.0) * (0.5 + self.rng.random()))
