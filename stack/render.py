@@ -172,11 +172,18 @@ class ProcSpec:
     pidfile: str
     env: dict = field(default_factory=dict)
 
-    def shell(self):
-        """The Procfile command: exec, so honcho's pid is the server's pid."""
-        assigns = ["%s=%s" % (k, shlex.quote(v)) for k, v in sorted(self.env.items())]
-        return "exec " + " ".join((["env"] + assigns if assigns else [])
-                                  + [shlex.quote(a) for a in self.argv])
+    def command(self):
+        """argv with the process's environment in front (through env(1))."""
+        assigns = ["%s=%s" % (k, v) for k, v in sorted(self.env.items())]
+        return (["env"] + assigns if assigns else []) + list(self.argv)
+
+    def shell(self, keep=False):
+        """The Procfile command: exec, so honcho's pid is the server's pid,
+        or (``keep``) the pid of the keeper that restarts it (stack/keep.py)."""
+        argv = self.command()
+        if keep:
+            argv = [sys.executable, "-m", "stack", "keep", self.name, "--"] + argv
+        return "exec " + " ".join(shlex.quote(a) for a in argv)
 
 
 @dataclass
