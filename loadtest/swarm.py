@@ -108,8 +108,11 @@ def backoff(attempt):
 
 
 class Swarm:
-    def __init__(self, args, job_id):
+    def __init__(self, args, job_id, history=None):
+        """``history``: a list to append every request's record to (see
+        :meth:`_record`), for loadtest.checker; None records nothing."""
         self.a = args
+        self.history = history
         self.job = job_id
         self.stats = Stats()
         self.work = parse_work(args.work)
@@ -157,10 +160,14 @@ class Swarm:
                     status = r.status
                     retry_after = r.headers.get("Retry-After")
             except (aiohttp.ClientError, asyncio.TimeoutError, OSError) as err:
+                if self.history is not None:
+                    self._record(kind, path, key, data, t, "exc:" + type(err).__name__)
                 st.requests += 1
                 st.conn_errors["%s:%s" % (kind, type(err).__name__)] += 1
                 await asyncio.sleep(backoff(attempt) * (0.5 + self.rng.random()))
                 continue
+            if self.history is not None:
+                self._record(kind, path, key, data, t, status, retry_after, payload)
             st.requests += 1
             dt = time.monotonic() - t
             st.lat[kind].append(dt)
@@ -180,6 +187,16 @@ class Swarm:
                 await asyncio.sleep(min(wait, 5.0) * (0.5 + self.rng.random()))
                 continue
             return None
+
+    def _record(self, kind, path, key, data, t, status, retry_after=None, payload=None):
+        """One request of the history: what was sent, when (wall clock, the
+        clock Redis's TIME and so expires_at use) and what came back."""
+        sent = time.time() - (time.monotonic() - t)
+        self.history.append({"kind": kind, "path": path, "key": key, "body": data,
+                             "sent": sent, "got": time.time(), "status": status,
+                             "retry_after": retry_after,
+                             "answer": payload.decode("utf-8", "replace")
+                             if status == 200 and payload else None})
 
     def new_key(self, worker):
         self.seq += 1
