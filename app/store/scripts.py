@@ -155,7 +155,7 @@ class ScriptRunner:
 class Scripts:
     """The registered scripts of one Redis client, by operation name."""
 
-    OPERATIONS = ("create", "append", "seal", "lease", "heartbeat", "complete",
+    OPERATIONS = ("create", "stage", "append", "seal", "lease", "heartbeat", "complete",
                   "release", "status", "set_state", "retry_dead", "delete")
 
     def __init__(self, client, pool_size=64, pool_timeout=30.0):

@@ -10,7 +10,8 @@ from ...errors import BadRequest, TooLarge
 from ..openapi import describe
 from ...store.backend import backend, check_job_id
 from ...domain.codec import loads
-from ..validation import json_body
+from .. import items_body
+from ..validation import json_body, parse_body, validate
 
 bp = Blueprint("jobs", __name__, url_prefix="/api/v1/jobs")
 
@@ -35,9 +36,16 @@ def _int_arg(name, default, low, high):
 @describe("Create a job", body=schemas.JOB_CREATE, ok=schemas.JOB_STATUS, status=201,
           errors=(400, 401, 403, 413))
 def create():
-    body = json_body(schemas.JOB_CREATE)
-    doc = jobs.create(backend(), body)
-    return jsonify(doc), 201
+    raw = request.get_data(cache=True)
+    if len(raw) <= items_body.STREAM_BYTES:
+        doc = jobs.create(backend(), parse_body(raw, schemas.JOB_CREATE))
+        return jsonify(doc), 201
+    # A large body: its items are decoded and stored a chunk at a time.
+    body, items = items_body.split(raw)
+    validate(body, schemas.JOB_CREATE)
+    if items is not None and len(items) > backend().config["MAX_ITEMS"]:
+        raise TooLarge("at most %d items per request" % backend().config["MAX_ITEMS"])
+    return jsonify(jobs.create(backend(), body, items)), 201
 
 
 @bp.get("")

@@ -1,0 +1,17 @@
+-- stage.lua: store one chunk of a large items create before its job exists
+-- (create.lua with kind 'staged' then makes the job over them).
+-- KEYS: the job's keys (lib.lua)
+-- ARGV: 1 id of the chunk's first item, 2 seconds the staged items live
+--       unless the create completes (a request that died half-way leaves
+--       nothing for good), 3.. items (raw JSON)
+-- Returns {'exists'} when the job is already there (nothing written), else {'ok', n}
+if redis.call('EXISTS', K_META) == 1 then return {'exists'} end
+local first = tonumber(ARGV[1])
+local fields = {}
+for i = 3, #ARGV do
+  fields[#fields + 1] = first + i - 3
+  fields[#fields + 1] = ARGV[i]
+end
+bulk('HSET', K_ITEMS, fields)
+redis.call('EXPIRE', K_ITEMS, tonumber(ARGV[2]))
+return {'ok', #ARGV - 2}
