@@ -225,5 +225,20 @@ def test_multiprocess_metrics_are_written_to_the_directory(redis_url, tmp_path):
     assert any(name.endswith(".db") for name in os.listdir(tmp_path))
 
 
+@effect_of("ITEMS_CHUNK")
+def test_items_chunk_is_how_many_items_a_large_create_stores_per_call(make_app, redis_url):
+    # a bad item at 150 stops the create: what was stored before it, whole
+    # chunks, stays behind (expiring); a chunk size of 7 stored 147, of 100 stored 100
+    import json
+    items = [{"i": i, "pad": "x" * 6000} for i in range(200)]
+    raw = json.dumps({"name": "big", "tasks": {"items": items}}).replace('{"i": 150,', '{"i": NaN,')
+    rds = redis.Redis.from_url(redis_url)
+    for chunk, stored in ((7, 147), (100, 100)):
+        rds.flushdb()
+        _app, c = make_app(ITEMS_CHUNK=chunk)
+        assert c.post("/api/v1/jobs", data=raw, content_type="application/json").status_code == 400
+        assert [rds.hlen(k) for k in rds.keys("*:items")] == [stored]
+
+
 def test_every_setting_has_a_test_of_its_effect():
     assert {name for name, *_ in SETTINGS} - TESTED == set()
