@@ -6,6 +6,7 @@ The client library retries with the same Idempotency-Key and gets the very
 lease the lost answer carried: no batch waits for its lease to expire, no
 task is handed out twice.
 """
+import pytest
 import redis
 
 from app.store.keys import Keys
@@ -23,6 +24,10 @@ def _job(stack, total, batch=10):
     return r.json()["id"]
 
 
+def _state(stack):
+    return redis.Redis.from_url(stack.redis_url, decode_responses=True), Keys()
+
+
 def _client(proxy):
     return Client(proxy.url, retry_seconds=20, backoff=Backoff(base=0.01, cap=0.05))
 
@@ -35,10 +40,11 @@ def _is_next(seen):
     return seen.path.endswith("/complete") and '"next"' in seen.body.decode()
 
 
-def test_a_lost_lease_answer_is_fetched_again(stack):
+@pytest.mark.parametrize("loss", [True, 502, 504], ids=["reset", "502", "504"])
+def test_a_lost_lease_answer_is_fetched_again(stack, loss):
     job = _job(stack, 30)
-    rds, keys = redis.Redis.from_url(stack.redis_url, decode_responses=True), Keys()
-    with LossyProxy(stack.host, stack.port, every_nth(1, _is_lease)) as proxy, \
+    rds, keys = _state(stack)
+    with LossyProxy(stack.host, stack.port, every_nth(1, _is_lease, loss)) as proxy, \
             _client(proxy) as client:
         answer = client.lease("w1", 10, job)
         assert answer["status"] == "ok" and len(answer["tasks"]) == 10
@@ -52,10 +58,11 @@ def test_a_lost_lease_answer_is_fetched_again(stack):
         assert check_job(rds, keys, job)["leased"] == 10
 
 
-def test_a_lost_complete_with_next_answer_is_fetched_again(stack):
+@pytest.mark.parametrize("loss", [True, 502], ids=["reset", "502"])
+def test_a_lost_complete_with_next_answer_is_fetched_again(stack, loss):
     job = _job(stack, 30)
-    rds, keys = redis.Redis.from_url(stack.redis_url, decode_responses=True), Keys()
-    with LossyProxy(stack.host, stack.port, every_nth(1, _is_next)) as proxy, \
+    rds, keys = _state(stack)
+    with LossyProxy(stack.host, stack.port, every_nth(1, _is_next, loss)) as proxy, \
             _client(proxy) as client:
         first = client.lease("w1", 10, job)
         results = [{"id": t["id"], "ok": True, "result": t["payload"]} for t in first["tasks"]]
@@ -73,7 +80,7 @@ def test_a_lost_complete_with_next_answer_is_fetched_again(stack):
 
 def test_a_worker_losing_every_third_answer_runs_each_task_once(stack):
     job = _job(stack, 200)
-    rds, keys = redis.Redis.from_url(stack.redis_url, decode_responses=True), Keys()
+    rds, keys = _state(stack)
     lossy = every_nth(3, lambda s: _is_lease(s) or _is_next(s))
     with LossyProxy(stack.host, stack.port, lossy) as proxy, _client(proxy) as client:
         seen = []

@@ -6,8 +6,9 @@
 
 Every request is forwarded to the upstream and its answer read in full, so
 the server has acted on it; when ``drop(request)`` is true the proxy then
-closes the client's connection without a byte, as a killed instance or a
-cut network does after the work was done. ``requests`` is a list of every
+closes the client's connection without a byte, as a cut network does after
+the work was done; when it is a status (502, 504) the proxy answers that
+instead, as nginx does when the instance died after running the script. ``requests`` is a list of every
 :class:`Seen` request (method, path, headers, body, dropped) in order.
 """
 import http.client
@@ -25,6 +26,13 @@ class Seen:
 
     def json(self):
         return json.loads(self.body) if self.body else None
+
+
+class _Gateway:
+    """The answer a gateway makes up for an upstream that died."""
+
+    def __init__(self, status):
+        self.status, self.reason = status, "Bad Gateway" if status == 502 else "Gateway Timeout"
 
 
 class LossyProxy:
@@ -47,7 +55,8 @@ class LossyProxy:
                 seen = Seen(self.command, self.path, dict(self.headers), body)
                 with proxy._lock:
                     proxy.requests.append(seen)
-                    seen.dropped = bool(proxy.drop(seen))
+                    verdict = proxy.drop(seen)
+                    seen.dropped = bool(verdict)
                 conn = http.client.HTTPConnection(*proxy.upstream, timeout=proxy.timeout)
                 try:
                     headers = {k: v for k, v in self.headers.items()
@@ -57,11 +66,14 @@ class LossyProxy:
                     payload = resp.read()
                 finally:
                     conn.close()
-                if seen.dropped:
+                if seen.dropped and verdict is True:
                     self.close_connection = True
                     return
+                if seen.dropped:
+                    resp, payload = _Gateway(verdict), b'{"error":"bad_gateway","message":"lost"}'
+                    resp.headers = [("Content-Type", "application/json"), ("Retry-After", "1")]
                 self.send_response_only(resp.status, resp.reason)
-                for k, v in resp.getheaders():
+                for k, v in (resp.headers if seen.dropped else resp.getheaders()):
                     if k.lower() not in ("connection", "keep-alive", "transfer-encoding",
                                          "content-length"):
                         self.send_header(k, v)
@@ -88,10 +100,11 @@ class LossyProxy:
         self.stop()
 
 
-def every_nth(n, where):
+def every_nth(n, where, verdict=True):
     """A ``drop`` rule: lose the answer of every n-th request that ``where(seen)``
     accepts (the first of them too), and never two in a row of one call,
-    so a retry with the same Idempotency-Key goes through."""
+    so a retry with the same Idempotency-Key goes through. ``verdict``:
+    True drops the connection, a status answers it instead."""
     state = {"count": 0, "last_key": None}
 
     def drop(seen):
@@ -103,6 +116,6 @@ def every_nth(n, where):
         state["count"] += 1
         if (state["count"] - 1) % n == 0:
             state["last_key"] = key
-            return True
+            return verdict
         return False
     return drop

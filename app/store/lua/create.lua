@@ -16,12 +16,7 @@ if kind == 'staged' then
   redis.call('PERSIST', K_ITEMS)
 elseif kind == 'items' then
   total = #ARGV - 10
-  local fields = {}
-  for i = 11, #ARGV do
-    fields[#fields + 1] = i - 11
-    fields[#fields + 1] = ARGV[i]
-  end
-  bulk('HSET', K_ITEMS, fields)
+  store_items(0, 11)
 end
 local state, finished = 'running', ''
 if ARGV[5] == '1' and total == 0 then state, finished = 'completed', now end

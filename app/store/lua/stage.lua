@@ -6,12 +6,6 @@
 --       nothing for good), 3.. items (raw JSON)
 -- Returns {'exists'} when the job is already there (nothing written), else {'ok', n}
 if redis.call('EXISTS', K_META) == 1 then return {'exists'} end
-local first = tonumber(ARGV[1])
-local fields = {}
-for i = 3, #ARGV do
-  fields[#fields + 1] = first + i - 3
-  fields[#fields + 1] = ARGV[i]
-end
-bulk('HSET', K_ITEMS, fields)
+store_items(tonumber(ARGV[1]), 3)
 redis.call('EXPIRE', K_ITEMS, tonumber(ARGV[2]))
 return {'ok', #ARGV - 2}
