@@ -240,5 +240,25 @@ def test_items_chunk_is_how_many_items_a_large_create_stores_per_call(make_app, 
         assert [rds.hlen(k) for k in rds.keys("*:items")] == [stored]
 
 
+@effect_of("STALE_SECONDS")
+def test_no_lease_is_made_for_a_request_that_waited_too_long(make_app):
+    import time
+    old = {"X-Request-Start": "t=%.3f" % (time.time() - 10)}
+    _app, c = make_app(STALE_SECONDS=5)
+    job = make_job(c, total=20, batch_size=5)["id"]
+    r = c.post("/api/v1/lease", json={"worker": "w", "job": job}, headers=old)
+    assert r.status_code == 503 and r.headers["Retry-After"]
+    assert c.get("/api/v1/jobs/" + job).get_json()["counts"]["leased"] == 0
+    got = lease(c, job=job, headers={"X-Request-Start": "t=%.3f" % time.time()})
+    results = [{"id": t["id"], "ok": True, "result": 1} for t in got["tasks"]]
+    # a stale complete records its results but makes no next lease
+    r = c.post("/api/v1/leases/%s/complete" % got["lease"]["id"],
+               json={"results": results, "next": {}}, headers=old)
+    assert r.status_code == 200 and r.get_json()["accepted"] == 5 and "next" not in r.get_json()
+    assert c.get("/api/v1/jobs/" + job).get_json()["counts"]["leased"] == 0
+    _app, off = make_app(STALE_SECONDS=0)
+    assert lease(off, job=job, headers=old)["status"] == "ok"
+
+
 def test_every_setting_has_a_test_of_its_effect():
     assert {name for name, *_ in SETTINGS} - TESTED == set()

@@ -97,3 +97,11 @@ def test_a_worker_losing_every_third_answer_runs_each_task_once(stack):
     counts = check_job(rds, keys, job)
     assert counts["done"] == 200
     assert rds.hlen(keys.job_key(job, "tries")) == 0
+
+
+def test_nginx_stamps_every_request_with_its_own_start(stack):
+    """X-Request-Start comes from nginx (STALE_SECONDS): a client's own, from
+    1970, is replaced, so the lease is made."""
+    job = _job(stack, 5)
+    r = stack.post("/api/v1/lease", {"worker": "w", "job": job}, headers={"X-Request-Start": "t=1"})
+    assert r.status == 200 and r.json()["status"] == "ok"
