@@ -6,6 +6,8 @@ The client library retries with the same Idempotency-Key and gets the very
 lease the lost answer carried: no batch waits for its lease to expire, no
 task is handed out twice.
 """
+import contextlib
+
 import pytest
 import redis
 
@@ -28,8 +30,12 @@ def _state(stack):
     return redis.Redis.from_url(stack.redis_url, decode_responses=True), Keys()
 
 
-def _client(proxy):
-    return Client(proxy.url, retry_seconds=20, backoff=Backoff(base=0.01, cap=0.05))
+@contextlib.contextmanager
+def _through(stack, drop):
+    """A client library Client behind a LossyProxy with the rule ``drop``."""
+    with LossyProxy(stack.host, stack.port, drop) as proxy, \
+            Client(proxy.url, retry_seconds=20, backoff=Backoff(base=0.01, cap=0.05)) as client:
+        yield proxy, client
 
 
 def _is_lease(seen):
@@ -44,8 +50,7 @@ def _is_next(seen):
 def test_a_lost_lease_answer_is_fetched_again(stack, loss):
     job = _job(stack, 30)
     rds, keys = _state(stack)
-    with LossyProxy(stack.host, stack.port, every_nth(1, _is_lease, loss)) as proxy, \
-            _client(proxy) as client:
+    with _through(stack, every_nth(1, _is_lease, loss)) as (proxy, client):
         answer = client.lease("w1", 10, job)
         assert answer["status"] == "ok" and len(answer["tasks"]) == 10
         tries = [s for s in proxy.requests if _is_lease(s)]
@@ -62,8 +67,7 @@ def test_a_lost_lease_answer_is_fetched_again(stack, loss):
 def test_a_lost_complete_with_next_answer_is_fetched_again(stack, loss):
     job = _job(stack, 30)
     rds, keys = _state(stack)
-    with LossyProxy(stack.host, stack.port, every_nth(1, _is_next, loss)) as proxy, \
-            _client(proxy) as client:
+    with _through(stack, every_nth(1, _is_next, loss)) as (proxy, client):
         first = client.lease("w1", 10, job)
         results = [{"id": t["id"], "ok": True, "result": t["payload"]} for t in first["tasks"]]
         out = client.complete(first["lease"]["id"], results, next_max_tasks=10)
@@ -82,7 +86,7 @@ def test_a_worker_losing_every_third_answer_runs_each_task_once(stack):
     job = _job(stack, 200)
     rds, keys = _state(stack)
     lossy = every_nth(3, lambda s: _is_lease(s) or _is_next(s))
-    with LossyProxy(stack.host, stack.port, lossy) as proxy, _client(proxy) as client:
+    with _through(stack, lossy) as (proxy, client):
         seen = []
 
         def handle(task):
