@@ -197,10 +197,10 @@ def _result_args(results, limit):
     return out
 
 
-def complete(backend, lease_id, body, worker="", key=None, stale=False):
+def complete(backend, lease_id, body, worker="", key=None, late=False):
     """Record results; maybe release the rest; maybe lease the next batch.
 
-    Returns (document without next, next Answer or None). ``stale``: the
+    Returns (document without next, next Answer or None). ``late``: the
     request waited too long in the stack (see :func:`stale`): its results
     are recorded, but no next lease is made (the answer has no ``next``;
     a client still waiting leases on its own).
@@ -208,7 +208,7 @@ def complete(backend, lease_id, body, worker="", key=None, stale=False):
     job_id = job_of(backend, lease_id)
     results = body.get("results") or []
     nxt = body.get("next")
-    want_next = nxt is not None and nxt is not False and not stale
+    want_next = nxt is not None and nxt is not False and not late
     max_tasks = (nxt.get("max_tasks") or 0) if isinstance(nxt, dict) else 0
     # The next lease's key is scoped to the lease completed: only its holder
     # (who alone knows its id) can retry its way to that next lease.
