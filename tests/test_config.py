@@ -12,7 +12,7 @@ import redis
 from app import create_app
 from app.config import SETTINGS
 from tests.helpers import expire_now, lease, make_job
-from tests.support.procs import redis_client, suite_redis_mode
+from tests.support.procs import all_keys, redis_client, suite_redis_mode
 
 TESTED = set()
 
@@ -53,7 +53,7 @@ def test_key_prefix_starts_every_key(make_app, redis_url):
     _app, c = make_app(KEY_PREFIX="other")
     job = make_job(c)["id"]
     lease(c, job=job)
-    keys = redis.Redis.from_url(redis_url, decode_responses=True).keys("*")
+    keys = all_keys(redis_client(redis_url))
     assert keys and all(k.startswith("other:") for k in keys)
 
 
@@ -281,12 +281,12 @@ def test_items_chunk_is_how_many_items_a_large_create_stores_per_call(make_app, 
     import json
     items = [{"i": i, "pad": "x" * 6000} for i in range(200)]
     raw = json.dumps({"name": "big", "tasks": {"items": items}}).replace('{"i": 150,', '{"i": NaN,')
-    rds = redis.Redis.from_url(redis_url)
+    rds = redis_client(redis_url)
     for chunk, stored in ((7, 147), (100, 100)):
         rds.flushdb()
         _app, c = make_app(ITEMS_CHUNK=chunk)
         assert c.post("/api/v1/jobs", data=raw, content_type="application/json").status_code == 400
-        assert [rds.hlen(k) for k in rds.keys("*:items")] == [stored]
+        assert [rds.hlen(k) for k in all_keys(rds, "*:items")] == [stored]
 
 
 @effect_of("STALE_SECONDS")

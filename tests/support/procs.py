@@ -181,6 +181,13 @@ def servers():
     return ["uwsgi"] if suite_redis_mode() == "cluster" else ["uwsgi", "gunicorn"]
 
 
+def all_keys(client, pattern="*"):
+    """KEYS on every primary of a cluster (a cluster client asks one node)."""
+    if hasattr(client, "get_primaries"):
+        return client.keys(pattern, target_nodes=client.PRIMARIES)
+    return client.keys(pattern)
+
+
 def suite_redis_mode():
     """``single`` or ``cluster``: what the suite runs against
     (JOBMASTER_TEST_REDIS; `make test` runs both)."""
