@@ -20,9 +20,6 @@ shards  1 vs 3 shards: ``--jobs`` concurrent jobs (one job lives in one
         slot, so only several jobs spread), one swarm per job, on a stack
         with one Redis and on one with a 3-master cluster; aggregate tasks/s
         and the Redis CPU each node used per task.
-failover  a swarm on a cluster whose master for the job is killed -9 at a
-        quarter: how long its slots were away, the 503s, tasks run twice,
-        lost tasks (none).
 """
 import argparse
 import json
@@ -235,58 +232,10 @@ def shards(args):
     return [shards_run(args, mode) for mode in ("single", "cluster")]
 
 
-# -- failover -------------------------------------------------------------------
-
-def failover(args):
-    """A swarm on a 3-master cluster; the master holding the job's slot is
-    killed with -9 when a quarter is done. How long its slots were away, how
-    many answers were 503, how many tasks ran twice, whether any was lost."""
-    import redis
-
-    with ProdStack(instances=args.instances, workdir=os.path.join(ROOT, "var", "bench", "failover"),
-                   env={"JOBMASTER_REDIS_MODE": "cluster"}) as st:
-        admin = Admin(st.url)
-        total = args.shard_tasks
-        job = admin.create_range_job("failover", total, batch_size=args.batch,
-                                     lease_seconds=5)["id"]
-        rc = redis.RedisCluster.from_url(st.redis_url, decode_responses=True)
-        key = "jm:{%s}:meta" % job
-        port = rc.get_node_from_key(key).port
-        pid = int(rc.get_redis_connection(rc.get_node_from_key(key)).info("server")["process_id"])
-        proc = swarm(st.url, 0, args.shard_pods, args.batch, args.timeout, job=job)
-        deadline = time.monotonic() + args.timeout
-        while admin._req("GET", "/api/v1/jobs/" + job)["counts"]["done"] < total // 4:
-            if proc.poll() is not None or time.monotonic() > deadline:
-                raise SystemExit("the swarm ended before the fault")
-            time.sleep(0.05)
-        os.kill(pid, 9)
-        t_kill = time.monotonic()
-        while True:
-            try:
-                rc.nodes_manager.initialize()
-                if rc.get_node_from_key(key).port != port:
-                    break
-            except redis.exceptions.RedisError:
-                pass
-            if time.monotonic() > deadline:
-                raise SystemExit("no failover")
-            time.sleep(0.05)
-        away = time.monotonic() - t_kill
-        s = _summary(proc, args.timeout + 60)
-        rc.close()
-        return {"tasks": total, "pods": args.shard_pods, "lease_seconds": 5,
-                "slot_away_s": round(away, 2), "makespan_s": s.get("makespan_s"),
-                "lost": s.get("lost"), "results_ok": s.get("results_ok"),
-                "results_distinct": s.get("results", {}).get("distinct"),
-                "errors": s.get("errors"), "conn_errors": s.get("conn_errors"),
-                "duplicates_reported": s.get("complete", {}).get("duplicates"),
-                "job_state": s.get("job_state")}
-
-
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--quick", action="store_true", help="small sizes (a smoke run)")
-    p.add_argument("--only", default="memory,limit,shards,failover")
+    p.add_argument("--only", default="memory,limit,shards")
     p.add_argument("--instances", type=int, default=4)
     p.add_argument("--tasks", type=int, default=1_000_000)
     p.add_argument("--pods", type=int, default=1000)
@@ -305,8 +254,7 @@ def main(argv=None):
         args.memory_tasks, args.timeout = 10_000, 120
     out = {}
     for part in args.only.split(","):
-        out[part] = {"memory": memory, "limit": limit, "shards": shards,
-                     "failover": failover}[part](args)
+        out[part] = {"memory": memory, "limit": limit, "shards": shards}[part](args)
         print(json.dumps({part: out[part]}, indent=1), flush=True)
     if args.out:
         with open(args.out, "w") as fh:
