@@ -4,6 +4,7 @@ import logging
 from flask import Flask
 
 from . import config, metrics
+from .domain import archive
 from .store import backend as store
 from .web import auth, early_lease, errors, requestid
 
@@ -23,6 +24,7 @@ def create_app(test_config=None):
     requestid.init_app(app)
     auth.init_app(app)
     store.init_app(app)
+    archive.init_app(app, app.extensions["jobmaster.backend"])
     metrics.init_app(app)
     early_lease.init_app(app)
 

@@ -33,6 +33,9 @@ def init_app(app):
             buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5))
         _metrics["tasks"] = prom.Counter(
             "jobmaster_tasks_total", "Tasks leased and results reported", ["event"])
+        _metrics["archive"] = prom.Counter(
+            "jobmaster_archive_total", "Outbox drainer events: results archived, failed drain "
+            "rounds (errors), failed result hook calls (hook_errors)", ["event"])
 
     @app.before_request
     def _start():
@@ -90,6 +93,12 @@ def count_tasks(event, n):
             flush_tasks()
 
 
+def count_archive(event, n):
+    """Add ``n`` to the archive counter for ``event`` (archived, errors, hook_errors)."""
+    if n and _metrics:
+        _child("archive", event).inc(n)
+
+
 def flush_tasks():
     _next_flush[0] = time.monotonic() + TASK_FLUSH_SECONDS
     while _pending:
@@ -112,6 +121,12 @@ def _job_lines(docs):
     yield "# TYPE jobmaster_job_rate gauge"
     for doc in docs:
         yield 'jobmaster_job_rate{job="%s",name="%s"} %s' % (doc["id"], _escape(doc["name"]), doc["rate"])
+    yield "# HELP jobmaster_archive_backlog Results of a job accepted but not archived yet."
+    yield "# TYPE jobmaster_archive_backlog gauge"
+    for doc in docs:
+        if "archive" in doc:
+            yield 'jobmaster_archive_backlog{job="%s",name="%s"} %d' % (
+                doc["id"], _escape(doc["name"]), doc["archive"]["backlog"])
     yield "# HELP jobmaster_jobs Jobs by state."
     yield "# TYPE jobmaster_jobs gauge"
     for state in ("running", "paused", "cancelled", "completed"):

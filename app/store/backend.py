@@ -55,6 +55,10 @@ class Backend:
         )
         self.redis = redis.Redis(connection_pool=pool)
         self.keys = Keys(config["KEY_PREFIX"])
+        # Set by app.domain.archive.init_app when configured (the archive,
+        # the outbox drainer).
+        self.archive = None
+        self.drainer = None
         self.scripts = Scripts(self.redis, config["REDIS_POOL_SIZE"], config["REDIS_POOL_TIMEOUT"])
         self.config = config
         self.reclaim_limit = config["RECLAIM_LIMIT"]
@@ -122,6 +126,10 @@ class Backend:
         return info
 
     def close(self):
+        if self.drainer is not None:
+            self.drainer.stopping = True
+        if self.archive is not None:
+            self.archive.close()
         self.scripts.runner.close()
         self.redis.connection_pool.disconnect()
 

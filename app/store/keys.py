@@ -35,6 +35,20 @@ workers     hash    worker name -> JSON {d, f, x, s, r, rt} (done, failed,
 appends     hash    append token -> first id it added (makes appends retry-safe)
 spans       zset    span lease id -> its first task id (finds the lease holding
                     a fresh task; spans never overlap)
+done        string  bitmap, bit id set once task id is done (archive jobs only:
+                    their results leave Redis, so "is it done?" and the done
+                    count (meta ``ndone``) cannot come from ``results``)
+outbox      stream  what waits for the archive / result hook (jobs made while
+                    one was configured; meta ``outbox`` 1 archive, 2 hook):
+                    entries ``r`` (NDJSON result lines of one complete call,
+                    ``n`` of them) or ``a`` (one failed or expired attempt,
+                    JSON); consumer group ``archive``; an entry is XACKed and
+                    XDELed once archived, so it leaves Redis then (meta
+                    ``archived`` counts the results archived)
+gone        hash    expired lease id -> "<tasks>|<worker>", <tasks> "a-b" (all
+                    first attempts) or "id:attempt,..." (what a late result
+                    from that lease ran as: its provenance; kept until the job
+                    leaves Redis, one entry per expired lease)
 ==========  ======  ==========================================================
 
 Global:
@@ -42,12 +56,21 @@ Global:
 - ``<prefix>:jobs``   zset, job id -> creation time in µs (listing, newest first)
 - ``<prefix>:active`` zset, job id -> priority, for jobs that are running or
   paused (lease without a job looks here)
+- ``<prefix>:archiving`` zset, job id -> when a drainer should next look at
+  its outbox (ms). Every job made with an outbox is added at creation (from
+  Python, beside ``jobs``: a per-job script never touches a global key, so
+  under Redis Cluster no script crosses slots) and stays until its Redis
+  state is gone; drainers take the due ones, so a completing job needs no
+  write to a global key. A busy outbox is due again at once, an idle running
+  job after ARCHIVE_IDLE_SECONDS, a finished one after ten times that (a
+  late result still reaches the archive).
 """
 
 #: Order of the per-job keys as every Lua script receives them in KEYS.
 JOB_KEYS = (
     "meta", "pending", "owner", "tries", "fails", "leases", "left",
     "deadlines", "items", "results", "dead", "workers", "appends", "spans",
+    "done", "outbox", "gone",
 )
 
 
@@ -58,6 +81,7 @@ class Keys:
         self.prefix = prefix
         self.jobs = "%s:jobs" % prefix
         self.active = "%s:active" % prefix
+        self.archiving = "%s:archiving" % prefix
 
     def job(self, job_id):
         """All keys of one job, in :data:`JOB_KEYS` order."""

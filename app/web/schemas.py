@@ -41,6 +41,10 @@ JOB_STATUS = obj({
                      "max_attempts": integer(1), "priority": integer()}),
     "params": {"type": "object"}, "counts": COUNTS, "rate": {"type": "number"},
     "eta_seconds": {"type": "number", "nullable": True},
+    "archived": {"type": "boolean", "description": "with the archive: true when the job's "
+                 "Redis state is gone and this document comes from MongoDB"},
+    "archive": obj({"archived": integer(0), "backlog": integer(0)},
+                   description="with the archive: results in MongoDB, and still waiting in Redis"),
 }, required=("id", "name", "state", "counts"))
 
 JOB_LIST = obj({"jobs": {"type": "array", "items": JOB_STATUS}}, required=("jobs",))
@@ -95,7 +99,10 @@ DELETED = obj({"id": {"type": "string"}, "deleted": {"type": "boolean"}})
 RETRIED = obj({"retried": integer(0), "state": {"type": "string"}})
 DEAD_LIST = obj({"count": integer(0), "dead": {"type": "array", "items": obj({
     "id": integer(0), "attempts": integer(0), "error": {}, "worker": {"type": "string"},
-    "at": {"type": "number"}})}})
+    "at": {"type": "number"}, "history": {"type": "array", "items": {"type": "object"}}})}})
+ATTEMPT = obj({"task": integer(0), "attempt": integer(1), "worker": {"type": "string"},
+               "error": {}, "at": {"type": "number"}, "dead": {"type": "boolean"}})
+ATTEMPT_LIST = obj({"attempts": {"type": "array", "items": ATTEMPT}})
 WORKER_LIST = obj({"workers": {"type": "array", "items": obj({
     "worker": {"type": "string"}, "done": integer(0), "failed": integer(0),
     "expired": integer(0), "leases": integer(0), "last_seen": {"type": "number"},

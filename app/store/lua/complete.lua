@@ -26,10 +26,14 @@ end
 
 local raw = redis.call('HGET', K_LEASES, lid)
 local lease, any = nil, 0
+local gone = nil  -- an expired lease's provenance (lib.lua gone_lease)
 if raw then
   lease = decode_lease(raw)
   any = lease.any
   if worker == '' then worker = lease.w end
+else
+  gone = gone_lease(lid)
+  if gone and worker == '' then worker = gone.w end
 end
 if worker == '' then worker = 'unknown' end
 
@@ -39,8 +43,12 @@ local function result_line(t, attempt, body)
   return '{"id":' .. t .. ',"attempt":' .. attempt .. ',"worker":' .. worker_json ..
          ',"ok":true,"result":' .. body .. ',"finished_at":' .. finished_at .. '}'
 end
+local late = {}  -- id, line pairs of late results, stored with the others at the end
 local function record(t, body)
-  redis.call('HSET', K_RESULTS, t, result_line(t, redis.call('HGET', K_TRIES, t) or '1', body))
+  -- A late result ran as its expired lease's attempt, not the current one.
+  local attempt = (gone and gone.attempt(t)) or redis.call('HGET', K_TRIES, t) or '1'
+  late[#late + 1] = t
+  late[#late + 1] = result_line(t, attempt, body)
   redis.call('HDEL', K_TRIES, t)
   redis.call('HDEL', K_FAILS, t)
 end
@@ -74,7 +82,7 @@ if whole then
     lines[2 * i - 1] = ids[i]
     lines[2 * i] = result_line(ids[i], '1', bodies[i])
   end
-  bulk('HSET', K_RESULTS, lines)
+  store_results(job, lines)
   close_lease(lid, true)
   accepted = n
   n = 0  -- nothing left for the paths below
@@ -116,7 +124,7 @@ for i = 1, n do
   seen[t] = true
 end
 if #done_ids > 0 then
-  bulk('HSET', K_RESULTS, lines)
+  store_results(job, lines)
   bulk('HDEL', K_OWNER, done_ids)
   if #retried_ids > 0 then  -- only tasks handed out more than once have these
     bulk('HDEL', K_TRIES, retried_ids)
@@ -128,7 +136,7 @@ end
 
 for _, i in ipairs(careful) do
   local t, ok, body = ids[i], oks[i], bodies[i]
-  if redis.call('HEXISTS', K_RESULTS, t) == 1 then
+  if is_done(job, t) then
     duplicates = duplicates + 1
   else
     local owner = owner_of(t)
@@ -148,6 +156,8 @@ for _, i in ipairs(careful) do
     end
   end
 end
+
+store_results(job, late)
 
 local released = 0
 if ARGV[3] == '1' then released = return_lease(job, lid, now, false) end
