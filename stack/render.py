@@ -45,6 +45,11 @@ class Settings:
     gevent_cores: int = 2000         # JOBMASTER_GEVENT_CORES: greenlets per process
     redis_port: int = 6379           # JOBMASTER_REDIS_PORT: the stack's own Redis
     redis_url: str = ""              # JOBMASTER_REDIS_URL: use this Redis, start none
+    # The archive: JOBMASTER_MONGO_URL (the app's setting) points at a MongoDB;
+    # JOBMASTER_MONGO=embedded starts nx-27017, a MongoDB wire-protocol server
+    # on SQLite (the stand-in the tests use), with its data under var/mongo.
+    mongo: str = ""                  # JOBMASTER_MONGO: "" (none, or JOBMASTER_MONGO_URL's) | embedded
+    mongo_port: int = 27017          # JOBMASTER_MONGO_PORT: the embedded server's port
     # The apps reach the stack's own Redis over a UNIX socket: a loopback TCP
     # round trip runs the whole TCP stack twice per script call on both sides
     # (measured: ~10-15 % of a lease's CPU). 0 = over TCP, like remote Redis.
@@ -87,6 +92,8 @@ class Settings:
             raise ValueError("JOBMASTER_SERVER must be uwsgi or gunicorn, not %r" % self.server)
         if self.balance not in BALANCE:
             raise ValueError("JOBMASTER_BALANCE must be one of %s" % ", ".join(BALANCE))
+        if self.mongo not in ("", "embedded"):
+            raise ValueError("JOBMASTER_MONGO must be empty or embedded, not %r" % self.mongo)
         if self.instances < 1 or self.workers < 1:
             raise ValueError("JOBMASTER_INSTANCES and JOBMASTER_WORKERS must be >= 1")
         for cidr in self.proxies():
@@ -290,11 +297,22 @@ def render(settings, out=None, upstream=None):
                                             os.path.join(layout.conf, "redis.conf")],
                                   os.path.join(layout.run, "redis.pid")))
 
+    if s.mongo == "embedded" and upstream is None:
+        mongo_dir = os.path.join(var, "mongo")
+        os.makedirs(mongo_dir, exist_ok=True)
+        processes.append(ProcSpec("mongo", [
+            venv_bin("nx-27017"), "--host", "127.0.0.1", "-p", str(s.mongo_port),
+            "--data-dir", mongo_dir, "--log-file", os.path.join(layout.log, "mongo.log"),
+            "--pid-file", os.path.join(layout.run, "mongo.pid")],
+            os.path.join(layout.run, "mongo.pid")))
+
     app_env = {"JOBMASTER_REDIS_URL": app_redis_url,
                "JOBMASTER_PROMETHEUS_MULTIPROC_DIR": layout.metrics,
                "JOBMASTER_MAX_BODY_BYTES": str(s.max_body_bytes),
                "JOBMASTER_REDIS_POOL_SIZE": str(s.redis_pool_size),
                "JOBMASTER_REDIS_POOL_TIMEOUT": str(s.redis_pool_timeout)}
+    if s.mongo == "embedded":
+        app_env["JOBMASTER_MONGO_URL"] = "mongodb://127.0.0.1:%d/jobmaster" % s.mongo_port
     instances = list(upstream or [])
     for i in range(1, 0 if upstream is not None else s.instances + 1):
         name = "web-%d" % i
