@@ -28,10 +28,11 @@ def create_app(test_config=None):
     metrics.init_app(app)
     early_lease.init_app(app)
 
-    from .web.api import dashboard, jobs, ops, workers
+    from .web.api import dashboard, files, jobs, ops, workers
     app.register_blueprint(ops.bp)
     app.register_blueprint(jobs.bp)
     app.register_blueprint(workers.bp)
+    app.register_blueprint(files.bp)
     app.register_blueprint(dashboard.bp)
 
     from .sweep import sweep_command

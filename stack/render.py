@@ -22,6 +22,7 @@ CONF = os.path.join(ROOT, "conf")
 # The app refuses bodies above this too (app/config.py MAX_BODY_BYTES); nginx
 # must agree or it would 413 what the app accepts (or read what it rejects).
 DEFAULT_MAX_BODY = 64 * 1024 * 1024
+DEFAULT_MAX_FILE = 1024 ** 3  # the app's MAX_FILE_BYTES
 
 
 def somaxconn():
@@ -55,6 +56,7 @@ class Settings:
     # (measured: ~10-15 % of a lease's CPU). 0 = over TCP, like remote Redis.
     redis_socket: bool = True        # JOBMASTER_REDIS_SOCKET
     max_body_bytes: int = DEFAULT_MAX_BODY  # JOBMASTER_MAX_BODY_BYTES (shared with the app)
+    max_file_bytes: int = DEFAULT_MAX_FILE  # JOBMASTER_MAX_FILE_BYTES (shared with the app)
     rate_limit: int = 2000           # JOBMASTER_RATE_LIMIT: requests/s per client address, 0 = off
     rate_burst: int = 20000          # JOBMASTER_RATE_BURST: requests above the rate let through at once
     trusted_proxies: str = ""        # JOBMASTER_TRUSTED_PROXIES: gateway CIDRs for realip, comma-separated
@@ -309,6 +311,7 @@ def render(settings, out=None, upstream=None):
     app_env = {"JOBMASTER_REDIS_URL": app_redis_url,
                "JOBMASTER_PROMETHEUS_MULTIPROC_DIR": layout.metrics,
                "JOBMASTER_MAX_BODY_BYTES": str(s.max_body_bytes),
+               "JOBMASTER_MAX_FILE_BYTES": str(s.max_file_bytes),
                "JOBMASTER_REDIS_POOL_SIZE": str(s.redis_pool_size),
                "JOBMASTER_REDIS_POOL_TIMEOUT": str(s.redis_pool_timeout)}
     if s.mongo == "embedded":
@@ -368,6 +371,9 @@ def render(settings, out=None, upstream=None):
         "access_log": os.path.join(layout.log, "nginx-access.log"),
         "tmp": layout.nginx, "conf": layout.conf, "host": s.host, "port": s.port,
         "backlog": backlog, "max_body": s.max_body_bytes, "servers": servers,
+        "max_file": s.max_file_bytes,
+        "no_request_buffering": "%s_request_buffering off;" % (
+            "uwsgi" if s.server == "uwsgi" else "proxy"),
         "balance": BALANCE[s.balance], "realip": realip,
         "rate": max(s.rate_limit, 1), "limit_req": limit,
         "pass": "pass-%s.conf" % s.server,

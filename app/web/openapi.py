@@ -12,12 +12,13 @@ _PARAM = re.compile(r"<(?:[a-z]+:)?([a-z_]+)>")
 
 
 def describe(summary, body=None, ok=None, status=200, tag="jobs", content="application/json",
-             query=None, errors=(400, 401, 403, 404)):
+             query=None, errors=(400, 401, 403, 404), body_content="application/json"):
     """Attach the OpenAPI description of one route to its view."""
 
     def decorate(view):
         view.openapi = {"summary": summary, "body": body, "ok": ok, "status": status,
                         "tag": tag, "content": content, "query": query or {},
+                        "body_content": body_content,
                         "errors": errors}
         return view
 
@@ -34,7 +35,8 @@ def _operation(meta, rule, role):
     if params:
         op["parameters"] = params
     if meta["body"] is not None:
-        op["requestBody"] = {"required": True, "content": {"application/json": {"schema": meta["body"]}}}
+        op["requestBody"] = {"required": True,
+                             "content": {meta["body_content"]: {"schema": meta["body"]}}}
     ok = {"description": "success"}
     if meta["ok"] is not None:
         ok["content"] = {meta["content"]: {"schema": meta["ok"]}}

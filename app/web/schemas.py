@@ -103,6 +103,9 @@ DEAD_LIST = obj({"count": integer(0), "dead": {"type": "array", "items": obj({
 ATTEMPT = obj({"task": integer(0), "attempt": integer(1), "worker": {"type": "string"},
                "error": {}, "at": {"type": "number"}, "dead": {"type": "boolean"}})
 ATTEMPT_LIST = obj({"attempts": {"type": "array", "items": ATTEMPT}})
+FILE = obj({"name": {"type": "string"}, "size": integer(0), "sha256": {"type": "string"},
+            "uploaded_by": {"type": "string"}, "at": {"type": "number"}})
+FILE_LIST = obj({"files": {"type": "array", "items": FILE}})
 WORKER_LIST = obj({"workers": {"type": "array", "items": obj({
     "worker": {"type": "string"}, "done": integer(0), "failed": integer(0),
     "expired": integer(0), "leases": integer(0), "last_seen": {"type": "number"},

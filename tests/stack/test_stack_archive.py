@@ -5,6 +5,8 @@ arrive after its lease expired. Afterwards MongoDB is read directly: every
 done task once, with its first result and the worker that sent it, and
 nothing left in Redis but what is not archived yet (nothing, at the end).
 """
+import hashlib
+import os
 import threading
 
 import pymongo
@@ -90,6 +92,15 @@ def test_archive_survives_a_killed_instance_an_outage_and_a_straggler(tmp_path):
         rds.close()
         body = st.get("/api/v1/jobs/%s/results" % job).body.decode().splitlines()
         assert len(body) == total
+        # A file through nginx (more than MAX_BODY_BYTES would allow is not
+        # needed to show the streaming path; a few MB cross several chunks).
+        data = os.urandom(3 * 1024 * 1024 + 7)
+        up = st.request("PUT", "/api/v1/jobs/%s/files/stats.bin" % job, body=data,
+                        headers={"Content-Type": "application/octet-stream"})
+        assert up.status == 201, up
+        assert up.json()["sha256"] == hashlib.sha256(data).hexdigest()
+        down = st.get("/api/v1/jobs/%s/files/stats.bin" % job)
+        assert down.status == 200 and down.body == data
     finally:
         stop.set()
         for w in workers:
