@@ -240,19 +240,31 @@ class Client:
     def upload_file(self, job_id, path, name=None):
         """Store the file at ``path`` with the job (as ``name``, default its
         base name); returns its description. Not retried once sent (a second
-        upload of a name is a conflict, and a retry could send a file read
-        half-way)."""
+        upload of a name is a conflict). A connection that breaks is retried
+        from the start of the file, a few times; a conflict after such a
+        retry is success when the stored file has this file's sha256 (the
+        broken attempt had stored it)."""
         name = name or os.path.basename(path)
         url = self.url + protocol.job_path(job_id, "files/" + protocol.quote_segment(name))
-        with open(path, "rb") as fh:
-            try:
-                response = self.http.put(url, data=fh, timeout=self.timeout,
-                                         headers={"Content-Type": "application/octet-stream"})
-            except (requests.ConnectionError, requests.Timeout) as err:
-                raise errors.TransportError("uploading %s: %s" % (name, _describe(err))) from None
-        if response.status_code >= 400:
-            raise _api_error(response)
-        return response.json()
+        for attempt in range(UPLOAD_TRIES):
+            with open(path, "rb") as fh:
+                try:
+                    response = self.http.put(url, data=fh, timeout=self.timeout,
+                                             headers={"Content-Type": "application/octet-stream"})
+                except (requests.ConnectionError, requests.Timeout) as err:
+                    if attempt + 1 == UPLOAD_TRIES:
+                        raise errors.TransportError("uploading %s: %s" % (name, _describe(err))) \
+                            from None
+                    self._sleep(self.backoff.compute(attempt + 1, None))
+                    continue
+            if response.status_code == 409 and attempt > 0:
+                mine = _sha256_of(path)
+                for entry in self.files(job_id):
+                    if entry["name"] == name and entry["sha256"] == mine:
+                        return entry
+            if response.status_code >= 400:
+                raise _api_error(response)
+            return response.json()
 
     def download_file(self, job_id, name, out):
         """Write one of the job's files to the binary file object ``out``;
@@ -356,6 +368,19 @@ def _api_error(response):
     return errors.error_for(response.status_code, code, message,
                             request_id=response.headers.get("X-Request-ID"),
                             retry_after=retry_after)
+
+
+UPLOAD_TRIES = 4
+
+
+def _sha256_of(path):
+    import hashlib
+
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1024 * 1024), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
 
 
 def _surely_unsent(err):
