@@ -6,7 +6,7 @@ from flask import Flask
 from . import config, metrics
 from .domain import archive
 from .store import backend as store
-from .web import auth, early_lease, errors, requestid
+from .web import auth, early_lease, errors, requestid, schemas
 
 
 def create_app(test_config=None):
@@ -26,6 +26,7 @@ def create_app(test_config=None):
     store.init_app(app)
     archive.init_app(app, app.extensions["jobmaster.backend"])
     metrics.init_app(app)
+    schemas.init_app(app)
     early_lease.init_app(app)
 
     from .web.api import dashboard, files, jobs, ops, workers

@@ -190,10 +190,13 @@ def test_retention_removes_redis_state_only_once_all_is_archived(redis_url, mong
         running = make_job(c, 5)["id"]
         done = run_job(c, 6, batch=6)
         # Its one batch is taken by a drainer that is killed before it
-        # acknowledges: retiring the job takes the batch over, and the job
-        # leaves Redis only with every result in MongoDB.
+        # acknowledges: the job stays in Redis until the batch is taken over
+        # (after ARCHIVE_CLAIM_SECONDS) and archived.
         b.run("archive_take", done, ["killed", 10, 0])
         b.drainer.claim_ms = 60000
+        drain(b)
+        assert status(c, done)["archived"] is False
+        b.drainer.claim_ms = 0
         drain(b)
         assert status(c, done)["archived"] is True
         assert not b.redis.exists(b.keys.job_key(done, "meta"))
@@ -216,8 +219,8 @@ def test_results_export_merges_archived_and_waiting_in_id_order(c, b, db):
     from app.domain.archive import result_doc
 
     taken = b.run("archive_take", job["id"], ["slow", 10, 0])
-    assert len(taken) == 4  # 'ok', state, finished_at and the one entry of 0..9
-    fields = dict(zip(taken[3][1][::2], taken[3][1][1::2]))
+    assert len(taken) == 5  # 'ok', state, finished_at, waiting and the one entry of 0..9
+    fields = dict(zip(taken[4][1][::2], taken[4][1][1::2]))
     b.archive.insert("results", [result_doc(job["id"], x) for x in fields["r"].split("\n")])
     complete(c, leases[1]["lease"]["id"], ok_all(leases[1]["tasks"]))
     lines = results(c, job["id"])

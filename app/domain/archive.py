@@ -46,13 +46,18 @@ class Archive:
         self._pid = None
         self._lock = threading.Lock()
         self._indexed = False
+        self._closed = False
 
     # -- connection ----------------------------------------------------
 
     @property
     def db(self):
+        if self._closed:
+            raise ArchiveUnavailable("the archive client is closed")
         if self._client is None or self._pid != os.getpid():
             with self._lock:
+                if self._closed:
+                    raise ArchiveUnavailable("the archive client is closed")
                 if self._client is None or self._pid != os.getpid():
                     import pymongo
 
@@ -91,9 +96,11 @@ class Archive:
             return False
 
     def close(self):
-        if self._client is not None and self._pid == os.getpid():
-            self._client.close()
-        self._client = None
+        self._closed = True
+        with self._lock:
+            if self._client is not None and self._pid == os.getpid():
+                self._client.close()
+            self._client = None
 
     # -- writes --------------------------------------------------------
 

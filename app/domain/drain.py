@@ -85,7 +85,7 @@ class Drainer:
         if reply[0] == "missing":
             return None
         state, finished = reply[1], int(reply[2]) if reply[2] else None
-        entries = reply[3:]
+        waiting, entries = int(reply[3]), reply[4:]
         results, attempts, acks = [], [], []
         for entry_id, fields in entries:
             f = dict(zip(fields[::2], fields[1::2]))
@@ -98,7 +98,7 @@ class Drainer:
                 attempts.append(attempt_doc(job_id, f["a"]))
             acks += [entry_id, n]
         if not entries:
-            return 0, 0, state, finished
+            return 0, waiting, state, finished
         if self.archive is not None:
             if results:
                 self.archive.insert("results", results)

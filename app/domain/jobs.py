@@ -10,11 +10,13 @@ import json
 import math
 import secrets
 
+from jobmaster import protocol
+
 from ..errors import BadRequest, Conflict, NotFound
 from .codec import MAX_SAFE, encode
 
-STATES = ("running", "paused", "cancelled", "completed")
-ACTIVE_STATES = ("running", "paused")
+STATES = protocol.JOB_STATES
+ACTIVE_STATES = (protocol.JOB_RUNNING, protocol.JOB_PAUSED)
 
 
 def new_job_id():
@@ -38,16 +40,16 @@ def decayed_rate(rate, since_ms, now_ms):
 
 
 def status_document(job_id, reply, backend):
-    """The status document of DESIGN.md §3 from a status.lua reply."""
+    """The status document of docs/contract.md §3 from a status.lua reply."""
     now, pending, leased, done, dead = (int(v) for v in reply[1:6])
     meta = dict(zip(reply[6::2], reply[7::2]))
     total = int(meta["total"])
     lease_ms = int(meta["lease_ms"])
     rate = decayed_rate(meta.get("rate"), meta.get("rate_t"), now)
     state = meta["state"]
-    if state == "completed":
+    if state == protocol.JOB_COMPLETED:
         eta = 0.0
-    elif state == "running" and rate > 0 and meta["sealed"] == "1":
+    elif state == protocol.JOB_RUNNING and rate > 0 and meta["sealed"] == "1":
         eta = round((pending + leased) / rate, 1)
     else:
         eta = None
@@ -119,11 +121,11 @@ def create(backend, body):
     else:
         kind, start, total = "items", 0, len(tasks["items"])
         items = [encode(item, config["MAX_RESULT_BYTES"], "an item") for item in tasks["items"]]
-    lease_ms = int(round(body.get("lease_seconds", 300) * 1000))
+    lease_ms = int(round(body.get("lease_seconds", protocol.DEFAULT_LEASE_SECONDS) * 1000))
     if lease_ms < 1:
         raise BadRequest("body.lease_seconds: must be at least 0.001")
     params = encode(body.get("params") or {}, config["MAX_RESULT_BYTES"], "params")
-    priority = body.get("priority", 0)
+    priority = body.get("priority", protocol.DEFAULT_PRIORITY)
     job_id = new_job_id()
     r, keys = backend.redis, backend.keys
     # Index first: a listed id without a job is skipped and cleaned later,
@@ -139,9 +141,10 @@ def create(backend, body):
             pipe.zadd(keys.archiving, {job_id: 0})
         pipe.execute()
     reply = backend.run("create", job_id, [
-        body["name"], kind, start, total, 1 if sealed else 0, body.get("batch_size", 10),
-        lease_ms, body.get("max_attempts", 3), priority, params, outbox, *items])
-    if reply[1] != "running":
+        body["name"], kind, start, total, 1 if sealed else 0,
+        body.get("batch_size", protocol.DEFAULT_BATCH_SIZE), lease_ms,
+        body.get("max_attempts", protocol.DEFAULT_MAX_ATTEMPTS), priority, params, outbox, *items])
+    if reply[1] != protocol.JOB_RUNNING:
         r.zrem(keys.active, job_id)
     return status(backend, job_id)
 

@@ -1,7 +1,6 @@
 """Job files (archive only): upload (worker or admin), list and download (admin)."""
 from flask import Blueprint, Response, g, jsonify, request
 
-from .. import schemas
 from ...domain import files
 from ..auth import ADMIN, WORKER, requires
 from ..openapi import describe
@@ -16,7 +15,7 @@ _ERRORS = (400, 401, 403, 404, 501)
 @requires(WORKER)
 @describe("Store a file of the job (raw body, streamed into GridFS; once per name)",
           body={"type": "string", "format": "binary"}, body_content="application/octet-stream",
-          ok=schemas.FILE, status=201,
+          ok="FILE", status=201,
           errors=_ERRORS + (409, 413))
 def upload(job_id, name):
     b = backend()
@@ -31,7 +30,7 @@ def upload(job_id, name):
 
 @bp.get("/<job_id>/files")
 @requires(ADMIN)
-@describe("The job's files: name, size, sha256, uploaded_by, at", ok=schemas.FILE_LIST,
+@describe("The job's files: name, size, sha256, uploaded_by, at", ok="FILE_LIST",
           errors=_ERRORS)
 def list_files(job_id):
     return jsonify(files.list_files(backend(), check_job_id(job_id)))
