@@ -51,10 +51,10 @@ def cmd_run(args):
                   % (port, overrides["redis_port"]), flush=True)
     if env.get("JOBMASTER_MONGO") == "embedded":
         port = int(env.get("JOBMASTER_MONGO_PORT") or 27017)
-        if _port_busy(port):
+        if port_open(port):
             if env.get("JOBMASTER_MONGO_PORT"):
                 sys.exit("port %d (JOBMASTER_MONGO_PORT) is taken; pick another" % port)
-            overrides["mongo_port"] = _free_port()
+            overrides["mongo_port"] = free_port()
             print("note: port %d is taken; the embedded archive (nx-27017) uses port %d"
                   % (port, overrides["mongo_port"]), flush=True)
     settings = R.Settings.from_env(env, **overrides)

@@ -29,7 +29,7 @@ import threading
 log = logging.getLogger(__name__)
 
 DUPLICATE_KEY = 11000
-INSERT_CHUNK = 1000
+INSERT_CHUNK = 5000  # (nx-27017 inserts 5,000 at a time ~1.5x faster than 1,000)
 
 
 class ArchiveUnavailable(Exception):

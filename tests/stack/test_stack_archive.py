@@ -10,6 +10,7 @@ import os
 import threading
 
 import pymongo
+import pytest
 
 from tests.stack.test_stack_faults import DEADLINE, Worker, _status
 from tests.support.mongo import start_mongo
@@ -24,9 +25,10 @@ def _archive_errors(st):
     return 0
 
 
-def test_archive_survives_a_killed_instance_an_outage_and_a_straggler(tmp_path):
+@pytest.mark.parametrize("server", ["uwsgi", "gunicorn"])
+def test_archive_survives_a_killed_instance_an_outage_and_a_straggler(tmp_path, server):
     mongo = start_mongo(tmp_path / "mongo")
-    st = start_stack(tmp_path / "stack", instances=2, env={
+    st = start_stack(tmp_path / "stack", instances=2, server=server, env={
         "JOBMASTER_MONGO_URL": mongo.url, "JOBMASTER_MONGO_TIMEOUT": "1",
         "JOBMASTER_ARCHIVE_CLAIM_SECONDS": "1", "JOBMASTER_ARCHIVE_IDLE_SECONDS": "0.2"})
     stop = threading.Event()
