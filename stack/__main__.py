@@ -35,28 +35,29 @@ def _archive_url(settings):
     return url.split("@")[-1] if url else ""  # (never print credentials)
 
 
+def _own_port(env, field, default, overrides, what):
+    """The port of a server the stack starts itself: its variable's, or the
+    default, or (the default being taken) a free one."""
+    name = "JOBMASTER_" + field.upper()
+    port = int(env.get(name) or default)
+    if port_open(port):
+        if env.get(name):
+            sys.exit("port %d (%s) is taken; pick another" % (port, name))
+        overrides[field] = free_port()
+        print("note: port %d is taken (%s); the stack uses port %d"
+              % (port, what, overrides[field]), flush=True)
+
+
 def cmd_run(args):
     env = os.environ
     stop_leftovers(_settings())
     overrides = {}
     if not env.get("JOBMASTER_REDIS_URL"):
-        port = int(env.get("JOBMASTER_REDIS_PORT") or 6379)
-        if port_open(port):
-            if env.get("JOBMASTER_REDIS_PORT"):
-                sys.exit("port %d (JOBMASTER_REDIS_PORT) is taken; pick another" % port)
-            # Debian's redis-server service usually holds 6379; the stack
-            # keeps its own Redis (data under var/) on another port.
-            overrides["redis_port"] = free_port()
-            print("note: port %d is taken (a system Redis?); the stack's Redis uses port %d"
-                  % (port, overrides["redis_port"]), flush=True)
+        # Debian's redis-server service usually holds 6379; the stack
+        # keeps its own Redis (data under var/) on another port.
+        _own_port(env, "redis_port", 6379, overrides, "a system Redis?")
     if env.get("JOBMASTER_MONGO") == "embedded":
-        port = int(env.get("JOBMASTER_MONGO_PORT") or 27017)
-        if port_open(port):
-            if env.get("JOBMASTER_MONGO_PORT"):
-                sys.exit("port %d (JOBMASTER_MONGO_PORT) is taken; pick another" % port)
-            overrides["mongo_port"] = free_port()
-            print("note: port %d is taken; the embedded archive (nx-27017) uses port %d"
-                  % (port, overrides["mongo_port"]), flush=True)
+        _own_port(env, "mongo_port", 27017, overrides, "the embedded archive, nx-27017")
     settings = R.Settings.from_env(env, **overrides)
     if port_open(settings.port, settings.host if settings.host != "0.0.0.0" else "127.0.0.1"):
         sys.exit("%s:%d is taken; stop whatever listens there or set JOBMASTER_PORT"
