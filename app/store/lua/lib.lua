@@ -51,7 +51,6 @@ local function load_job()
           kind = v[8], outbox = tonumber(v[9]) or 0}
 end
 
-
 -- Run a variadic command over a long flat argument list, CHUNK at a time.
 local function bulk(cmd, key, args)
   for i = 1, #args, CHUNK do
@@ -158,7 +157,7 @@ end
 -- is meta ndone. With only a result hook (outbox 2) results stay in
 -- `results` as without one, and go to the stream as well. Outbox 0: as
 -- before the archive existed.
-local OUTBOX_ARCHIVE, OUTBOX_HOOK = 1, 2
+local OUTBOX_ARCHIVE = 1
 
 local function done_count(job)
   if job.outbox == OUTBOX_ARCHIVE then return tonumber(redis.call('HGET', K_META, 'ndone')) or 0 end
