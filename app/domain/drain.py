@@ -81,14 +81,12 @@ class Drainer:
         taken, entries left, state, finished_at ms or None)``, or None when the
         job (or its outbox) is gone."""
         claim = self.claim_ms if claim_ms is None else claim_ms
-        reply = self.backend.run("archive_take", job_id, [self.consumer, self.batch, claim])
-        if reply[0] == "missing":
+        taken = self.backend.ops.archive_take(job_id, self.consumer, self.batch, claim)
+        if taken is None:
             return None
-        state, finished = reply[1], int(reply[2]) if reply[2] else None
-        waiting, entries = int(reply[3]), reply[4:]
+        state, finished, entries = taken.state, taken.finished_ms, taken.entries
         results, attempts, acks = [], [], []
-        for entry_id, fields in entries:
-            f = dict(zip(fields[::2], fields[1::2]))
+        for entry_id, f in entries:
             n = 0
             if "r" in f:
                 lines = f["r"].split("\n")
@@ -96,9 +94,9 @@ class Drainer:
                 n = len(lines)
             elif "a" in f:
                 attempts.append(attempt_doc(job_id, f["a"]))
-            acks += [entry_id, n]
+            acks.append((entry_id, n))
         if not entries:
-            return 0, waiting, state, finished
+            return 0, taken.waiting, state, finished
         if self.archive is not None:
             if results:
                 self.archive.insert("results", results)
@@ -106,9 +104,9 @@ class Drainer:
                 self.archive.insert("attempts", attempts)
         if self.hook is not None and results:
             self._call_hook([{k: v for k, v in d.items() if k != "_id"} for d in results])
-        ack = self.backend.run("archive_ack", job_id, acks)
-        metrics.count_archive("archived", int(ack[1]))
-        return len(entries), int(ack[2]), state, finished
+        ack = self.backend.ops.archive_ack(job_id, acks)
+        metrics.count_archive("archived", ack.archived)
+        return len(entries), ack.waiting, state, finished
 
     def _call_hook(self, docs):
         delay = 0.5

@@ -47,8 +47,8 @@ def retire(backend, job_id, **extra):
         save(backend, job_id, archived=True, **extra)
     except NotFound:
         return True
-    reply = backend.run("delete", job_id, ["1"])
-    if reply[0] == "backlog":  # a late result came in meanwhile: not yet
+    if backend.ops.delete(job_id, only_if_archived=True) == "backlog":
+        # a late result came in meanwhile: not yet
         save(backend, job_id, archived=False)
         return False
     keys = backend.keys

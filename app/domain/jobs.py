@@ -39,10 +39,10 @@ def decayed_rate(rate, since_ms, now_ms):
     return float(rate) * math.exp(-(now_ms - int(since_ms)) / 60000.0)
 
 
-def status_document(job_id, reply, backend):
-    """The status document of docs/contract.md §3 from a status.lua reply."""
-    now, pending, leased, done, dead = (int(v) for v in reply[1:6])
-    meta = dict(zip(reply[6::2], reply[7::2]))
+def status_document(job_id, st, backend):
+    """The status document of docs/contract.md §3 from a :class:`replies.Status`."""
+    now, pending, leased, done, dead, meta = (st.now_ms, st.pending, st.leased, st.done,
+                                              st.dead, st.meta)
     total = int(meta["total"])
     lease_ms = int(meta["lease_ms"])
     rate = decayed_rate(meta.get("rate"), meta.get("rate_t"), now)
@@ -140,20 +140,17 @@ def create(backend, body):
         if outbox:  # the drainers' index (keys.py), due at once
             pipe.zadd(keys.archiving, {job_id: 0})
         pipe.execute()
-    reply = backend.run("create", job_id, [
-        body["name"], kind, start, total, 1 if sealed else 0,
-        body.get("batch_size", protocol.DEFAULT_BATCH_SIZE), lease_ms,
-        body.get("max_attempts", protocol.DEFAULT_MAX_ATTEMPTS), priority, params, outbox, *items])
-    if reply[1] != protocol.JOB_RUNNING:
+    state = backend.ops.create(job_id, body["name"], kind, start, total, sealed,
+                               body.get("batch_size", protocol.DEFAULT_BATCH_SIZE), lease_ms,
+                               body.get("max_attempts", protocol.DEFAULT_MAX_ATTEMPTS), priority,
+                               params, items, outbox)
+    if state != protocol.JOB_RUNNING:
         r.zrem(keys.active, job_id)
     return status(backend, job_id)
 
 
 def status(backend, job_id):
-    reply = backend.run("status", job_id, [backend.reclaim_limit])
-    if reply[0] == "missing":
-        raise NotFound("no such job: %s" % job_id)
-    return status_document(job_id, reply, backend)
+    return status_document(job_id, backend.ops.status(job_id), backend)
 
 
 def list_jobs(backend, state=None, limit=100):
@@ -165,13 +162,14 @@ def list_jobs(backend, state=None, limit=100):
         chunk = ids[start:start + 100]
         with r.pipeline(transaction=False) as pipe:
             for job_id in chunk:
-                backend.run("status", job_id, [backend.reclaim_limit], client=pipe)
-            replies = pipe.execute()
+                backend.ops.status(job_id, client=pipe)
+            replies = backend.scripts.execute(pipe)
         for job_id, reply in zip(chunk, replies):
-            if reply[0] == "missing":
+            st = backend.ops.status_of(reply)
+            if st is None:
                 stale.append(job_id)
                 continue
-            doc = status_document(job_id, reply, backend)
+            doc = status_document(job_id, st, backend)
             if state is None or doc["state"] == state:
                 docs.append(doc)
         if len(docs) >= limit:
@@ -194,12 +192,10 @@ def sync_active(backend, job_id, state, priority=None):
 
 
 def set_state(backend, job_id, action):
-    reply = backend.run("set_state", job_id, [action])
-    if reply[0] == "missing":
-        raise NotFound("no such job: %s" % job_id)
-    if reply[0] == "conflict":
-        raise Conflict("cannot %s a job that is %s" % (action, reply[1]))
-    sync_active(backend, job_id, reply[1])
+    out = backend.ops.set_state(job_id, action)
+    if out.status == "conflict":
+        raise Conflict("cannot %s a job that is %s" % (action, out.state))
+    sync_active(backend, job_id, out.state)
     return status(backend, job_id)
 
 
@@ -209,12 +205,12 @@ def delete(backend, job_id):
 
         if history.outbox_of(backend, job_id) == 1:
             return history.delete(backend, job_id)
-    reply = backend.run("delete", job_id, ["0"])
+    existed = backend.ops.delete(job_id) == "ok"
     keys = backend.keys
     backend.redis.zrem(keys.jobs, job_id)
     backend.redis.zrem(keys.active, job_id)
     backend.redis.zrem(keys.archiving, job_id)
-    if reply[0] == "missing":
+    if not existed:
         raise NotFound("no such job: %s" % job_id)
     return {"id": job_id, "deleted": True}
 
@@ -224,32 +220,25 @@ def append(backend, job_id, items, token):
     if backend.job_info(job_id).kind != "items":
         raise Conflict("a range job takes no items")
     encoded = [encode(item, backend.config["MAX_RESULT_BYTES"], "an item") for item in items]
-    reply = backend.run("append", job_id, [token, *encoded])
-    if reply[0] == "missing":
-        raise NotFound("no such job: %s" % job_id)
-    if reply[0] == "sealed":
+    out = backend.ops.append(job_id, token, encoded)
+    if out.status == "sealed":
         raise Conflict("the job is sealed; it takes no more items")
-    if reply[0] == "closed":
-        raise Conflict("the job is %s; it takes no more items" % reply[1])
-    return {"added": len(items), "first_id": int(reply[1]), "total": int(reply[2])}
+    if out.status == "closed":
+        raise Conflict("the job is %s; it takes no more items" % out.state)
+    return {"added": len(items), "first_id": out.first_id, "total": out.total}
 
 
 def seal(backend, job_id):
-    reply = backend.run("seal", job_id)
-    if reply[0] == "missing":
-        raise NotFound("no such job: %s" % job_id)
-    sync_active(backend, job_id, reply[1])
+    sync_active(backend, job_id, backend.ops.seal(job_id))
     return status(backend, job_id)
 
 
 def retry_dead(backend, job_id):
-    reply = backend.run("retry_dead", job_id)
-    if reply[0] == "missing":
-        raise NotFound("no such job: %s" % job_id)
-    if reply[0] == "conflict":
-        raise Conflict("the job is %s" % reply[1])
-    sync_active(backend, job_id, reply[2])
-    return {"retried": int(reply[1]), "state": reply[2]}
+    out = backend.ops.retry_dead(job_id)
+    if out.status == "conflict":
+        raise Conflict("the job is %s" % out.state)
+    sync_active(backend, job_id, out.state)
+    return {"retried": out.moved, "state": out.state}
 
 
 def require(backend, job_id):
