@@ -110,5 +110,9 @@ def test_the_result_hook_gets_every_result_at_least_once(redis_url, mongo_url, w
         if not with_archive:  # results stay in Redis as without a hook
             assert b.redis.hlen(b.keys.job_key(job["id"], "results")) == 6
         assert b.redis.xlen(b.keys.job_key(job["id"], "outbox")) == 0
+        # Once more over the finished job: nothing new for the hook.
+        b.redis.zadd(b.keys.archiving, {job["id"]: 0})
+        assert b.drainer.drain_round() == 0
+        assert len([d for batch in hooks.CALLS for d in batch]) == 6
     finally:
         b.close()

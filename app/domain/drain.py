@@ -170,6 +170,8 @@ class Drainer:
         it was removed."""
         from . import history
 
+        if self.archive is None:  # a result hook alone: nothing to keep, nothing removed
+            return False
         if self._saved.get(job_id) != finished:
             history.save(self.backend, job_id)
             self._saved[job_id] = finished

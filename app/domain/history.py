@@ -6,6 +6,8 @@ A job leaves Redis only once every result it holds is in MongoDB: its
 outbox is drained first, and the delete script refuses while anything is
 left in it (a late result can arrive meanwhile).
 """
+import time
+
 from ..errors import NotConfigured, NotFound, Unavailable
 from .archive import ArchiveUnavailable
 
@@ -62,8 +64,6 @@ def retire(backend, job_id, **extra):
 
 def delete(backend, job_id, tries=5):
     """DELETE of an archive job: archive everything, then remove it."""
-    import time
-
     try:
         for attempt in range(tries):
             if retire(backend, job_id, deleted=True):

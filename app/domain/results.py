@@ -18,6 +18,7 @@ a failed attempt goes back to pending or to the dead-letter list).
 import heapq
 import json
 
+from ..errors import Unavailable
 from .archive import ArchiveUnavailable, result_line
 from .history import _read, job_exists, outbox_of
 
@@ -138,12 +139,8 @@ def _checked(pairs):
     stream after it (a reader then sees it end early, never a wrong line)."""
     try:
         yield from pairs
-    except ArchiveUnavailable:
-        _read(_raise)
-
-
-def _raise():
-    raise ArchiveUnavailable("during the results export")
+    except ArchiveUnavailable as err:
+        raise Unavailable("the archive is unreachable (%s)" % err, retry_after=5) from None
 
 
 def _dead_line(entry):
