@@ -87,10 +87,18 @@ class Archive:
         db.jobs.create_index([("archived", pymongo.ASCENDING), ("created_at", pymongo.DESCENDING)])
         self._indexed = True
 
+    #: /readyz's bound: readiness probes give up after a second or so, and an
+    #: unreachable archive must not make the instance look unready.
+    PING_SECONDS = 1.0
+
     def ping(self):
-        """True when MongoDB answers within MONGO_TIMEOUT."""
+        """True when MongoDB answers within PING_SECONDS (or MONGO_TIMEOUT
+        if shorter)."""
+        import pymongo
+
         try:
-            self.db.client.admin.command("ping")
+            with pymongo.timeout(min(self.PING_SECONDS, self.timeout_ms / 1000.0)):
+                self.db.client.admin.command("ping")
             return True
         except Exception:  # any failure means unreachable for /readyz
             return False
