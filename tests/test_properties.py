@@ -189,3 +189,34 @@ def test_lease_state_machine(app):
     run.settings = settings(max_examples=60, stateful_step_count=30, deadline=None,
                             suppress_health_check=list(HealthCheck))
     run().runTest()
+
+
+class ArchiveLeaseMachine(LeaseMachine):
+    """The same, for a job whose results go to the archive, with the drainer
+    (tests/test_archive.py) running at random moments: the invariants hold
+    from the done bitmap and counters, the export gives each first result
+    once whether it is archived or not, and MongoDB ends with exactly them."""
+
+    @rule()
+    def drain(self):
+        due = {job_id: 0 for job_id in self.rds.zrange(self.backend.keys.archiving, 0, -1)}
+        if due:
+            self.rds.zadd(self.backend.keys.archiving, due, xx=True)
+        self.backend.drainer.drain_round()
+
+    def teardown(self):
+        super().teardown()
+        if not hasattr(self, "job"):
+            return
+        assert self.backend.drainer.drain_all(self.job) == 0
+        docs = self.backend.archive.find("results", {"job": self.job})
+        assert {d["task"]: d["result"] for d in docs} == self.first
+        assert len(docs) == len(self.first)  # each once
+
+
+def test_lease_state_machine_with_the_archive(archive_app):
+    ArchiveLeaseMachine.app = archive_app
+    run = ArchiveLeaseMachine.TestCase
+    run.settings = settings(max_examples=25, stateful_step_count=30, deadline=None,
+                            suppress_health_check=list(HealthCheck))
+    run().runTest()
