@@ -28,14 +28,11 @@ def outbox_of(backend, job_id):
 
 
 def save(backend, job_id, archived=False, **extra):
-    """Write the job's status document to the archive's ``jobs``."""
+    """Write the job's status document (and ``extra`` fields) to the
+    archive's ``jobs``; ``archived``: its Redis state is about to go."""
     from .jobs import status
 
-    doc = status(backend, job_id)
-    doc.update(extra)
-    doc["archived"] = archived
-    backend.archive.save_job(doc, archived=archived)
-    return doc
+    backend.archive.save_job(dict(status(backend, job_id), **extra), archived=archived)
 
 
 def retire(backend, job_id, **extra):
@@ -80,7 +77,7 @@ def archived_status(backend, job_id):
     """The archived status document of a job gone from Redis, or NotFound."""
     if backend.archive is None:
         raise NotFound("no such job: %s" % job_id)
-    doc = _read(lambda: backend.archive.job(job_id))
+    doc = archive_read(lambda: backend.archive.job(job_id))
     if not doc or not doc.get("archived"):
         raise NotFound("no such job: %s" % job_id)
     doc.pop("_id", None)
@@ -89,9 +86,8 @@ def archived_status(backend, job_id):
 
 def list_archived(backend, limit):
     archive = require_archive(backend)
-    docs = _read(lambda: archive.find("jobs", {"archived": True}, sort=[("created_at", -1)],
-                                      limit=limit))
-    return docs
+    return archive_read(lambda: archive.find("jobs", {"archived": True},
+                                             sort=[("created_at", -1)], limit=limit))
 
 
 def job_exists(backend, job_id):
@@ -109,8 +105,9 @@ def attempts(backend, job_id, task=None, limit=1000):
     query = {"job": job_id}
     if task is not None:
         query["task"] = task
-    docs = _read(lambda: archive.find("attempts", query, sort=[("task", 1), ("attempt", 1)],
-                                      limit=limit, projection={"_id": 0, "job": 0}))
+    docs = archive_read(lambda: archive.find("attempts", query,
+                                             sort=[("task", 1), ("attempt", 1)], limit=limit,
+                                             projection={"_id": 0, "job": 0}))
     return {"attempts": docs}
 
 
@@ -131,7 +128,8 @@ def histories(backend, job_id, tasks):
     return out
 
 
-def _read(fn):
+def archive_read(fn):
+    """``fn()``, an unreachable archive becoming a 503."""
     try:
         return fn()
     except ArchiveUnavailable as err:

@@ -20,7 +20,7 @@ import json
 
 from ..errors import Unavailable
 from .archive import ArchiveUnavailable, result_line
-from .history import _read, job_exists, outbox_of
+from .history import archive_read, job_exists, outbox_of
 
 SLICE = 1000
 PIPELINED = 8  # slices per round trip when reading a results hash by id
@@ -162,14 +162,14 @@ def _failures(backend, job_id, after, where):
     # later retry of it succeeded.
     archive = backend.archive
     while True:
-        docs = _read(lambda: archive.find(
+        docs = archive_read(lambda: archive.find(
             "attempts", {"job": job_id, "dead": True, "task": {"$gt": after}},
             sort=[("task", 1), ("attempt", 1)], limit=SLICE))
         last = {}
         for doc in docs:
             last[doc["task"]] = doc
         ids = sorted(last)
-        done = {d["task"] for d in _read(lambda: archive.find(
+        done = {d["task"] for d in archive_read(lambda: archive.find(
             "results", {"job": job_id, "task": {"$in": ids}}, projection={"task": 1}))} if ids else set()
         for task in ids:
             if task not in done:
