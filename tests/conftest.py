@@ -68,7 +68,7 @@ def archive_app(redis_url, mongo_url):
 
     app = create_app({"REDIS_URL": redis_url, "INSTANCE": "test-1", "MONGO_URL": mongo_url,
                       "ARCHIVE_DRAINER": False, "ARCHIVE_CLAIM_SECONDS": 0,
-                      "MONGO_TIMEOUT": 1.0})
+                      "MONGO_TIMEOUT": 1.0, "METRICS_CACHE_SECONDS": 0})
     app.config["TESTING"] = True
     yield app
     app.extensions["jobmaster.backend"].close()

@@ -265,10 +265,11 @@ def test_mongo_down_leasing_goes_on_nothing_is_dropped(c, b, mongo_server):
 def test_metrics_show_the_backlog(c, b):
     job_id = run_job(c, 7)
     text = c.get("/metrics").get_data(as_text=True)
-    assert 'jobmaster_archive_backlog{job="%s",name="job"} 7' % job_id in text
+    assert 'jobmaster_job_archive_backlog{job="%s",name="job"} 7' % job_id in text
+    assert "jobmaster_archive_backlog 7" in text.splitlines()
     drain(b)
     text = c.get("/metrics").get_data(as_text=True)
-    assert 'jobmaster_archive_backlog{job="%s",name="job"} 0' % job_id in text
+    assert 'jobmaster_job_archive_backlog{job="%s",name="job"} 0' % job_id in text
 
 
 def test_results_without_archive_are_in_id_order_and_exact(client):

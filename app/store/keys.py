@@ -35,6 +35,11 @@ workers     hash    worker name -> JSON {d, f, x, s, r, rt} (done, failed,
 appends     hash    append token -> first id it added (makes appends retry-safe)
 spans       zset    span lease id -> its first task id (finds the lease holding
                     a fresh task; spans never overlap)
+gone        hash    lease id -> its last record (as in ``leases``), for leases
+                    that expired or were released with tasks: a late result
+                    is accepted only for the tasks its lease really held.
+                    Bounded: a day, at most 100,000 per job (lib.lua)
+gone_at     zset    lease id -> when it was remembered (ms), to prune ``gone``
 done        string  bitmap, bit id set once task id is done (archive jobs only:
                     their results leave Redis, so "is it done?" and the done
                     count (meta ``ndone``) cannot come from ``results``)
@@ -45,10 +50,9 @@ outbox      stream  what waits for the archive / result hook (jobs made while
                     JSON); consumer group ``archive``; an entry is XACKed and
                     XDELed once archived, so it leaves Redis then (meta
                     ``archived`` counts the results archived)
-gone        hash    expired lease id -> "<tasks>|<worker>", <tasks> "a-b" (all
-                    first attempts) or "id:attempt,..." (what a late result
-                    from that lease ran as: its provenance; kept until the job
-                    leaves Redis, one entry per expired lease)
+gone_tries  hash    lease id -> "id:attempt,..." beside ``gone``: which attempt
+                    each of its handed-back tasks ran as (absent: 1), so a
+                    late result keeps its own attempt (pruned with ``gone``)
 ==========  ======  ==========================================================
 
 Global:
@@ -64,13 +68,16 @@ Global:
   write to a global key. A busy outbox is due again at once, an idle running
   job after ARCHIVE_IDLE_SECONDS, a finished one after ten times that (a
   late result still reaches the archive).
+- ``<prefix>:secret`` string, the key lease ids are signed with when
+  ``JOBMASTER_LEASE_SECRET`` is not set: made once (SET NX) by the first
+  process that needs it, so every instance shares it (app/domain/lease_ids.py)
 """
 
 #: Order of the per-job keys as every Lua script receives them in KEYS.
 JOB_KEYS = (
     "meta", "pending", "owner", "tries", "fails", "leases", "left",
     "deadlines", "items", "results", "dead", "workers", "appends", "spans",
-    "done", "outbox", "gone",
+    "gone", "gone_at", "done", "outbox", "gone_tries",
 )
 
 
@@ -85,6 +92,7 @@ class Keys:
         self.jobs = "%s:jobs" % prefix
         self.active = "%s:active" % prefix
         self.archiving = "%s:archiving" % prefix
+        self.secret = "%s:secret" % prefix
         self._jobs = {}
 
     def job(self, job_id):

@@ -10,7 +10,8 @@ _PARAM = re.compile(r"<(?:[a-z]+:)?([a-z_]+)>")
 
 
 def describe(summary, body=None, ok=None, status=200, tag="jobs", content="application/json",
-             query=None, errors=(400, 401, 403, 404), body_content="application/json"):
+             query=None, errors=(400, 401, 403, 404), body_content="application/json",
+             body_required=True):
     """Attach the OpenAPI description of one route to its view. ``body`` and
     ``ok`` are schemas, or the name of one of the application's
     (:class:`app.web.schemas.Schemas`, built from its config)."""
@@ -19,7 +20,7 @@ def describe(summary, body=None, ok=None, status=200, tag="jobs", content="appli
         view.openapi = {"summary": summary, "body": body, "ok": ok, "status": status,
                         "tag": tag, "content": content, "query": query or {},
                         "body_content": body_content,
-                        "errors": errors}
+                        "errors": errors, "body_required": body_required}
         return view
 
     return decorate
@@ -35,7 +36,7 @@ def _operation(meta, rule, role, schemas):
     if params:
         op["parameters"] = params
     if meta["body"] is not None:
-        op["requestBody"] = {"required": True, "content": {meta["body_content"]: {
+        op["requestBody"] = {"required": meta["body_required"], "content": {meta["body_content"]: {
             "schema": _schema(schemas, meta["body"])}}}
     ok = {"description": "success"}
     if meta["ok"] is not None:

@@ -5,7 +5,7 @@
 -- KEYS, for every per-job script, in app/keys.py JOB_KEYS order:
 --   1 meta  2 pending  3 owner  4 tries  5 fails  6 leases  7 left
 --   8 deadlines  9 items  10 results  11 dead  12 workers  13 appends  14 spans
---   15 done  16 outbox  17 gone
+--   15 gone  16 gone_at  17 done  18 outbox  19 gone_tries
 --
 -- Who holds a task. A lease made only of fresh range ids (the common case:
 -- nothing handed back yet) is a *span lease*: its record names ids a..b and
@@ -23,8 +23,8 @@
 local K_META, K_PENDING, K_OWNER, K_TRIES, K_FAILS = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
 local K_LEASES, K_LEFT, K_DEADLINES, K_ITEMS = KEYS[6], KEYS[7], KEYS[8], KEYS[9]
 local K_RESULTS, K_DEAD, K_WORKERS, K_APPENDS = KEYS[10], KEYS[11], KEYS[12], KEYS[13]
-local K_SPANS = KEYS[14]
-local K_DONE, K_OUTBOX, K_GONE = KEYS[15], KEYS[16], KEYS[17]
+local K_SPANS, K_GONE, K_GONE_AT = KEYS[14], KEYS[15], KEYS[16]
+local K_DONE, K_OUTBOX, K_GONE_TRIES = KEYS[17], KEYS[18], KEYS[19]
 
 -- Rates are exponentially decayed counts over this window: each done task
 -- adds 1/60 task/s, which fades with a one-minute time constant. O(1) memory
@@ -33,6 +33,13 @@ local RATE_WINDOW_MS = 60000
 -- unpack() has a stack limit; bulk writes go in slices of this many values
 -- (even, so field/value pairs never split).
 local CHUNK = 2000
+-- An expired or released lease is remembered (its record, in `gone`) so that
+-- a late result from it is accepted for the tasks it really held and for no
+-- other (complete.lua): for a day, and at most this many leases per job
+-- (the oldest forgotten first). A forgotten lease's late results are
+-- ignored, which is the safe side. Each is one small hash field.
+local GONE_MS = 86400000
+local GONE_MAX = 100000
 -- Integers become text with '%d': about 3x cheaper than tostring() or `..`,
 -- which print every number with '%.14g' (~1.3 µs each here, measured).
 local fmt = string.format
@@ -193,37 +200,24 @@ local function note_attempt(job, t, err, worker, now, dead)
       worker = worker, error = err, at = now / 1000, dead = dead}))
 end
 
--- Provenance of an expired lease (keys.py `gone`): which attempt each of its
--- tasks ran as and who held it, for a late result that comes after all.
-local function remember_gone(lid, lease, ids)
-  local tasks
-  if lease.first then
-    tasks = fmt('%d-%d', lease.first, lease.last)
-  else
-    local tries, parts = redis.call('HMGET', K_TRIES, unpack(ids)), {}
-    for i, t in ipairs(ids) do parts[i] = t .. ':' .. (tries[i] or '1') end
-    tasks = table.concat(parts, ',')
+-- The attempts a remembered lease's tasks ran as (keys.py `gone_tries`):
+-- "id:attempt,..." for those handed out more than once (absent: 1), so a
+-- late result keeps its own attempt. Written beside `gone` (remember).
+local function gone_attempts(lid)
+  local map = {}
+  for t, k in string.gmatch(redis.call('HGET', K_GONE_TRIES, lid) or '', '(%d+):(%d+)') do
+    map[t] = k
   end
-  redis.call('HSET', K_GONE, lid, tasks .. '|' .. lease.w)
+  return map
 end
 
--- {w = worker, attempt = function(t) -> attempt string or nil} of an
--- expired lease, or nil.
-local function gone_lease(lid)
-  local raw = redis.call('HGET', K_GONE, lid)
-  if not raw then return nil end
-  local tasks, worker = string.match(raw, '^([%d,:%-]*)|(.*)$')
-  local a, b = string.match(tasks, '^(%d+)%-(%d+)$')
-  local attempt
-  if a then
-    a, b = tonumber(a), tonumber(b)
-    attempt = function(t) local n = tonumber(t); if n >= a and n <= b then return '1' end end
-  else
-    local map = {}
-    for t, k in string.gmatch(tasks, '(%d+):(%d+)') do map[t] = k end
-    attempt = function(t) return map[t] end
+local function remember_attempts(lid, ids)
+  if #ids == 0 then return end
+  local tries, parts = redis.call('HMGET', K_TRIES, unpack(ids)), {}
+  for i, t in ipairs(ids) do
+    if tries[i] then parts[#parts + 1] = t .. ':' .. tries[i] end
   end
-  return {w = worker, attempt = attempt}
+  if #parts > 0 then redis.call('HSET', K_GONE_TRIES, lid, table.concat(parts, ',')) end
 end
 -- ---- (end of the outbox)
 
@@ -271,6 +265,23 @@ local function give_back(job, t, failed, err, worker, now)
   return 'retried'
 end
 
+-- Remember lease lid (record raw) as it closes with tasks given back, and
+-- forget a few of the oldest: past GONE_MS, or beyond GONE_MAX (each call
+-- adds one and drops at least one once over, so the count stays bounded).
+local function remember(lid, raw, now)
+  redis.call('HSET', K_GONE, lid, raw)
+  redis.call('ZADD', K_GONE_AT, now, lid)
+  local old = redis.call('ZRANGEBYSCORE', K_GONE_AT, '-inf', now - GONE_MS, 'LIMIT', 0, 4)
+  if #old == 0 and redis.call('ZCARD', K_GONE_AT) > GONE_MAX then
+    old = redis.call('ZRANGE', K_GONE_AT, 0, 1)
+  end
+  if #old > 0 then
+    redis.call('HDEL', K_GONE, unpack(old))
+    redis.call('HDEL', K_GONE_TRIES, unpack(old))  -- (the outbox's provenance)
+    redis.call('ZREM', K_GONE_AT, unpack(old))
+  end
+end
+
 -- Give back every task lease lid still owns. failed: expiry counts as a
 -- failed attempt, a release does not. Returns how many went back.
 local function return_lease(job, lid, now, failed)
@@ -280,20 +291,22 @@ local function return_lease(job, lid, now, failed)
     local lease = decode_lease(raw)
     local why = failed and 'lease expired' or nil
     span = lease.first ~= nil
-    local held = {}
+    local listed = {}  -- (a span lease's tasks are all first attempts)
     for _, t in ipairs(lease_ids(lease)) do
       if span or redis.call('HGET', K_OWNER, t) == lid then
-        held[#held + 1] = t
+        if not span then
+          redis.call('HDEL', K_OWNER, t)
+          listed[#listed + 1] = t
+        end
+        give_back(job, t, failed, why, lease.w, now)
+        n = n + 1
       end
     end
-    -- (provenance first: give_back may change what `tries` says)
-    if failed and #held > 0 then remember_gone(lid, lease, held) end
-    for _, t in ipairs(held) do
-      if not span then redis.call('HDEL', K_OWNER, t) end
-      give_back(job, t, failed, why, lease.w, now)
-      n = n + 1
-    end
     if failed and n > 0 then touch_worker(lease.w, now, 0, 0, n, false) end
+    if n > 0 then
+      remember(lid, raw, now)
+      remember_attempts(lid, listed)  -- provenance of a late result (the outbox block)
+    end
   end
   close_lease(lid, span)
   return n
