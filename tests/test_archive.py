@@ -7,7 +7,8 @@ import json
 import pymongo
 import pytest
 
-from tests.helpers import complete, expire_now, lease, make_job, ok_all, results, status
+from tests.helpers import (complete, drain_round_now, expire_now, lease, make_job, ok_all,
+                           results, status)
 from tests.invariants import check_job
 
 
@@ -43,14 +44,9 @@ def outbox_len(b, job_id):
 
 
 def drain(b):
-    """Run drain rounds until nothing is left to take, every job due now
-    (the drainer itself looks at an idle job only every so often)."""
+    """Run drain rounds until nothing is left to take."""
     for _ in range(100):
-        key = b.keys.archiving
-        due = {job_id: 0 for job_id in b.redis.zrange(key, 0, -1)}
-        if due:
-            b.redis.zadd(key, due, xx=True)
-        if not b.drainer.drain_round():
+        if not drain_round_now(b):
             return
     raise AssertionError("the drainer never ran dry")
 

@@ -7,6 +7,7 @@ from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, precondition, rule
 
+from tests.helpers import drain_round_now
 from tests.invariants import check_job
 
 WORKERS = ["w0", "w1", "w2"]
@@ -183,12 +184,16 @@ class LeaseMachine(RuleBasedStateMachine):
         assert stored == self.first, "a stored result is not the first one accepted"
 
 
-def test_lease_state_machine(app):
-    LeaseMachine.app = app
-    run = LeaseMachine.TestCase
-    run.settings = settings(max_examples=60, stateful_step_count=30, deadline=None,
+def _run(machine, app, examples):
+    machine.app = app
+    run = machine.TestCase
+    run.settings = settings(max_examples=examples, stateful_step_count=30, deadline=None,
                             suppress_health_check=list(HealthCheck))
     run().runTest()
+
+
+def test_lease_state_machine(app):
+    _run(LeaseMachine, app, 60)
 
 
 class ArchiveLeaseMachine(LeaseMachine):
@@ -199,10 +204,7 @@ class ArchiveLeaseMachine(LeaseMachine):
 
     @rule()
     def drain(self):
-        due = {job_id: 0 for job_id in self.rds.zrange(self.backend.keys.archiving, 0, -1)}
-        if due:
-            self.rds.zadd(self.backend.keys.archiving, due, xx=True)
-        self.backend.drainer.drain_round()
+        drain_round_now(self.backend)
 
     def teardown(self):
         super().teardown()
@@ -215,8 +217,4 @@ class ArchiveLeaseMachine(LeaseMachine):
 
 
 def test_lease_state_machine_with_the_archive(archive_app):
-    ArchiveLeaseMachine.app = archive_app
-    run = ArchiveLeaseMachine.TestCase
-    run.settings = settings(max_examples=25, stateful_step_count=30, deadline=None,
-                            suppress_health_check=list(HealthCheck))
-    run().runTest()
+    _run(ArchiveLeaseMachine, archive_app, 25)

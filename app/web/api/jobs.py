@@ -5,7 +5,7 @@ from flask import Blueprint, Response, jsonify, request, stream_with_context
 from jobmaster import protocol
 
 from ...domain import history, jobs, results as results_export
-from ...domain.codec import loads
+from ...domain.codec import MAX_SAFE, loads
 from ...errors import BadRequest, NotFound, TooLarge
 from ...store.backend import backend, check_job_id
 from ..auth import ADMIN, requires
@@ -164,14 +164,14 @@ def seal(job_id):
 @describe("Results of done tasks in task-id order, one JSON object per line (each done task "
           "once, archived or not); ?ok=false: the tasks that failed for good",
           content="application/x-ndjson", ok={"type": "string"},
-          query={"after": {"type": "integer", "minimum": -1},
-                 "limit": {"type": "integer", "minimum": 1},
+          query={"after": {"type": "integer", "minimum": -1, "maximum": MAX_SAFE},
+                 "limit": {"type": "integer", "minimum": 1, "maximum": MAX_SAFE},
                  "ok": {"type": "boolean"}})
 def results(job_id):
     b = backend()
     check_job_id(job_id)
-    lines = results_export.export(b, job_id, after=_int_arg("after", -1, -1, 2 ** 53),
-                                  limit=_int_arg("limit", 0, 1, 2 ** 53), ok=_bool_arg("ok"))
+    lines = results_export.export(b, job_id, after=_int_arg("after", -1, -1, MAX_SAFE),
+                                  limit=_int_arg("limit", 0, 1, MAX_SAFE), ok=_bool_arg("ok"))
 
     def text():
         for line in lines:
@@ -184,10 +184,10 @@ def results(job_id):
 @requires(ADMIN)
 @describe("Failed and expired attempts (archive only), by task and attempt",
           ok="ATTEMPT_LIST", errors=(400, 401, 403, 404, 501),
-          query={"task": {"type": "integer", "minimum": 0},
+          query={"task": {"type": "integer", "minimum": 0, "maximum": MAX_SAFE},
                  "limit": {"type": "integer", "minimum": 1, "maximum": 100000}})
 def attempts(job_id):
-    task = _int_arg("task", None, 0, 2 ** 53)
+    task = _int_arg("task", None, 0, MAX_SAFE)
     return jsonify(history.attempts(backend(), check_job_id(job_id), task,
                                     _int_arg("limit", 1000, 1, 100000)))
 
