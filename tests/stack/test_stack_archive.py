@@ -56,8 +56,15 @@ def test_archive_survives_a_killed_instance_an_outage_and_a_straggler(tmp_path, 
         ready = st.get("/readyz")
         assert ready.status == 200 and ready.json()["checks"]["mongo"] == "unreachable"
         wait_until(done_at_least(3 * total // 4), timeout=DEADLINE, what="three quarters done")
+        # A second job done while the archive is down: its results must wait.
+        small = st.post("/api/v1/jobs", {"name": "outage", "tasks": {"range": [0, 10]},
+                                         "batch_size": 10}).json()["id"]
+        got = st.post("/api/v1/lease", {"worker": "w-outage", "job": small}).json()
+        assert st.post("/api/v1/leases/%s/complete" % got["lease"]["id"], {"results": [
+            {"id": t["id"], "ok": True, "result": "o"} for t in got["tasks"]]}).status == 200
         # The outage lasts until a drainer has failed on it (and /metrics says so).
         wait_until(lambda: _archive_errors(st) > 0, timeout=DEADLINE, what="a failed drain")
+        assert _status(st, small)["archive"]["backlog"] == 10
         # Long expired, the straggler reports (while the archive is down).
         late = st.post("/api/v1/leases/%s/complete" % straggler["lease"]["id"],
                        {"results": [{"id": t["id"], "ok": True, "result": "late"}
@@ -71,6 +78,8 @@ def test_archive_survives_a_killed_instance_an_outage_and_a_straggler(tmp_path, 
         assert _status(st, job)["state"] == "completed"
         wait_until(lambda: _status(st, job)["archive"] == {"archived": total, "backlog": 0},
                    timeout=DEADLINE, what="everything archived")
+        wait_until(lambda: _status(st, small)["archive"] == {"archived": 10, "backlog": 0},
+                   timeout=DEADLINE, what="the outage's job archived")
 
         client = pymongo.MongoClient(mongo.url, serverSelectionTimeoutMS=5000)
         docs = list(client.get_default_database().results.find({"job": job}, {"_id": 0}))
