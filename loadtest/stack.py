@@ -36,7 +36,8 @@ class ProdStack:
         self.root = root or ROOT  # another checkout's code (loadtest/ab.py)
         self.instances = instances
         self.port = port or free_port()
-        if (env or {}).get("JOBMASTER_REDIS_MODE") == "cluster":  # six nodes from this port
+        mode = (env or {}).get("JOBMASTER_REDIS_MODE") or os.environ.get("JOBMASTER_REDIS_MODE")
+        if mode == "cluster":  # six nodes from this port
             redis_port = redis_port or free_cluster_ports(6)[0]
         self.redis_port = redis_port or free_port()
         self.dir = os.path.abspath(workdir or os.path.join(ROOT, "var", "bench", "prod"))
