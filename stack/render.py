@@ -52,6 +52,10 @@ class Settings:
     max_body_bytes: int = DEFAULT_MAX_BODY  # JOBMASTER_MAX_BODY_BYTES (shared with the app)
     rate_limit: int = 2000           # JOBMASTER_RATE_LIMIT: requests/s per client address, 0 = off
     rate_burst: int = 20000          # JOBMASTER_RATE_BURST: requests above the rate let through at once
+    # A scraper needs one /metrics every few seconds (the text is rebuilt at
+    # most every JOBMASTER_METRICS_CACHE_SECONDS anyway); unpaced, `wrk -c50`
+    # on it cost a swarm 30% of its throughput (docs/RELIABILITY.md).
+    metrics_rate: int = 5            # JOBMASTER_METRICS_RATE: /metrics requests/s per client address, 0 = off
     trusted_proxies: str = ""        # JOBMASTER_TRUSTED_PROXIES: gateway CIDRs for realip, comma-separated
     balance: str = "ip_hash"         # JOBMASTER_BALANCE: ip_hash | worker_id | least_conn
     nginx_connections: int = 16384   # JOBMASTER_NGINX_CONNECTIONS: per nginx worker
@@ -341,6 +345,12 @@ def render(settings, out=None, upstream=None):
                  if s.rate_burst > 0 else "limit_req zone=jm_per_client;")
     else:
         limit = "# rate limiting off (JOBMASTER_RATE_LIMIT=0)"
+    # Paced, not refused: up to 100 early requests wait their turn (a flood
+    # from one address then costs 5 answers a second and idle connections),
+    # the first 10 of a burst are not even delayed, and only beyond that
+    # comes the JSON 429 of errors.conf.
+    metrics_limit = ("limit_req zone=jm_metrics burst=100 delay=10;" if s.metrics_rate > 0
+                     else "# /metrics not paced (JOBMASTER_METRICS_RATE=0)")
     values = {
         "user": "user root;" if (as_root and not s.system) else
                 ("user www-data;" if s.system else "# not root: workers run as this user"),
@@ -352,6 +362,7 @@ def render(settings, out=None, upstream=None):
         "backlog": backlog, "max_body": s.max_body_bytes, "servers": servers,
         "balance": BALANCE[s.balance], "realip": realip,
         "rate": max(s.rate_limit, 1), "limit_req": limit,
+        "metrics_rate": max(s.metrics_rate, 1), "metrics_limit_req": metrics_limit,
         "pass": "pass-%s.conf" % s.server,
         "upstream_tries": len(instances),
     }
