@@ -169,8 +169,10 @@ def one_run(a, flooded, root_pid):
     return run
 
 
-def measure(a):
-    """The whole measurement (see the module's docstring) as one dict."""
+def measure(a, root_pid=None):
+    """The whole measurement (see the module's docstring) as one dict.
+    ``root_pid``: the stack's process tree, for its CPU, when ``a.url`` is
+    a stack started by the caller."""
     raise_nofile(65536)
     stack = None
     if a.url:
@@ -194,7 +196,7 @@ def measure(a):
         res["metrics_status"], res["metrics_bytes"] = scrape(a.url, a.metrics_token)
         _log("%d jobs kept; /metrics answers %d with %d bytes" % (a.jobs, res["metrics_status"],
                                                                res["metrics_bytes"]))
-        root = stack.proc.pid if stack else None
+        root = stack.proc.pid if stack else root_pid
         for i in range(a.rounds):
             order = (False, True) if i % 2 == 0 else (True, False)
             runs = {("flooded" if f else "clean"): one_run(a, f, root) for f in order}
@@ -285,11 +287,17 @@ def build_parser():
     return p
 
 
-def main(argv=None):
+def options(argv=None):
+    """The parsed command line, ``--quick`` applied (also for ``make bench``)."""
     a = build_parser().parse_args(argv)
     if a.quick:
         a.jobs, a.pods, a.tasks, a.batch, a.rounds = 20, 10, 1000, 10, 1
         a.flood_conns, a.warmup, a.swarm_timeout = 10, 0.5, 60.0
+    return a
+
+
+def main(argv=None):
+    a = options(argv)
     res = measure(a)
     if a.out:
         with open(a.out, "w") as fh:

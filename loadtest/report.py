@@ -305,6 +305,18 @@ def write_report(res, a):
         L.append("")
         L.append("Command: `%s`" % " ".join(res["commands"]["celery"]))
         L.append("")
+    fl = res.get("flood")
+    if fl:
+        from .metrics_flood import markdown as flood_markdown
+        L.append("### /metrics under a flood (optional, `--only ...,flood`)")
+        L.append("")
+        L.append("`python -m loadtest.metrics_flood` on this stack: a swarm of %d pods (%s tasks, "
+                 "batch %d) with %d idle jobs kept, alone and under `wrk -c%d` on `/metrics`, "
+                 "alternating." % (fl["pods"], fmt(fl["tasks"], 0), fl["batch"], fl["jobs_kept"],
+                                   fl["flood_conns"]))
+        L.append("")
+        L.extend(flood_markdown(fl))
+        L.append("")
     L.append("## How to run")
     L.append("")
     L.append("- `make bench`: everything above (installs `loadtest/requirements.txt`, brings up "

@@ -345,11 +345,12 @@ def render(settings, out=None, upstream=None):
                  if s.rate_burst > 0 else "limit_req zone=jm_per_client;")
     else:
         limit = "# rate limiting off (JOBMASTER_RATE_LIMIT=0)"
-    # Paced, not refused: up to 100 early requests wait their turn (a flood
-    # from one address then costs 5 answers a second and idle connections),
-    # the first 10 of a burst are not even delayed, and only beyond that
+    # Paced, not refused: 2 s worth of early requests pass at once, up to
+    # 20 s worth wait their turn (a flood from one address then costs the
+    # rate's answers a second and idle connections), and only beyond that
     # comes the JSON 429 of errors.conf.
-    metrics_limit = ("limit_req zone=jm_metrics burst=100 delay=10;" if s.metrics_rate > 0
+    metrics_limit = ("limit_req zone=jm_metrics burst=%d delay=%d;"
+                     % (20 * s.metrics_rate, 2 * s.metrics_rate) if s.metrics_rate > 0
                      else "# /metrics not paced (JOBMASTER_METRICS_RATE=0)")
     values = {
         "user": "user root;" if (as_root and not s.system) else
