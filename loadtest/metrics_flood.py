@@ -5,7 +5,7 @@ bench`` starts it) with ``--jobs`` small range jobs kept (idle: pending,
 never leased, as a week's finished and queued jobs sit in Redis and are
 listed by every scrape), a swarm (``loadtest.swarm``) works through one
 range job, alternately on its own ("clean") and while ``wrk -c50`` floods
-``/metrics`` from one address ("flooded"). Each round runs both, in
+``/metrics`` from one address ("flooded"; ``loadtest/wrk/metrics.lua``). Each round runs both, in
 alternating order (clean first in even rounds), so a drift of this shared
 machine's speed weighs on both sides alike; the figure is the median over
 the rounds of flooded ÷ clean tasks/s.
@@ -74,22 +74,23 @@ def keep_jobs(admin, n, tasks):
 
 
 class Flood:
-    """``wrk -c<conns>`` on /metrics from 127.0.0.1 (one address, as one
+    """``wrk -c<conns>`` on /metrics from one client address (as one
     misconfigured scraper or one attacker), until :meth:`stop`."""
 
-    def __init__(self, a):
+    def __init__(self, a, address):
         self.argv = ["wrk", "-t%d" % a.wrk_threads, "-c%d" % a.flood_conns,
-                     "-d%ds" % int(a.swarm_timeout + 30), "--timeout", "10s", "--latency"]
+                     "-d%ds" % int(a.swarm_timeout + 30), "--timeout", "10s", "--latency",
+                     "-s", os.path.join("loadtest", "wrk", "metrics.lua")]
         if a.metrics_token:
             self.argv += ["-H", "Authorization: Bearer " + a.metrics_token]
-        self.argv.append(a.url + "/metrics")
+        self.argv += [a.url, "--", address]
         self.proc = None
 
     def start(self):
         self.out = tempfile.TemporaryFile(mode="w+")
         self.t0 = time.monotonic()
-        self.proc = subprocess.Popen(self.argv, stdout=self.out, stderr=subprocess.STDOUT,
-                                     start_new_session=True)
+        self.proc = subprocess.Popen(self.argv, cwd=ROOT, stdout=self.out,
+                                     stderr=subprocess.STDOUT, start_new_session=True)
 
     def stop(self):
         """SIGINT (wrk then prints its totals), bounded; the parsed totals."""
@@ -124,10 +125,12 @@ def swarm_argv(a, out):
             "--max-wait", "0.5", "--out", out] + (["--token", a.token] if a.token else [])
 
 
-def one_run(a, flooded, root_pid):
-    """One swarm, with or without the flood: its figures, the flood's, the
-    stack's CPU by kind and the machine's steal and load average."""
-    flood = Flood(a) if flooded else None
+def one_run(a, flood_from, root_pid):
+    """One swarm, with a flood from address ``flood_from`` or (None) without:
+    its figures, the flood's, the stack's CPU by kind and the machine's steal
+    and load average."""
+    flooded = flood_from is not None
+    flood = Flood(a, flood_from) if flooded else None
     c0 = cpu_snapshot(root_pid)
     if flood:
         flood.start()
@@ -199,7 +202,10 @@ def measure(a, root_pid=None):
         root = stack.proc.pid if stack else root_pid
         for i in range(a.rounds):
             order = (False, True) if i % 2 == 0 else (True, False)
-            runs = {("flooded" if f else "clean"): one_run(a, f, root) for f in order}
+            # each round's flood from an address of its own, in one /24 (the
+            # same instance under ip_hash)
+            runs = {("flooded" if f else "clean"): one_run(a, "127.250.0.%d" % (i + 1) if f else None,
+                                                           root) for f in order}
             clean, flooded = runs["clean"]["tasks_per_s"], runs["flooded"]["tasks_per_s"]
             cc, fc = (runs[k]["stack_cpu_ms_per_ktask"] for k in ("clean", "flooded"))
             res["rounds"].append({"order": "clean first" if i % 2 == 0 else "flooded first",
@@ -274,9 +280,9 @@ def build_parser():
     p.add_argument("--jobs", type=int, default=500, help="idle jobs kept during the runs")
     p.add_argument("--job-tasks", type=int, default=10)
     p.add_argument("--pods", type=int, default=200)
-    p.add_argument("--tasks", type=int, default=400000)
+    p.add_argument("--tasks", type=int, default=250000)
     p.add_argument("--batch", type=int, default=20)
-    p.add_argument("--rounds", type=int, default=4, help="each round: one clean, one flooded run")
+    p.add_argument("--rounds", type=int, default=6, help="each round: one clean, one flooded run")
     p.add_argument("--flood-conns", type=int, default=50)
     p.add_argument("--wrk-threads", type=int, default=1)
     p.add_argument("--warmup", type=float, default=1.0, help="seconds of flood before the swarm")
