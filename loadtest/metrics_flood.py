@@ -257,7 +257,7 @@ def markdown(res):
     lines.append("")
     lines.append("Median flooded ÷ clean tasks/s: **%.3f** (spread %.3f–%.3f over %d rounds; target ≥ 0.9: %s); "
                  "stack CPU per task, flooded ÷ clean: %.3f; "
-                 "median tasks/s %.0f clean, %.0f flooded; complete p99 %s → %s ms; %d scrapes "
+                 "median tasks/s %.0f clean, %.0f flooded; complete p99 %.0f → %.0f ms; %d scrapes "
                  "(%d non-2xx) of a %d-byte /metrics with %d jobs kept; load average %s before, %s "
                  "after on %d CPUs; steal %.1f s in all."
                  % (res["ratio_median"], res["ratio_min"], res["ratio_max"], len(res["rounds"]),

@@ -346,11 +346,12 @@ def render(settings, out=None, upstream=None):
     else:
         limit = "# rate limiting off (JOBMASTER_RATE_LIMIT=0)"
     # Paced, not refused: 2 s worth of early requests pass at once, up to
-    # 20 s worth wait their turn (a flood from one address then costs the
-    # rate's answers a second and idle connections), and only beyond that
-    # comes the JSON 429 of errors.conf.
+    # 10 s worth wait their turn, and only beyond that comes the JSON 429 of
+    # errors.conf. A queued request waits at most 8 s, within a scraper's
+    # usual 10 s timeout: it is answered, and a flood (of up to 10 s worth
+    # of connections) is paced to the rate instead of spinning on 429s.
     metrics_limit = ("limit_req zone=jm_metrics burst=%d delay=%d;"
-                     % (20 * s.metrics_rate, 2 * s.metrics_rate) if s.metrics_rate > 0
+                     % (10 * s.metrics_rate, 2 * s.metrics_rate) if s.metrics_rate > 0
                      else "# /metrics not paced (JOBMASTER_METRICS_RATE=0)")
     values = {
         "user": "user root;" if (as_root and not s.system) else
