@@ -135,16 +135,21 @@ def one_run(a, flood_from, root_pid):
     if flood:
         flood.start()
         time.sleep(a.warmup)  # the flood is under way before the first lease
-    with tempfile.TemporaryDirectory() as tmp:
-        out = os.path.join(tmp, "swarm.json")
-        p = subprocess.run(swarm_argv(a, out), cwd=ROOT, capture_output=True, text=True,
-                           timeout=a.swarm_timeout + 120)
-        try:
-            with open(out) as fh:
-                s = json.load(fh)["summary"]
-        except (OSError, ValueError):
-            raise SystemExit("the swarm wrote no summary (rc %d): %s" % (p.returncode, p.stderr[-2000:]))
-    wrk = flood.stop() if flood else None
+    wrk = None
+    try:
+        with tempfile.TemporaryDirectory() as tmp:
+            out = os.path.join(tmp, "swarm.json")
+            p = subprocess.run(swarm_argv(a, out), cwd=ROOT, capture_output=True, text=True,
+                               timeout=a.swarm_timeout + 120)
+            try:
+                with open(out) as fh:
+                    s = json.load(fh)["summary"]
+            except (OSError, ValueError):
+                raise SystemExit("the swarm wrote no summary (rc %d): %s"
+                                 % (p.returncode, p.stderr[-2000:]))
+    finally:  # the flood never outlives its run
+        if flood:
+            wrk = flood.stop()
     cpu = cpu_delta(c0, cpu_snapshot(root_pid))
     lat = s.get("latency_ms", {})
     run = {"flooded": flooded, "tasks_per_s": s.get("tasks_per_s") or 0.0,

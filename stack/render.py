@@ -346,12 +346,14 @@ def render(settings, out=None, upstream=None):
     else:
         limit = "# rate limiting off (JOBMASTER_RATE_LIMIT=0)"
     # Paced, not refused: 2 s worth of early requests pass at once, up to
-    # 10 s worth wait their turn, and only beyond that comes the JSON 429 of
-    # errors.conf. A queued request waits at most 8 s, within a scraper's
-    # usual 10 s timeout: it is answered, and a flood (of up to 10 s worth
-    # of connections) is paced to the rate instead of spinning on 429s.
+    # 20 s worth wait their turn, and only beyond that comes the JSON 429 of
+    # errors.conf. A flood on fewer connections than that (wrk -c50 at the
+    # default 5/s) is then paced to the rate; on more, or with a 10 s burst
+    # (tried), its extra connections spin on 429s, which nginx answers by the
+    # ten thousand a second and which cost the workers far more CPU
+    # (docs/RELIABILITY.md).
     metrics_limit = ("limit_req zone=jm_metrics burst=%d delay=%d;"
-                     % (10 * s.metrics_rate, 2 * s.metrics_rate) if s.metrics_rate > 0
+                     % (20 * s.metrics_rate, 2 * s.metrics_rate) if s.metrics_rate > 0
                      else "# /metrics not paced (JOBMASTER_METRICS_RATE=0)")
     values = {
         "user": "user root;" if (as_root and not s.system) else
