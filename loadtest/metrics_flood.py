@@ -242,7 +242,9 @@ def measure(a, root_pid=None):
         "loadavg_after": loadavg(),
         "steal_s": round(sum((r[k]["steal_s"] or 0) for r in rounds for k in ("clean", "flooded")), 2),
     })
-    res["holds"] = res["ratio_median"] >= 0.9
+    # Within 10 %: in tasks/s, and in the stack's CPU per task, which is what
+    # tasks/s follows on a machine of its own (see docs/RELIABILITY.md)
+    res["holds"] = res["ratio_median"] >= 0.9 and 0 < res["cpu_ratio_median"] <= 1 / 0.9
     return res
 
 
@@ -260,13 +262,13 @@ def markdown(res):
             f["flood"]["scrapes_per_s"], f["flood"].get("non2xx") or 0,
             (c["steal_s"] or 0) + (f["steal_s"] or 0), max(c["loadavg"][0], f["loadavg"][0])))
     lines.append("")
-    lines.append("Median flooded ÷ clean tasks/s: **%.3f** (spread %.3f–%.3f over %d rounds; target ≥ 0.9: %s); "
-                 "stack CPU per task, flooded ÷ clean: %.3f; "
+    lines.append("Median flooded ÷ clean tasks/s: **%.3f** (spread %.3f–%.3f over %d rounds); "
+                 "stack CPU per task, flooded ÷ clean: **%.3f** (target: ≥ 0.9 and ≤ 1.11: %s); "
                  "median tasks/s %.0f clean, %.0f flooded; complete p99 %.0f → %.0f ms; %d scrapes "
                  "(%d non-2xx) of a %d-byte /metrics with %d jobs kept; load average %s before, %s "
                  "after on %d CPUs; steal %.1f s in all."
                  % (res["ratio_median"], res["ratio_min"], res["ratio_max"], len(res["rounds"]),
-                    "holds" if res["holds"] else "MISSED", res["cpu_ratio_median"],
+                    res["cpu_ratio_median"], "holds" if res["holds"] else "MISSED",
                     res["clean_tasks_per_s"],
                     res["flooded_tasks_per_s"], res["clean_complete_p99_ms"],
                     res["flooded_complete_p99_ms"], res["scrapes"], res["scrapes_non2xx"],
