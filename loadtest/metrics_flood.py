@@ -14,7 +14,7 @@ Every run is bounded (the swarm by ``--swarm-timeout``; wrk by its ``-d``,
 and it is stopped with SIGINT as soon as the swarm ends, which makes it
 print its totals). Only loopback addresses are used.
 
-    python -m loadtest.metrics_flood                  # 3+3 rounds, ~2-3 minutes
+    python -m loadtest.metrics_flood                  # 6+6 runs, ~5 minutes here
     python -m loadtest.metrics_flood --quick          # seconds, for a smoke test
     python -m loadtest.metrics_flood --url http://127.0.0.1:8080   # a running stack
 
@@ -56,7 +56,7 @@ def loadavg():
 
 
 def scrape(url, token=None, timeout=30):
-    """One GET /metrics: (status, body bytes, Content-Encoding)."""
+    """One GET /metrics, uncompressed: (status, body bytes)."""
     req = urllib.request.Request(url + "/metrics", headers={"Accept-Encoding": "identity"})
     if token:
         req.add_header("Authorization", "Bearer " + token)
