@@ -5,10 +5,12 @@ bench`` starts it) with ``--jobs`` small range jobs kept (idle: pending,
 never leased, as a week's finished and queued jobs sit in Redis and are
 listed by every scrape), a swarm (``loadtest.swarm``) works through one
 range job, alternately on its own ("clean") and while ``wrk -c50`` floods
-``/metrics`` from one address ("flooded"; ``loadtest/wrk/metrics.lua``). Each round runs both, in
-alternating order (clean first in even rounds), so a drift of this shared
-machine's speed weighs on both sides alike; the figure is the median over
-the rounds of flooded ÷ clean tasks/s.
+``/metrics`` from one address, a fresh one each round ("flooded";
+``loadtest/wrk/metrics.lua``). Each round runs both, in alternating order
+(clean first in the first round), so a drift of this shared machine's speed
+weighs on both sides alike. The figures are the medians over the rounds of
+flooded ÷ clean: the swarm's tasks/s, and the stack's own CPU per task
+(which a loaded machine does not blur).
 
 Every run is bounded (the swarm by ``--swarm-timeout``; wrk by its ``-d``,
 and it is stopped with SIGINT as soon as the swarm ends, which makes it
