@@ -5,7 +5,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: help deps sysdeps venv test run stop clean
+.PHONY: help deps sysdeps venv test test-single test-cluster run stop clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/'
@@ -24,8 +24,13 @@ $(STAMP): requirements.txt requirements-dev.txt pyproject.toml client/pyproject.
 	$(PY) -m pip install -q --no-deps -e ./client -e .
 	touch $(STAMP)
 
-test: deps  ## run the whole test suite against real Redis, uWSGI and nginx
+test: test-single test-cluster  ## the whole test suite against real Redis, uWSGI and nginx, on a single Redis and on a Redis Cluster
+
+test-single: deps  ## the whole suite on a single Redis
 	$(PY) -m pytest -q $(PYTEST_ARGS)
+
+test-cluster: deps  ## the whole suite on a local Redis Cluster (3 masters, a replica each)
+	JOBMASTER_TEST_REDIS=cluster $(PY) -m pytest -q $(PYTEST_ARGS)
 
 run: deps  ## the stack in the foreground on http://127.0.0.1:8080 (Ctrl-C stops it)
 	$(PY) -m stack run

@@ -14,10 +14,7 @@ from flask.cli import with_appcontext
 def sweep_once(backend):
     """Run the reclaiming status script on every active job; return how many."""
     ids = backend.redis.zrange(backend.keys.active, 0, -1)
-    with backend.redis.pipeline(transaction=False) as pipe:
-        for job_id in ids:
-            backend.ops.status(job_id, client=pipe)
-        backend.scripts.execute(pipe)
+    backend.ops.status_many(ids)
     return len(ids)
 
 

@@ -10,6 +10,7 @@ optionally one small swarm per side. Reports per-round figures, medians and
 spread (min–max) of lease/healthz, machine CPU µs per lease, swarm tasks/s.
 
     python -m loadtest.ab --a /tmp/ab-old --b /tmp/ab-new --rounds 8 --swarm-pods 100
+    python -m loadtest.ab --a /tmp/ab-old --b /tmp/ab-new --rounds 8 --calls 2000
 """
 import argparse
 import json
@@ -38,6 +39,52 @@ def swarm(checkout, url, pods, tasks):
     return doc.get("tasks_per_s", 0.0) if doc.get("ok") else 0.0
 
 
+# Client CPU per script call, without the web layer: run inside each
+# checkout (its own app code) under gevent, as a uWSGI worker runs it.
+CALLS = """
+from gevent import monkey; monkey.patch_all()
+import json, os, sys, time
+sys.path.insert(0, os.getcwd())
+from app import config as C
+from app.domain import jobs, leases
+from app.store.backend import Backend
+be = Backend(C.load({"REDIS_URL": sys.argv[1], "REDIS_MODE": "single", "INSTANCE": "ab"}))
+job = jobs.create(be, {"name": "ab", "tasks": {"range": [0, 10**9]}, "batch_size": 10,
+                       "lease_seconds": 3600})["id"]
+n = int(sys.argv[2])
+t0 = time.process_time()
+for i in range(n):
+    leases.lease(be, "w", 10, job)
+t1 = time.process_time()
+for i in range(n):
+    jobs.status(be, job)
+t2 = time.process_time()
+jobs.delete(be, job)
+print(json.dumps({"lease_us": 1e6 * (t1 - t0) / n, "status_us": 1e6 * (t2 - t1) / n}))
+"""
+
+
+def calls(a, b, rounds, n):
+    """Alternating runs of CALLS in each checkout against one redis-server."""
+    import tempfile
+
+    sys.path.insert(0, ROOT)
+    from tests.support.procs import start_redis
+
+    proc = start_redis(tempfile.mkdtemp(prefix="jm-ab-"))
+    rows = {"A": [], "B": []}
+    try:
+        for i in range(rounds):
+            for side in (("A", "B") if i % 2 == 0 else ("B", "A")):
+                out = subprocess.run([sys.executable, "-c", CALLS, proc.url, str(n)],
+                                     cwd=a if side == "A" else b, capture_output=True, text=True,
+                                     timeout=300, check=True)
+                rows[side].append(json.loads(out.stdout))
+    finally:
+        proc.stop()
+    return {side: {k: spread([r[k] for r in rs]) for k in rs[0]} for side, rs in rows.items()}
+
+
 def spread(xs):
     return {"median": round(statistics.median(xs), 3), "min": round(min(xs), 3),
             "max": round(max(xs), 3)}
@@ -54,7 +101,13 @@ def main(argv=None):
     p.add_argument("--max-tasks", type=int, default=10)
     p.add_argument("--swarm-pods", type=int, default=0, help="0: no swarm")
     p.add_argument("--swarm-tasks", type=int, default=100000)
+    p.add_argument("--calls", type=int, default=0,
+                   help="instead: client CPU per lease and status call, this many calls per run")
     args = p.parse_args(argv)
+    if args.calls:
+        print(json.dumps(calls(os.path.abspath(args.a), os.path.abspath(args.b), args.rounds,
+                               args.calls), indent=1))
+        return 0
     sides = {}
     try:
         for side, checkout in (("A", args.a), ("B", args.b)):

@@ -15,7 +15,7 @@ import subprocess
 import sys
 import time
 
-from stack.net import free_port, wait_until
+from stack.net import free_cluster_ports, free_port, wait_until
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -36,6 +36,9 @@ class ProdStack:
         self.root = root or ROOT  # another checkout's code (loadtest/ab.py)
         self.instances = instances
         self.port = port or free_port()
+        mode = (env or {}).get("JOBMASTER_REDIS_MODE") or os.environ.get("JOBMASTER_REDIS_MODE")
+        if mode == "cluster":  # six nodes from this port
+            redis_port = redis_port or free_cluster_ports(6)[0]
         self.redis_port = redis_port or free_port()
         self.dir = os.path.abspath(workdir or os.path.join(ROOT, "var", "bench", "prod"))
         self.env = dict(os.environ)

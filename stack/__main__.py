@@ -7,6 +7,8 @@ stop     stop a stack left behind, by the PID files under var/
 render   write configs only (``--system --out DIR`` for a systemd server)
 announce (a Procfile entry) wait until nginx answers /readyz, print the URL
          and the auth mode, then idle until honcho stops it
+cluster  (a Procfile entry, JOBMASTER_REDIS_MODE=cluster) join the stack's
+         Redis nodes into a cluster, then idle
 keep     NAME -- ARGV: run ARGV, start it again when it dies (stack/keep.py)
 """
 import argparse
@@ -21,8 +23,9 @@ import urllib.request
 
 from jobmaster.command import process_alive
 
+from . import cluster as C
 from . import render as R
-from .net import free_port, port_open
+from .net import free_cluster_ports, free_port, port_open
 
 
 def _settings(environ=None):
@@ -55,9 +58,21 @@ def cmd_run(args):
     stop_leftovers(_settings())
     overrides = {}
     if not env.get("JOBMASTER_REDIS_URL"):
-        # Debian's redis-server service usually holds 6379; the stack
-        # keeps its own Redis (data under var/) on another port.
-        _own_port(env, "redis_port", 6379, overrides, "a system Redis?")
+        port = int(env.get("JOBMASTER_REDIS_PORT") or 6379)
+        if env.get("JOBMASTER_REDIS_MODE") == "cluster":  # six nodes from that port
+            if free_cluster_ports(C.NODES, first=port)[0] != port:
+                if env.get("JOBMASTER_REDIS_PORT"):
+                    sys.exit("ports %d-%d (JOBMASTER_REDIS_PORT, a cluster of %d) or their bus "
+                             "ports (+10000) are taken; pick another"
+                             % (port, port + C.NODES - 1, C.NODES))
+                overrides["redis_port"] = free_cluster_ports(C.NODES)[0]
+                print("note: ports %d-%d are taken; the stack's Redis Cluster uses %d-%d"
+                      % (port, port + C.NODES - 1, overrides["redis_port"],
+                         overrides["redis_port"] + C.NODES - 1), flush=True)
+        else:
+            # Debian's redis-server service usually holds 6379; the stack
+            # keeps its own Redis (data under var/) on another port.
+            _own_port(env, "redis_port", 6379, overrides, "a system Redis?")
     if env.get("JOBMASTER_MONGO") == "embedded":
         _own_port(env, "mongo_port", 27017, overrides, "the embedded archive, nx-27017")
     settings = R.Settings.from_env(env, **overrides)
@@ -86,6 +101,22 @@ def cmd_run(args):
     # exec: honcho takes this PID (written above), and Ctrl-C goes to it.
     os.chdir(R.ROOT)
     os.execv(honcho, [honcho, "-f", procfile, "-d", R.ROOT, "start"])
+
+
+def cmd_cluster(args):
+    """(a Procfile entry) join the stack's Redis nodes into one cluster, or
+    find it made by an earlier run, then idle until honcho stops it."""
+    ports = [int(p) for p in args.ports.split(",")]
+    try:
+        C.create(R.binary("redis-cli", "/usr/bin"), ports)
+    except RuntimeError as err:
+        print(err, flush=True)
+        sys.exit(1)
+    print("redis cluster: %d nodes on ports %d-%d, healthy" % (len(ports), ports[0], ports[-1]),
+          flush=True)
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+    while True:
+        signal.pause()
 
 
 def cmd_announce(args):
@@ -149,7 +180,8 @@ def stop_leftovers(settings, timeout=15.0, quiet=False):
                 pid = int(fh.read().strip())
         except (OSError, ValueError):
             continue
-        words = _NAMES.get(kind, ("uwsgi", "gunicorn", "jobmaster"))
+        words = _NAMES.get(kind.split("-", 1)[0] if kind.startswith("redis-") else kind,
+                           ("uwsgi", "gunicorn", "jobmaster"))
         if pid <= 1 or not process_alive(pid) or not any(w in _cmdline(pid) for w in words):
             _unlink(path)
             continue
@@ -220,6 +252,9 @@ def main(argv=None):
                    help="paths for a systemd server (/etc/jobmaster, /run/jobmaster, ...)")
     p.add_argument("--out", help="write the files here (default: their final place)")
     p.set_defaults(func=cmd_render)
+    p = sub.add_parser("cluster")
+    p.add_argument("--ports", required=True)
+    p.set_defaults(func=cmd_cluster)
     p = sub.add_parser("announce")
     p.add_argument("--url", required=True)
     p.add_argument("--redis", default="")

@@ -20,6 +20,29 @@ def port_open(port, host="127.0.0.1", timeout=0.2):
         return False
 
 
+def _bindable(port, host="127.0.0.1"):
+    try:
+        with socket.socket() as s:
+            # (as redis-server binds: a port in TIME_WAIT after a stop is free)
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            s.bind((host, port))
+        return True
+    except OSError:
+        return False
+
+
+def free_cluster_ports(n, first=None):
+    """``n`` consecutive free ports whose cluster bus ports (+10000) are free
+    too: from ``first`` if they all are, else from wherever they are."""
+    bases = ([first] if first else []) + [free_port() for _ in range(200)]
+    for base in bases:
+        ports = list(range(base, base + n))
+        if ports[-1] + 10000 < 65536 and all(_bindable(p) and _bindable(p + 10000)
+                                              for p in ports):
+            return ports
+    raise RuntimeError("no %d free consecutive ports for a Redis Cluster" % n)
+
+
 def wait_until(predicate, timeout=20.0, interval=0.02, what="condition"):
     """Poll ``predicate`` until it is truthy and return its value; raise
     TimeoutError after ``timeout`` seconds."""

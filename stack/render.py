@@ -16,6 +16,8 @@ import sys
 import tempfile
 from dataclasses import dataclass, field, fields, replace
 
+from . import cluster as C
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CONF = os.path.join(ROOT, "conf")
 
@@ -46,6 +48,10 @@ class Settings:
     gevent_cores: int = 2000         # JOBMASTER_GEVENT_CORES: greenlets per process
     redis_port: int = 6379           # JOBMASTER_REDIS_PORT: the stack's own Redis
     redis_url: str = ""              # JOBMASTER_REDIS_URL: use this Redis, start none
+    # single: one Redis; cluster: a local Redis Cluster of 3 masters with a
+    # replica each on redis_port .. redis_port+5 (stack/cluster.py). The apps
+    # read the same variable.
+    redis_mode: str = "single"       # JOBMASTER_REDIS_MODE
     # The archive: JOBMASTER_MONGO_URL (the app's setting) points at a MongoDB;
     # JOBMASTER_MONGO=embedded starts nx-27017, a MongoDB wire-protocol server
     # on SQLite (the stand-in the tests use), with its data under var/mongo.
@@ -107,6 +113,9 @@ class Settings:
             raise ValueError("JOBMASTER_SERVER must be uwsgi or gunicorn, not %r" % self.server)
         if self.balance not in BALANCE:
             raise ValueError("JOBMASTER_BALANCE must be one of %s" % ", ".join(BALANCE))
+        if self.redis_mode not in ("single", "cluster"):
+            raise ValueError("JOBMASTER_REDIS_MODE must be single or cluster, not %r"
+                             % self.redis_mode)
         if self.mongo not in ("", "embedded"):
             raise ValueError("JOBMASTER_MONGO must be empty or embedded, not %r" % self.mongo)
         if self.instances < 1 or self.workers < 1:
@@ -217,6 +226,7 @@ class Plan:
     instances: list
     processes: list      # redis (if ours), the instances, nginx: start in this order
     files: list
+    cluster_ports: list = field(default_factory=list)  # the own cluster's nodes, if any
 
 
 def binary(name, *extra):
@@ -303,7 +313,28 @@ def render(settings, out=None, upstream=None):
     # redis_url: for tools and tests (TCP); app_redis_url: what the apps use.
     redis_url = app_redis_url = s.redis_url or "redis://127.0.0.1:%d/0" % s.redis_port
     processes = []
-    if own_redis:
+    cluster_ports = []
+    if own_redis and s.redis_mode == "cluster":
+        cluster_ports = list(range(s.redis_port, s.redis_port + C.NODES))
+        for port in cluster_ports:
+            node_dir = os.path.join(layout.data, str(port))
+            if not s.system:
+                os.makedirs(node_dir, exist_ok=True)
+            name = "redis-%d" % port
+            _write(os.path.join(out, name + ".conf"), fill(_template("redis", "redis.conf.tmpl"), {
+                "port": port, "dir": node_dir, "backlog": backlog,
+                "unixsocket": "# no UNIX socket: cluster clients use the addresses nodes announce",
+                "pidfile": os.path.join(layout.run, name + ".pid"),
+                "logfile": "" if not s.system else os.path.join(layout.log, name + ".log"),
+            }) + C.cluster_lines(node_dir), files)
+            processes.append(ProcSpec(name, [binary("redis-server", "/usr/bin", "/usr/sbin"),
+                                             os.path.join(layout.conf, name + ".conf")],
+                                      os.path.join(layout.run, name + ".pid")))
+        # (joins the nodes into one cluster, or finds it made, then idles)
+        processes.append(ProcSpec("redis-cluster", [
+            sys.executable, "-m", "stack", "cluster", "--ports", ",".join(map(str, cluster_ports))],
+            ""))
+    elif own_redis:
         redis_conf = os.path.join(out, "redis.conf")
         redis_sock = os.path.join(layout.run, "redis.sock")
         if s.redis_socket:
@@ -328,7 +359,7 @@ def render(settings, out=None, upstream=None):
             "--pid-file", os.path.join(layout.run, "mongo.pid")],
             os.path.join(layout.run, "mongo.pid")))
 
-    app_env = {"JOBMASTER_REDIS_URL": app_redis_url,
+    app_env = {"JOBMASTER_REDIS_URL": app_redis_url, "JOBMASTER_REDIS_MODE": s.redis_mode,
                "JOBMASTER_PROMETHEUS_MULTIPROC_DIR": layout.metrics,
                "JOBMASTER_MAX_BODY_BYTES": str(s.max_body_bytes),
                "JOBMASTER_MAX_FILE_BYTES": str(s.max_file_bytes),
@@ -424,7 +455,8 @@ def render(settings, out=None, upstream=None):
     processes.append(ProcSpec("nginx", nginx_argv, values["pidfile"]))
 
     return Plan(settings=s, layout=layout, url=s.url, redis_url=redis_url,
-                instances=instances, processes=processes, files=files)
+                instances=instances, processes=processes, files=files,
+                cluster_ports=cluster_ports)
 
 
 def with_overrides(settings, **changes):

@@ -14,6 +14,8 @@ missing=""
 need() { missing="$missing $1"; }
 
 command -v redis-server >/dev/null 2>&1 || need redis-server
+# redis-cli joins the nodes of JOBMASTER_REDIS_MODE=cluster (and the tests' clusters)
+command -v redis-cli >/dev/null 2>&1 || need redis-tools
 command -v wrk >/dev/null 2>&1 || need wrk
 { command -v nginx >/dev/null 2>&1 || test -x /usr/sbin/nginx; } || need nginx-light
 # tests/stack/test_systemd_units.py checks the units with systemd-analyze verify

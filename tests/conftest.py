@@ -1,12 +1,29 @@
-"""Shared fixtures: one real redis-server per test session, flushed per test."""
+"""Shared fixtures: one real Redis per test session, flushed per test.
+
+``JOBMASTER_TEST_REDIS=cluster`` runs the suite on a real local Redis
+Cluster (3 masters, a replica each) instead of a single redis-server: the
+session then sets ``JOBMASTER_REDIS_MODE=cluster``, so every app the tests
+make, in-process or as a server, uses the cluster client. Cross-slot
+commands fail there, which is how the suite checks that none is sent.
+"""
+import os
 
 import pytest
 
-from tests.support.procs import start_redis
+from tests.support.procs import RedisCluster, start_redis, suite_redis_mode
 
 
 @pytest.fixture(scope="session")
 def redis_server(tmp_path_factory):
+    if suite_redis_mode() == "cluster":
+        proc = RedisCluster(str(tmp_path_factory.mktemp("redis-cluster")))
+        os.environ["JOBMASTER_REDIS_MODE"] = "cluster"
+        try:
+            yield proc
+        finally:
+            os.environ.pop("JOBMASTER_REDIS_MODE", None)
+            proc.stop()
+        return
     proc = start_redis(str(tmp_path_factory.mktemp("redis")))
     yield proc
     proc.stop()
@@ -14,11 +31,14 @@ def redis_server(tmp_path_factory):
 
 @pytest.fixture
 def redis_url(redis_server):
-    import redis
+    if isinstance(redis_server, RedisCluster):
+        redis_server.flush()
+    else:
+        import redis
 
-    client = redis.Redis.from_url(redis_server.url)
-    client.flushall()
-    client.close()
+        client = redis.Redis.from_url(redis_server.url)
+        client.flushall()
+        client.close()
     return redis_server.url
 
 

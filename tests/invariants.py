@@ -23,7 +23,7 @@ def done_tasks(rds, keys, job_id, meta):
     if meta.get("outbox") != "1":
         return set(int(x) for x in rds.hkeys(k("results")))
     assert not rds.exists(k("results")), "an archive job keeps results in its hash"
-    raw = rds.connection_pool.get_encoder().encode("")  # (the client may decode replies)
+    raw = rds.get_encoder().encode("")  # (the client may decode replies)
     raw = rds.execute_command("GETRANGE", k("done"), 0, -1, NEVER_DECODE=True) or raw
     done = {i * 8 + b for i, byte in enumerate(raw) for b in range(8) if byte & (0x80 >> b)}
     assert len(done) == int(meta.get("ndone") or 0), "ndone and the done bitmap disagree"

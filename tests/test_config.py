@@ -12,6 +12,7 @@ import redis
 from app import create_app
 from app.config import SETTINGS
 from tests.helpers import expire_now, lease, make_job
+from tests.support.procs import all_keys, redis_client, suite_redis_mode
 
 TESTED = set()
 
@@ -39,7 +40,7 @@ def make_app(redis_url):
 def test_redis_url_is_where_state_lives(make_app, redis_url):
     app, c = make_app()
     job = make_job(c)["id"]
-    assert redis.Redis.from_url(redis_url).exists("jm:{%s}:meta" % job)
+    assert redis_client(redis_url).exists("jm:{%s}:meta" % job)
     with socket.socket() as s:  # a port nobody listens on
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
@@ -52,20 +53,26 @@ def test_key_prefix_starts_every_key(make_app, redis_url):
     _app, c = make_app(KEY_PREFIX="other")
     job = make_job(c)["id"]
     lease(c, job=job)
-    keys = redis.Redis.from_url(redis_url, decode_responses=True).keys("*")
+    keys = all_keys(redis_client(redis_url))
     assert keys and all(k.startswith("other:") for k in keys)
 
 
 @effect_of("REDIS_POOL_SIZE", "REDIS_POOL_TIMEOUT")
 def test_a_request_waits_for_a_pooled_connection_then_answers_503(make_app):
     app, c = make_app(REDIS_POOL_SIZE=1, REDIS_POOL_TIMEOUT=0.2)
-    pool = app.extensions["jobmaster.backend"].redis.connection_pool
-    held = pool.get_connection()
+    rds = app.extensions["jobmaster.backend"].redis
+    if suite_redis_mode() == "cluster":  # a pool per node: hold the one connection of each
+        assert c.get("/api/v1/jobs").status_code == 200  # (the client learns the nodes)
+        pools = [n.redis_connection.connection_pool for n in rds.get_primaries()]
+    else:
+        pools = [rds.connection_pool]
+    held = [pool.get_connection() for pool in pools]
     try:
         r = c.get("/api/v1/jobs")
         assert r.status_code == 503 and r.headers["Retry-After"]
     finally:
-        pool.release(held)
+        for pool, conn in zip(pools, held):
+            pool.release(conn)
     assert c.get("/api/v1/jobs").status_code == 200
 
 
@@ -101,12 +108,26 @@ def test_readyz_waits_only_its_own_timeout_for_redis(redis_url):
 
 
 @effect_of("REDIS_MODE")
-def test_redis_mode_cluster_needs_a_cluster(make_app):
-    _app, single = make_app(REDIS_MODE="single")
-    assert single.get("/readyz").status_code == 200
-    # The test Redis is no cluster node: the cluster client finds no cluster.
-    with pytest.raises(redis.exceptions.RedisClusterException, match="Cluster mode"):
-        make_app(REDIS_MODE="cluster")
+def test_redis_mode_picks_the_client(make_app):
+    if suite_redis_mode() == "single":
+        _app, single = make_app(REDIS_MODE="single")
+        assert single.get("/readyz").status_code == 200
+        # The test Redis is no cluster node: the cluster client finds no
+        # cluster. The app still starts (the cluster may come later) and is
+        # not ready.
+        _app, cluster = make_app(REDIS_MODE="cluster")
+        r = cluster.get("/readyz")
+        assert r.status_code == 503 and r.get_json()["checks"]["redis"] != "ok"
+        assert cluster.get("/api/v1/jobs").status_code == 503
+    else:
+        app, cluster = make_app(REDIS_MODE="cluster")
+        assert cluster.get("/readyz").status_code == 200
+        # jobs land on every shard, and each is served by its own node
+        ids = [make_job(cluster, total=2)["id"] for _ in range(12)]
+        rc = app.extensions["jobmaster.backend"].redis
+        nodes = {rc.get_node_from_key("jm:{%s}:meta" % job).name for job in ids}
+        assert len(nodes) > 1
+        assert [lease(cluster, job=job)["status"] for job in ids] == ["ok"] * 12
     with pytest.raises(ValueError):
         make_app(REDIS_MODE="sharded")
 
@@ -260,12 +281,12 @@ def test_items_chunk_is_how_many_items_a_large_create_stores_per_call(make_app, 
     import json
     items = [{"i": i, "pad": "x" * 6000} for i in range(200)]
     raw = json.dumps({"name": "big", "tasks": {"items": items}}).replace('{"i": 150,', '{"i": NaN,')
-    rds = redis.Redis.from_url(redis_url)
+    rds = redis_client(redis_url)
     for chunk, stored in ((7, 147), (100, 100)):
         rds.flushdb()
         _app, c = make_app(ITEMS_CHUNK=chunk)
         assert c.post("/api/v1/jobs", data=raw, content_type="application/json").status_code == 400
-        assert [rds.hlen(k) for k in rds.keys("*:items")] == [stored]
+        assert [rds.hlen(k) for k in all_keys(rds, "*:items")] == [stored]
 
 
 @effect_of("STALE_SECONDS")
@@ -296,7 +317,7 @@ def test_lease_secret_signs_lease_ids(make_app, redis_url):
     lid = lease(one, job=make_job(one, total=2)["id"])["lease"]["id"]
     assert same.post("/api/v1/leases/%s/heartbeat" % lid).status_code == 200
     assert other.post("/api/v1/leases/%s/heartbeat" % lid).status_code == 404
-    assert not redis.Redis.from_url(redis_url).exists("jm:secret")  # none made in Redis
+    assert not redis_client(redis_url).exists("jm:secret")  # none made in Redis
 
 
 @effect_of("METRICS_TOKEN")

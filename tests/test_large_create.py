@@ -9,6 +9,7 @@ from app import create_app
 from app.web import items_body
 from app.errors import BadRequest
 from tests.helpers import lease
+from tests.support.procs import all_keys
 
 
 @pytest.fixture
@@ -84,7 +85,7 @@ def test_a_bad_item_in_a_large_create_is_a_400_and_makes_no_job(big_client, rds)
     assert r.status_code == 400 and "items[150]" in r.get_json()["message"]
     assert big_client.get("/api/v1/jobs").get_json()["jobs"] == []
     # the chunks stored before the bad item expire on their own
-    staged = [k for k in rds.keys("*:items")]
+    staged = all_keys(rds, "*:items")
     assert staged and all(0 < rds.ttl(k) <= 3600 for k in staged)
 
 

@@ -14,16 +14,17 @@ def _app(redis_url, **config):
 
 
 def _count_status_scripts(app):
-    """A list that gets one entry per status script run."""
+    """A list that gets one entry per status script run (the job list runs
+    them pipelined, through run_many)."""
     scripts = app.extensions["jobmaster.backend"].scripts
-    calls, real = [], scripts.run
+    calls, real = [], scripts.run_many
 
-    def run(name, keys, args, client=None):
+    def run_many(name, batch):
         if name == "status":
-            calls.append(keys[0])
-        return real(name, keys, args, client=client)
+            calls.extend(keys[0] for keys, _args in batch)
+        return real(name, batch)
 
-    scripts.run = run
+    scripts.run_many = run_many
     return calls
 
 

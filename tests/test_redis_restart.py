@@ -11,7 +11,7 @@ from tests.support.procs import start_redis
 def test_job_survives_a_redis_restart(tmp_path):
     data = str(tmp_path / "redis")
     redis_proc = start_redis(data)
-    app = create_app({"REDIS_URL": redis_proc.url, "REDIS_POOL_TIMEOUT": 1.0})
+    app = create_app({"REDIS_URL": redis_proc.url, "REDIS_MODE": "single", "REDIS_POOL_TIMEOUT": 1.0})
     c = app.test_client()
     try:
         job = make_job(c, total=200, batch_size=10)["id"]
@@ -55,7 +55,7 @@ def test_redis_over_a_unix_socket(tmp_path):
     try:
         wait_until(lambda: subprocess.run(["redis-cli", "-s", sock, "ping"], capture_output=True)
                    .stdout.strip() == b"PONG", what="redis on a unix socket")
-        app = create_app({"REDIS_URL": "unix://" + sock})
+        app = create_app({"REDIS_URL": "unix://" + sock, "REDIS_MODE": "single"})
         c = app.test_client()
         job = make_job(c, total=2)["id"]
         got = lease(c, job=job)
@@ -92,7 +92,7 @@ def test_no_503_once_a_killed_redis_answers_again(tmp_path):
     combined lease call failed its whole group)."""
     data = str(tmp_path / "redis")
     redis_proc = start_redis(data)
-    app = create_app({"REDIS_URL": redis_proc.url, "REDIS_POOL_SIZE": 16})
+    app = create_app({"REDIS_URL": redis_proc.url, "REDIS_MODE": "single", "REDIS_POOL_SIZE": 16})
     c = app.test_client()
     try:
         job = make_job(c, total=100000, batch_size=1, lease_seconds=3600)["id"]
@@ -124,7 +124,7 @@ def test_a_paused_redis_gives_503_with_retry_after_in_bounded_time(tmp_path):
     import threading
 
     redis_proc = start_redis(str(tmp_path / "redis"))
-    app = create_app({"REDIS_URL": redis_proc.url, "REDIS_SOCKET_TIMEOUT": 0.5,
+    app = create_app({"REDIS_URL": redis_proc.url, "REDIS_MODE": "single", "REDIS_SOCKET_TIMEOUT": 0.5,
                       "REDIS_READY_TIMEOUT": 0.3})
     c = app.test_client()
     try:
@@ -179,7 +179,7 @@ def test_a_reply_that_waited_for_a_busy_process_is_still_read(redis_url):
     from app.store import connection
     from tests.support.procs import wait_until
 
-    r = connection.client(config.load({"REDIS_URL": redis_url, "REDIS_SOCKET_TIMEOUT": 0.2}))
+    r = connection.client(config.load({"REDIS_URL": redis_url, "REDIS_MODE": "single", "REDIS_SOCKET_TIMEOUT": 0.2}))
     pool = r.connection_pool
     conn = pool.get_connection()
     try:

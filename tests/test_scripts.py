@@ -384,3 +384,17 @@ def test_released_or_expired_span_leases_give_every_task_back(b):
     assert b.redis.hgetall(b.keys.job_key("aa", "fails")) == {"3": "1", "4": "1", "5": "1"}
     assert b.run("status", "aa", [LIMIT])[2:4] == [6, 0]
     check_job(b.redis, b.keys, "aa")
+
+
+def test_every_key_of_a_job_is_in_one_cluster_slot():
+    """What lets each per-job script run on one node of a Redis Cluster."""
+    from redis.crc import key_slot
+
+    from app.store.keys import JOB_KEYS, Keys
+
+    for job in ("a", "0123456789abcdef", "ff" * 32):
+        keys = Keys("jm").job(job)
+        assert len(keys) == len(JOB_KEYS)
+        assert len({key_slot(k.encode()) for k in keys}) == 1
+        assert len({key_slot(Keys("jm").job_key(job, n).encode()) for n in JOB_KEYS} |
+                   {key_slot(keys[0].encode())}) == 1

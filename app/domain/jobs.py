@@ -193,12 +193,7 @@ def list_jobs(backend, state=None, limit=100):
     docs, stale = [], []
     for start in range(0, len(ids), 100):
         chunk = ids[start:start + 100]
-        with r.pipeline(transaction=False) as pipe:
-            for job_id in chunk:
-                backend.ops.status(job_id, client=pipe)
-            replies = backend.scripts.execute(pipe)
-        for job_id, reply in zip(chunk, replies):
-            st = backend.ops.status_of(reply)
+        for job_id, st in zip(chunk, backend.ops.status_many(chunk)):
             if st is None:
                 stale.append(job_id)
                 continue
@@ -292,11 +287,11 @@ def workers(backend, job_id):
     lease records themselves, so leasing never has to update a worker."""
     require(backend, job_id)
     r = backend.redis
+    sec, usec = r.time()  # (not in the pipeline: a cluster pipeline takes only keyed commands)
     with r.pipeline(transaction=False) as pipe:
-        pipe.time()
         pipe.hgetall(backend.keys.job_key(job_id, "workers"))
         pipe.hvals(backend.keys.job_key(job_id, "leases"))
-        (sec, usec), raw, records = pipe.execute()
+        raw, records = pipe.execute()
     now = sec * 1000 + usec // 1000
     held, leased_at = {}, {}
     for record in records:

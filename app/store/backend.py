@@ -11,6 +11,7 @@ import re
 from collections import OrderedDict
 
 import gevent
+import redis
 from flask import current_app
 
 from . import connection
@@ -51,7 +52,7 @@ class Backend:
         # the outbox drainer).
         self.archive = None
         self.drainer = None
-        self.scripts = Scripts(self.redis)
+        self.scripts = Scripts(self.redis, cluster=config["REDIS_MODE"] == "cluster")
         self.config = config
         self.reclaim_limit = config["RECLAIM_LIMIT"]
         self.ops = Operations(self.scripts, self.keys, self.reclaim_limit)
@@ -62,11 +63,11 @@ class Backend:
         self._leases = Combiner(self._run_leases, min(1000, config["LEASE_COMBINE"]), gather)
         self._active = Combiner(self._read_active, config["LEASE_COMBINE"])
 
-    def run(self, operation, job_id, args=(), client=None):
+    def run(self, operation, job_id, args=()):
         """Run one Lua operation on job ``job_id`` and return its raw reply
         (the domain calls the typed wrappers in ``self.ops``; tests of the
         scripts themselves call this)."""
-        return self.scripts.run(operation, self.keys.job(job_id), list(args), client=client)
+        return self.scripts.run(operation, self.keys.job(job_id), list(args))
 
     def lease(self, job_id, lease_id, worker, max_tasks, any_job):
         """One lease request's :class:`replies.Lease`, from a lease script call
@@ -114,10 +115,17 @@ class Backend:
         return info
 
     def ping(self):
-        """Raise unless Redis (every primary of a cluster) answers within
-        REDIS_READY_TIMEOUT."""
+        """Raise unless Redis answers within REDIS_READY_TIMEOUT (in a
+        cluster: every primary, each saying the cluster is ok)."""
         if self.config["REDIS_MODE"] == "cluster":
-            self._probe.ping(target_nodes=self._probe.PRIMARIES)
+            # PING answers on a node whose cluster is still forming or has
+            # lost a shard; CLUSTER INFO says whether it serves its slots.
+            states = self._probe.cluster_info(target_nodes=self._probe.PRIMARIES)
+            if "cluster_state" in states:  # (one primary: its own answer)
+                states = {"the primary": states}
+            down = [node for node, info in states.items() if info.get("cluster_state") != "ok"]
+            if down:
+                raise redis.exceptions.ConnectionError("cluster not ok on %s" % ", ".join(down))
         else:
             self._probe.ping()
 
@@ -128,9 +136,8 @@ class Backend:
             self.archive.close()
         for client in (self.redis, self._probe):
             client.close()
-            pool = getattr(client, "connection_pool", None)  # a cluster has one per node
-            if pool is not None:
-                pool.disconnect()
+            if self.config["REDIS_MODE"] == "single":
+                client.connection_pool.disconnect()
 
 
 def check_job_id(job_id):

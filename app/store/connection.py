@@ -27,6 +27,7 @@ import time
 import redis
 from redis.backoff import ExponentialBackoff
 from redis.cluster import RedisCluster
+from redis.exceptions import RedisClusterException
 from redis.exceptions import ConnectionError, ResponseError, TimeoutError
 from redis.retry import Retry
 
@@ -34,19 +35,26 @@ from redis.retry import Retry
 STALL_SECONDS = 1.0
 
 
-class _Stall:
-    """When a read to this Redis last timed out (shared by a pool's connections)."""
-
-    __slots__ = ("at",)
+class _Stalls:
+    """When a read to each node last timed out (a cluster's pools share one
+    of these; each node is judged on its own reads)."""
 
     def __init__(self):
-        self.at = -STALL_SECONDS
+        self.at = {}
 
-    def mark(self):
-        self.at = time.monotonic()
+    def mark(self, node):
+        self.at[node] = time.monotonic()
 
-    def active(self):
-        return time.monotonic() - self.at < STALL_SECONDS
+    def since(self, node):
+        return self.at.get(node, -STALL_SECONDS)
+
+    def active(self, node):
+        return time.monotonic() - self.since(node) < STALL_SECONDS
+
+
+def _node(get):
+    """A node's name, from a connection's attributes or its pool's arguments."""
+    return get("path", None) or (get("host", None), get("port", None))
 
 
 def _patient(base, stall):
@@ -65,7 +73,7 @@ def _patient(base, stall):
                 except TimeoutError:
                     if self._sock is not None and self.can_read(timeout=0):
                         continue  # the reply is here: this process was busy, not Redis
-                    stall.mark()
+                    stall.mark(_node(lambda name, default: getattr(self, name, default)))
                     if disconnect_on_error:
                         self.disconnect()
                     raise
@@ -83,22 +91,51 @@ def _patient(base, stall):
 
 
 class StallAwarePool(redis.BlockingConnectionPool):
-    """Waits for a free connection (bounded), except while Redis is silent."""
+    """Waits for a free connection (bounded), except while its Redis is silent."""
 
-    stall = _Stall()  # replaced per client (see _pool_class)
+    stall = _Stalls()  # replaced per client (see _pool_class)
 
     def get_connection(self, *args, **kwargs):
         # A free connection is always taken (the call is also the probe that
         # finds Redis back); only waiting for one is refused while Redis is
         # silent, and so is a connection that was waited for while it went so.
-        if self.pool.empty() and self.stall.active():
+        node = _node(self.connection_kwargs.get)
+        if self.pool.empty() and self.stall.active(node):
             raise ConnectionError("Redis did not answer just now; not queueing for it")
         since = time.monotonic()
         conn = super().get_connection(*args, **kwargs)
-        if self.stall.at > since:
+        if self.stall.since(node) > since:
             self.release(conn)
             raise ConnectionError("Redis did not answer just now")
         return conn
+
+
+class _Deferred:
+    """A cluster client made on first use, and again until that works.
+
+    redis-py's cluster client reads the cluster's layout when it is made, so
+    made at start-up it would keep an app from starting while the cluster is
+    down; this way the app starts and answers 503 until the cluster answers.
+    """
+
+    def __init__(self, make):
+        self._make = make
+        self._client = None
+
+    def _get(self):
+        if self._client is None:
+            try:
+                self._client = self._make()
+            except RedisClusterException as err:  # no node reachable
+                raise ConnectionError(str(err)) from err
+        return self._client
+
+    def __getattr__(self, name):
+        return getattr(self._get(), name)
+
+    def close(self):
+        if self._client is not None:
+            self._client.close()
 
 
 def _pool_class(stall):
@@ -116,7 +153,7 @@ def client(config, socket_timeout=None, pool_size=None):
     """A redis-py client for ``config`` (``REDIS_MODE`` single or cluster);
     in a cluster, one such pool per node."""
     timeout = config["REDIS_SOCKET_TIMEOUT"] if socket_timeout is None else socket_timeout
-    stall = _Stall()
+    stall = _Stalls()
     kwargs = dict(socket_timeout=timeout, socket_connect_timeout=min(2.0, timeout),
                   decode_responses=True, health_check_interval=30,
                   max_connections=pool_size or config["REDIS_POOL_SIZE"],
@@ -124,8 +161,9 @@ def client(config, socket_timeout=None, pool_size=None):
     if config["REDIS_MODE"] == "cluster":
         from redis.connection import Connection
 
-        return RedisCluster.from_url(config["REDIS_URL"], connection_pool_class=_pool_class(stall),
-                                     connection_class=_patient(Connection, stall), **kwargs)
+        return _Deferred(lambda: RedisCluster.from_url(
+            config["REDIS_URL"], connection_pool_class=_pool_class(stall),
+            connection_class=_patient(Connection, stall), **kwargs))
     pool = _pool_class(stall).from_url(config["REDIS_URL"], **kwargs)
     # The URL chose the class (TCP, TLS, UNIX socket); its reads are made patient.
     pool.connection_class = _patient(pool.connection_class, stall)

@@ -73,6 +73,19 @@ Global:
 - ``<prefix>:secret`` string, the key lease ids are signed with when
   ``JOBMASTER_LEASE_SECRET`` is not set: made once (SET NX) by the first
   process that needs it, so every instance shares it (app/domain/lease_ids.py)
+
+Under Redis Cluster (``REDIS_MODE=cluster``) each job's keys live in the one
+slot of its tag, so jobs spread over the shards while every per-job script
+and MULTI stays on one node. A global key is one key in one slot of its own:
+a command names one global key, or one job's keys, never both and never two
+globals (redis-py's cluster pipeline sends each command to its node, so a
+pipeline may mix them; a script or MULTI may not). A new global index
+(schedules, tokens, an archive backlog) follows the same rule: a hint beside
+the per-job truth, written by its own command after or before the job's
+script, repaired by whoever finds it stale. An index that must grow past
+one node's memory or CPU is split into N keys by a hash of the member
+(``<prefix>:active:{<n>}``), which none needs today: ``jobs`` holds one
+member per job.
 """
 
 #: Order of the per-job keys as every Lua script receives them in KEYS.

@@ -20,7 +20,9 @@ Nothing outside this package reads a reply by position.
 import itertools
 import os
 
-from redis.exceptions import NoScriptError, ResponseError
+import redis
+from redis.commands.core import Script
+from redis.exceptions import RedisError
 
 from ..errors import NotFound
 from . import replies as R
@@ -44,33 +46,57 @@ def _missing(job_id):
 class Scripts:
     """The registered scripts of one Redis client, by operation name."""
 
-    def __init__(self, client):
+    def __init__(self, client, cluster=False):
         lib = _read("lib")
         self.client = client
-        self._scripts = {name: client.register_script(lib + "\n" + _read(name))
-                         for name in OPERATIONS}
+        self.cluster = cluster
+        # (a client that never connects computes the SHAs: the app's own may
+        # not reach Redis yet; every call names the client it runs on)
+        encoder = redis.Redis(decode_responses=True)
+        self._scripts = {name: Script(encoder, lib + "\n" + _read(name)) for name in OPERATIONS}
 
-    def run(self, name, keys, args, client=None):
-        """Run operation ``name`` on one job's ``keys`` (queued, if ``client``
-        is a pipeline: see :meth:`execute`)."""
-        return self._scripts[name](keys=keys, args=args, client=client or self.client)
+    def run(self, name, keys, args):
+        """Run operation ``name`` on one job's ``keys``."""
+        return self._scripts[name](keys=keys, args=args, client=self.client)
 
-    def execute(self, pipe):
-        """Execute a pipeline of scripts; if Redis has forgotten them (a
-        restart, a new cluster node), load them all and run it once more
-        (every script is safe to re-run)."""
-        try:
-            return pipe.execute()
-        except (NoScriptError, ResponseError) as err:
-            if "NOSCRIPT" not in str(err) and not isinstance(err, NoScriptError):
-                raise
-        self.load()
-        return pipe.execute()
+    def run_many(self, name, calls):
+        """Run operation ``name`` once per ``(keys, args)``, pipelined; the
+        raw replies in order. On a cluster the calls are grouped by the node
+        that owns each job's slot, one pipeline per node (redis-py's cluster
+        pipeline takes no scripts); a group whose node moved or failed is
+        re-run call by call through the cluster client, which follows the
+        redirections."""
+        script = self._scripts[name]
+        if not self.cluster:
+            with self.client.pipeline(transaction=False) as pipe:
+                for keys, args in calls:
+                    script(keys=keys, args=args, client=pipe)
+                return pipe.execute()  # (redis-py loads the script first if Redis lacks it)
+        groups = {}
+        for i, (keys, _args) in enumerate(calls):
+            groups.setdefault(self.client.get_node_from_key(keys[0]).name, []).append(i)
+        replies = [None] * len(calls)
+        for name_, idx in groups.items():
+            node = self.client.get_node(node_name=name_)
+            try:
+                self._load_on(node)
+                with self.client.get_redis_connection(node).pipeline(transaction=False) as pipe:
+                    for i in idx:
+                        pipe.evalsha(script.sha, len(calls[i][0]), *calls[i][0], *calls[i][1])
+                    for i, reply in zip(idx, pipe.execute()):
+                        replies[i] = reply
+            except RedisError:
+                for i in idx:
+                    replies[i] = script(keys=calls[i][0], args=calls[i][1], client=self.client)
+        return replies
 
-    def load(self):
-        """SCRIPT LOAD every operation (on every primary of a cluster)."""
-        for script in self._scripts.values():
-            script.sha = self.client.script_load(script.script)
+    def _load_on(self, node):
+        """Make sure ``node`` knows every script (a new or promoted node may not)."""
+        conn = self.client.get_redis_connection(node)
+        shas = [s.sha for s in self._scripts.values()]
+        if not all(conn.script_exists(*shas)):
+            for script in self._scripts.values():
+                conn.script_load(script.script)
 
 
 class Operations:
@@ -81,8 +107,8 @@ class Operations:
         self.keys = keys
         self.reclaim_limit = reclaim_limit
 
-    def _run(self, name, job_id, args, client=None):
-        return self.scripts.run(name, self.keys.job(job_id), args, client)
+    def _run(self, name, job_id, args):
+        return self.scripts.run(name, self.keys.job(job_id), args)
 
     def _checked(self, name, job_id, args):
         reply = self._run(name, job_id, args)
@@ -113,17 +139,15 @@ class Operations:
         """The job's state after sealing."""
         return self._checked("seal", job_id, [])[1]
 
-    def status(self, job_id, client=None):
-        """A :class:`replies.Status`; with a pipeline ``client``, queue the
-        call and decode its raw reply later with :meth:`status_of`."""
-        if client is not None:
-            return self._run("status", job_id, [self.reclaim_limit], client)
+    def status(self, job_id):
         return R.Status(self._checked("status", job_id, [self.reclaim_limit]))
 
-    @staticmethod
-    def status_of(reply):
-        """A queued status call's reply: a Status, or None (no such job)."""
-        return None if reply[0] == "missing" else R.Status(reply)
+    def status_many(self, job_ids):
+        """One :class:`replies.Status` per job, pipelined; None for a job
+        that no longer exists."""
+        replies = self.scripts.run_many(
+            "status", [(self.keys.job(job_id), [self.reclaim_limit]) for job_id in job_ids])
+        return [None if reply[0] == "missing" else R.Status(reply) for reply in replies]
 
     def set_state(self, job_id, action):
         return R.Outcome(self._checked("set_state", job_id, [action]))

@@ -77,6 +77,10 @@ def register(app):
     @app.errorhandler(redis.exceptions.ConnectionError)
     @app.errorhandler(redis.exceptions.TimeoutError)
     @app.errorhandler(redis.exceptions.BusyLoadingError)
+    # A cluster in failover: a slot without a master for a moment.
+    @app.errorhandler(redis.exceptions.ClusterDownError)
+    @app.errorhandler(redis.exceptions.TryAgainError)
+    @app.errorhandler(redis.exceptions.SlotNotCoveredError)
     def _redis_down(err):
         log.warning("redis unavailable: %s", err)
         return _respond(503, Unavailable.code, "Redis is unavailable; retry shortly",

@@ -5,9 +5,15 @@ import os
 import subprocess
 import venv
 
+import pytest
+
+from tests.support.procs import suite_redis_mode
+
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
+@pytest.mark.skipif(suite_redis_mode() == "cluster",
+                    reason="the client's packaging does not depend on the Redis mode (CI time)")
 def test_the_client_distribution_installs_alone(tmp_path):
     env_dir = tmp_path / "pod"
     venv.create(env_dir, with_pip=True)

@@ -4,10 +4,16 @@ import json
 import subprocess
 import sys
 
+import pytest
+
 from loadtest import nemesis
 from tests.loadtest.test_loadtest_smoke import ROOT
+from tests.support.procs import suite_redis_mode
 
 
+@pytest.mark.skipif(suite_redis_mode() == "cluster",
+                    reason="its nemesis kills and pauses the single Redis; a cluster's faults are "
+                           "tests/stack/test_failover.py's (CI time)")
 def test_every_fault_once_and_the_checker_finds_nothing(tmp_path):
     out = tmp_path / "report.json"
     # 20 pods x 10 tasks of 50 ms: at most ~400 tasks/s, so 8,000 tasks last

@@ -6,6 +6,7 @@ or reload instances start their own stack with ``start_stack``.
 """
 import pytest
 
+from tests.support.procs import servers
 from tests.support.stack import start_stack
 
 # The test clients from 127.0.0.1 act as a gateway: realip believes their
@@ -13,7 +14,7 @@ from tests.support.stack import start_stack
 GATEWAY = "127.0.0.1/32"
 
 
-@pytest.fixture(scope="session", params=["uwsgi", "gunicorn"])
+@pytest.fixture(scope="session", params=servers())
 def stack(request, tmp_path_factory):
     st = start_stack(tmp_path_factory.mktemp("stack-" + request.param), instances=3,
                      server=request.param, trusted_proxies=GATEWAY,

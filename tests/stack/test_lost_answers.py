@@ -9,12 +9,12 @@ task is handed out twice.
 import contextlib
 
 import pytest
-import redis
 
 from app.store.keys import Keys
 from jobmaster import Client, Worker
 from jobmaster.retry import Backoff
 from tests.invariants import check_job, holders
+from tests.support.procs import redis_client
 from tests.support.lossy import LossyProxy, every_nth
 
 
@@ -27,7 +27,7 @@ def _job(stack, total, batch=10):
 
 
 def _state(stack):
-    return redis.Redis.from_url(stack.redis_url, decode_responses=True), Keys()
+    return redis_client(stack.redis_url), Keys()
 
 
 @contextlib.contextmanager

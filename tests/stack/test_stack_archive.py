@@ -14,7 +14,7 @@ import pytest
 
 from tests.stack.test_stack_faults import DEADLINE, Worker, _status
 from tests.support.mongo import start_mongo
-from tests.support.procs import wait_until
+from tests.support.procs import redis_client, wait_until
 from tests.support.stack import start_stack
 
 
@@ -97,7 +97,7 @@ def test_archive_survives_a_killed_instance_an_outage_and_a_straggler(tmp_path, 
         # Nothing of it left in Redis, and the export agrees with MongoDB.
         import redis
 
-        rds = redis.Redis.from_url(st.redis_url, decode_responses=True)
+        rds = redis_client(st.redis_url)
         assert rds.xlen("jm:{%s}:outbox" % job) == 0
         assert not rds.exists("jm:{%s}:results" % job)
         rds.close()

@@ -7,6 +7,7 @@ import sys
 
 import pytest
 
+from tests.support.procs import suite_redis_mode
 from tests.support.stack import ROOT, start_stack
 
 ADMIN = "contract-admin"
@@ -46,6 +47,9 @@ def contract_stack(tmp_path_factory):
     st.stop()
 
 
+@pytest.mark.skipif(suite_redis_mode() == "cluster",
+                    reason="the contract does not depend on the Redis mode; the single run checks it "
+                           "(CI time)")
 def test_schemathesis_finds_no_server_error_and_no_schema_violation(contract_stack, tmp_path):
     """Every check schemathesis has, its coverage, fuzzing and stateful
     phases (links inferred from the document), bounded to ~100 cases per

@@ -12,7 +12,7 @@ import time
 
 import pytest
 
-from tests.support.procs import wait_until
+from tests.support.procs import servers, wait_until
 from tests.support.stack import start_stack
 
 DEADLINE = 90.0  # seconds; a bound for loops, not a performance claim
@@ -83,7 +83,7 @@ def _status(stack, job):
     return r.json()
 
 
-@pytest.mark.parametrize("server", ["uwsgi", "gunicorn"])
+@pytest.mark.parametrize("server", servers())
 def test_kill_9_of_an_instance_loses_no_task(tmp_path, server):
     st = start_stack(tmp_path, instances=3, server=server)
     stop = threading.Event()
@@ -128,7 +128,7 @@ def test_kill_9_of_an_instance_loses_no_task(tmp_path, server):
         st.stop()
 
 
-@pytest.mark.parametrize("server", ["uwsgi", "gunicorn"])
+@pytest.mark.parametrize("server", servers())
 def test_graceful_reload_drops_no_request(tmp_path, server):
     st = start_stack(tmp_path, instances=2, server=server)
     stop = threading.Event()

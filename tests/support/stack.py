@@ -25,12 +25,14 @@ import socket
 import struct
 import sys
 
-from tests.support.procs import Process, free_port, port_open, wait_until
+from tests.support.procs import (Process, free_cluster_ports, free_port, port_open,
+                                   suite_redis_mode, wait_until)
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 if ROOT not in sys.path:
     sys.path.insert(0, ROOT)
 
+from stack import cluster as C  # noqa: E402
 from stack import render as R  # noqa: E402
 
 
@@ -172,6 +174,7 @@ class Stack:
         self.log_dir = log_dir
         self.instances = []
         self.nginx = None
+        self.redis_nodes = []  # the nodes of its own Redis Cluster, if it has one
         self._extra = []
 
     # -- requests ---------------------------------------------------------
@@ -218,7 +221,7 @@ class Stack:
         for group in (self._extra + ([self.nginx] if self.nginx else []),
                       # uWSGI: die-on-term; gunicorn: SIGTERM is its graceful stop.
                       [n.process for n in self.instances],
-                      [self.redis] if self.redis is not None else []):
+                      ([self.redis] if self.redis is not None else []) + self.redis_nodes):
             for proc in group:  # signal all, then wait: they stop in parallel
                 proc.send_signal(signal.SIGTERM)
             for proc in group:
@@ -245,11 +248,11 @@ def _start(spec, env, log_dir, name=None):
                    env=_child_env({**env, **spec.env}), cwd=R.ROOT)
 
 
-def _wait_port(port, proc, timeout=30):
+def _wait_port(port, proc, timeout=30, host="127.0.0.1"):
     def up():
         if not proc.alive():
             raise RuntimeError("%s exited:\n%s" % (proc.argv[0], proc.log_tail()))
-        return port_open(port, timeout=0.5)
+        return port_open(port, host=host, timeout=0.5)
     wait_until(up, timeout=timeout, what="port %d" % port)
 
 
@@ -266,12 +269,18 @@ def start_stack(tmpdir, instances=2, server="uwsgi", env=None, redis_url=None,
     os.makedirs(log_dir, exist_ok=True)
     env = dict(env or {})
     redis = None
+    nodes = []
     st = None
     try:
         # Without redis_url the plan has its own Redis, as `make run` does
         # (the apps then reach it over its UNIX socket).
+        # On a cluster suite run (JOBMASTER_TEST_REDIS=cluster) that Redis is
+        # a Redis Cluster of its own, as `JOBMASTER_REDIS_MODE=cluster make run`
+        # starts it.
+        mode = settings.pop("redis_mode", suite_redis_mode())
+        redis_port = free_cluster_ports(C.NODES)[0] if mode == "cluster" else free_port()
         cfg = R.Settings(port=free_port(), instances=instances, server=server,
-                         redis_url=redis_url or "", redis_port=free_port(),
+                         redis_url=redis_url or "", redis_port=redis_port, redis_mode=mode,
                          var=os.path.join(tmpdir, "var"), **settings)
         cfg.check()
         plan = R.render(cfg)
@@ -280,7 +289,13 @@ def start_stack(tmpdir, instances=2, server="uwsgi", env=None, redis_url=None,
             redis = _start(specs["redis"], env, log_dir)
             redis.url = plan.redis_url
             _wait_port(cfg.redis_port, redis)
+        for port in plan.cluster_ports:
+            nodes.append(_start(specs["redis-%d" % port], env, log_dir))
+            _wait_port(port, nodes[-1])
+        if nodes:
+            C.create(R.binary("redis-cli", "/usr/bin"), plan.cluster_ports)
         st = Stack(plan, env, redis, log_dir)
+        st.redis_nodes = nodes
         for inst in plan.instances:
             st.instances.append(Node(inst, _start(specs[inst.name], env, log_dir), server))
         st.nginx = _start(specs["nginx"], env, log_dir)
@@ -292,11 +307,12 @@ def start_stack(tmpdir, instances=2, server="uwsgi", env=None, redis_url=None,
             return all(node.probe() == 200 for node in st.instances)
 
         wait_until(all_up, timeout=timeout, interval=0.05, what="every instance's /healthz")
-        _wait_port(cfg.port, st.nginx)
+        _wait_port(cfg.port, st.nginx, host=cfg.host)
         return st
     except BaseException:
         if st is not None:
             st.stop()
-        elif redis is not None:
-            _stop(redis, signal.SIGTERM)
+        else:
+            for proc in [redis] + nodes if redis is not None else nodes:
+                _stop(proc, signal.SIGTERM)
         raise
