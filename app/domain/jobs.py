@@ -10,11 +10,14 @@ import json
 import math
 import secrets
 
+from jobmaster import protocol
+
 from ..errors import BadRequest, Conflict, NotFound
+from . import settings as job_settings
 from .codec import MAX_SAFE, encode
 
-STATES = ("running", "paused", "cancelled", "completed")
-ACTIVE_STATES = ("running", "paused")
+STATES = protocol.JOB_STATES
+ACTIVE_STATES = protocol.JOB_ACTIVE_STATES
 
 
 def new_job_id():
@@ -45,14 +48,15 @@ def status_document(job_id, reply, backend):
     lease_ms = int(meta["lease_ms"])
     rate = decayed_rate(meta.get("rate"), meta.get("rate_t"), now)
     state = meta["state"]
-    if state == "completed":
+    if state == protocol.JOB_COMPLETED:
         eta = 0.0
     elif state == "running" and rate > 0 and meta["sealed"] == "1":
         eta = round((pending + leased) / rate, 1)
     else:
         eta = None
     params = backend.job_info(job_id).params
-    return {
+    backoff = int(meta.pop("#backoff", 0))
+    doc = {
         "id": job_id,
         "name": meta["name"],
         "state": state,
@@ -65,13 +69,31 @@ def status_document(job_id, reply, backend):
             "lease_seconds": lease_seconds(lease_ms),
             "max_attempts": int(meta["max_attempts"]),
             "priority": int(meta["priority"]),
+            **job_settings.from_meta(meta),
         },
         "params": json.loads(params),
         "counts": {"total": total, "pending": pending, "leased": leased, "done": done,
-                   "dead": dead},
+                   "dead": dead, "backoff": backoff},
         "rate": round(rate, 3),
         "eta_seconds": eta,
+        "outcome": outcome(state, dead),
+        "schedule": meta.get("schedule") or None,
     }
+    hook = job_settings.webhook_status(meta)
+    if hook is not None:
+        doc["webhook"] = hook
+    return doc
+
+
+def outcome(state, dead):
+    """A finished job's outcome (DESIGN.md §7), None while it may still run."""
+    if state == protocol.JOB_COMPLETED:
+        return protocol.OUTCOME_PARTIAL if dead else protocol.OUTCOME_SUCCESS
+    if state == protocol.JOB_FAILED:
+        return protocol.OUTCOME_FAILED
+    if state == protocol.JOB_CANCELLED:
+        return protocol.OUTCOME_CANCELLED
+    return None
 
 
 def _range_total(spec, config):
@@ -89,8 +111,10 @@ def create(backend, body):
     """Create a job from a validated POST /jobs body; return its status."""
     config = backend.config
     tasks = body.get("tasks")
-    if tasks is None:  # no tasks yet: an (unsealed) items job to append to
-        tasks = {"items": []}
+    if tasks is None:
+        if body.get("sealed", True):
+            raise BadRequest('body.tasks: is required (or say "sealed": false and add items later)')
+        tasks = {"items": []}  # no tasks yet: an unsealed items job to append to
     if ("range" in tasks) == ("items" in tasks):
         raise BadRequest("body.tasks: give exactly one of range or items")
     sealed = body.get("sealed", True)
@@ -107,6 +131,7 @@ def create(backend, body):
         raise BadRequest("body.lease_seconds: must be at least 0.001")
     params = encode(body.get("params") or {}, config["MAX_RESULT_BYTES"], "params")
     priority = body.get("priority", 0)
+    extra = job_settings.to_meta(body, config)
     job_id = new_job_id()
     r, keys = backend.redis, backend.keys
     # Index first: a listed id without a job is skipped and cleaned later,
@@ -120,9 +145,10 @@ def create(backend, body):
         pipe.execute()
     reply = backend.run("create", job_id, [
         body["name"], kind, start, total, 1 if sealed else 0, body.get("batch_size", 10),
-        lease_ms, body.get("max_attempts", 3), priority, params, *items])
+        lease_ms, body.get("max_attempts", 3), priority, params, len(extra) // 2, *extra, *items])
     if reply[1] != "running":
         r.zrem(keys.active, job_id)
+    job_settings.created(backend, job_id, extra)
     return status(backend, job_id)
 
 

@@ -96,33 +96,36 @@ def _wait(backend, hint_ms=0):
 
 def _ok(backend, job_id, reply):
     """Turn a lease reply ``{'ok', lid, expires, lease_ms, n, ids, attempts, [payloads]}``
-    or ``{'span', lid, expires, lease_ms, n, first}`` into an answer."""
+    (``'spec'`` for a speculative copy, lib.lua) or ``{'span', lid, expires,
+    lease_ms, n, first}`` into an answer."""
     info = backend.job_info(job_id)
     lid, expires, lease_ms, n = reply[1], int(reply[2]), int(reply[3]), reply[4]
     if reply[0] == "span":  # a range job's fresh ids first..first+n-1, first attempts
         ids, tries = range(reply[5], reply[5] + n), itertools.repeat(1, n)
     else:
         ids, tries = reply[5:5 + n], reply[5 + n:5 + 2 * n]
+    spec = ',"speculative":true' if reply[0] == "spec" else ""
     if info.kind == "range":
         start = info.start
-        tasks = ",".join(['{"id":%d,"attempt":%d,"payload":%d}' % (t, a, start + t)
+        tasks = ",".join(['{"id":%d,"attempt":%d,"payload":%d%s}' % (t, a, start + t, spec)
                           for t, a in zip(ids, tries)])
     else:
-        tasks = ",".join(['{"id":%d,"attempt":%d,"payload":%s}' % task
+        tasks = ",".join(['{"id":%d,"attempt":%d,"payload":%s%s}' % (*task, spec)
                           for task in zip(ids, tries, reply[5 + 2 * n:5 + 3 * n])])
-    count_tasks("leased", n)
+    count_tasks("speculative" if spec else "leased", n)
     # expires_at in seconds with its milliseconds, printed as integers
     # (cheaper than formatting a float, and exact)
     text = ('{"status":"ok","lease":{"id":"%s","job":"%s","expires_at":%d.%03d,"lease_seconds":%s},'
-            '"params":%s,"tasks":[%s]}' % (lid, job_id, *divmod(expires, 1000),
-                                          lease_seconds(lease_ms), info.params, tasks))
+            '"params":%s%s,"tasks":[%s]}' % (lid, job_id, *divmod(expires, 1000),
+                                            lease_seconds(lease_ms), info.params, info.extra,
+                                            tasks))
     return Answer("ok", text)
 
 
 def _answer(backend, job_id, reply):
     """A lease answer for one job's reply, or None when the job is missing."""
     kind = reply[0]
-    if kind == "ok" or kind == "span":
+    if kind == "ok" or kind == "span" or kind == "spec":
         return _ok(backend, job_id, reply)
     if kind == "wait":
         return _wait(backend, int(reply[2]))
@@ -163,7 +166,7 @@ def lease_any(backend, worker, max_tasks=0, skip=None, key=None):
         if job_id == skip:
             continue
         reply = backend.lease(job_id, new_lease_id(job_id, key), worker, max_tasks, True)
-        if reply[0] == "ok" or reply[0] == "span":
+        if reply[0] in ("ok", "span", "spec"):
             return _ok(backend, job_id, reply)
         if reply[0] == "wait":
             unfinished = True

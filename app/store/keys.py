@@ -13,7 +13,12 @@ name        type    holds
 meta        hash    name, state, created_at, finished_at (ms), sealed, kind
                     (range|items), start, total, cursor (ids below it were
                     handed out at least once), batch_size, lease_ms,
-                    max_attempts, priority, params (raw JSON), rate, rate_t
+                    max_attempts, priority, params (raw JSON), rate, rate_t;
+                    optional settings: max_dead, backoff_ms, batching,
+                    speculate (1), task_timeout (s), schedule (its id),
+                    webhook (JSON {url, secret}; '' = the default), and the
+                    finish webhook's delivery: wh_state, wh_attempts,
+                    wh_error, wh_seq (finishes so far, for the event id)
 pending     zset    ids handed back (failed, expired, released, retried),
                     score = id; together with [cursor, total) they are the
                     pending tasks, so a fresh range job stores no task at all
@@ -22,7 +27,8 @@ owner       hash    id -> lease id, for every task held by an ordinary lease
 tries       hash    id -> times handed out, for tasks handed out more than
                     once (absent: once); dropped when the task is done
 fails       hash    id -> failed or expired attempts (dropped when done)
-leases      hash    lease id -> "<any 0|1>|<created ms>|<tasks>|<worker>",
+leases      hash    lease id -> "<flags>|<created ms>|<tasks>|<worker>", flags
+                    1 = any-job, +2 = a speculative copy (holds no task);
                     <tasks> "a-b" (span lease of fresh ids a..b) or "id,id,..."
 left        hash    lease id -> how many of its tasks it still owns
 deadlines   zset    lease id -> expiry in ms of Redis TIME
@@ -35,6 +41,16 @@ workers     hash    worker name -> JSON {d, f, x, s, r, rt} (done, failed,
 appends     hash    append token -> first id it added (makes appends retry-safe)
 spans       zset    span lease id -> its first task id (finds the lease holding
                     a fresh task; spans never overlap)
+backoff     zset    id -> when (ms) a failed task may be leased again
+                    (retry_backoff); these count as pending
+shun        hash    id -> the worker whose attempt last failed (skips it once)
+askers      zset    worker -> last lease request (ms); the job's active
+                    workers are those of the last lease length
+born        zset    lease id -> created (ms), speculate jobs only (finds
+                    stragglers; entries of closed leases dropped when read)
+copies      hash    id -> its speculative copy's lease id
+durations   list    lifetimes (ms) of the last 101 leases closed by a
+                    complete, speculate jobs only (their median)
 ==========  ======  ==========================================================
 
 Global:
@@ -42,12 +58,18 @@ Global:
 - ``<prefix>:jobs``   zset, job id -> creation time in µs (listing, newest first)
 - ``<prefix>:active`` zset, job id -> priority, for jobs that are running or
   paused (lease without a job looks here)
+- ``<prefix>:webhooks`` zset, job id -> when (ms) its finish webhook is next
+  looked at, for every job that has one and has not had it delivered; a
+  deliverer claims an entry by moving its score ahead (a lease-like lock:
+  a crashed deliverer's entry comes due again), see app/domain/webhooks.py.
+  Touched alone (one key per command or script), never with a job's keys.
 """
 
 #: Order of the per-job keys as every Lua script receives them in KEYS.
 JOB_KEYS = (
     "meta", "pending", "owner", "tries", "fails", "leases", "left",
     "deadlines", "items", "results", "dead", "workers", "appends", "spans",
+    "backoff", "shun", "askers", "born", "copies", "durations",
 )
 
 
@@ -58,6 +80,7 @@ class Keys:
         self.prefix = prefix
         self.jobs = "%s:jobs" % prefix
         self.active = "%s:active" % prefix
+        self.webhooks = "%s:webhooks" % prefix
 
     def job(self, job_id):
         """All keys of one job, in :data:`JOB_KEYS` order."""

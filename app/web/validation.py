@@ -102,9 +102,15 @@ def _compile(schema):
         # Properties that accept anything need no look-up at all.
         props = tuple((name, _compile(sub)) for name, sub in schema.get("properties", {}).items()
                       if sub.get("type") is not None)
+        # additionalProperties false: a field the route does not know is an
+        # error (a typo such as "batchsize" must not be ignored)
+        known = (frozenset(schema.get("properties", {}))
+                 if schema.get("additionalProperties") is False else None)
 
         def check(v):
             if type(v) is not dict:
+                return False
+            if known is not None and not known.issuperset(v):
                 return False
             for name in required:
                 if name not in v:
@@ -177,6 +183,10 @@ def _explain(value, schema, path):
             for i, item in enumerate(value):
                 _explain(item, schema["items"], "%s[%d]" % (path, i))
     elif kind == "object":
+        if schema.get("additionalProperties") is False:
+            for name in value:
+                if name not in schema.get("properties", {}):
+                    raise BadRequest("%s.%s: unknown field" % (path, str(name)[:80]))
         for name in schema.get("required", ()):
             if name not in value:
                 raise BadRequest("%s.%s: is required" % (path, name))
