@@ -1,0 +1,81 @@
+"""A job's task_timeout (DESIGN.md §8), enforced by the worker library and
+the CLI's command runner against the real server: the task is reported
+failed with "error": "timeout", the worker goes on."""
+import json
+import threading
+import time
+
+from jobmaster import TaskTimeout, Worker
+from tests.client.conftest import WORKER_TOKEN
+from tests.client.helpers import jm, start_worker, stop_all
+
+
+def _dead(server, job_id):
+    with server.client() as admin:
+        return {d["id"]: d for d in admin.dead(job_id)["dead"]}
+
+
+def _hang_on_one(task):
+    if task.payload == 1:
+        time.sleep(30)  # interrupted by the timeout
+    return task.payload
+
+
+def test_run_stops_a_task_past_its_timeout_in_the_main_thread(server):
+    with server.client() as admin:
+        job = admin.create_job("timeouts", range=(0, 3), batch_size=3, max_attempts=1,
+                               task_timeout=0.5)
+    started = time.monotonic()
+    worker = Worker(server.client(WORKER_TOKEN), job=job["id"]).run(_hang_on_one)
+    assert worker.finished and time.monotonic() - started < 25
+    dead = _dead(server, job["id"])
+    assert list(dead) == [1] and dead[1]["error"] == "timeout"
+    with server.client() as admin:
+        assert admin.job(job["id"])["counts"]["done"] == 2
+
+
+def test_run_in_another_thread_gives_the_task_up(server):
+    with server.client() as admin:
+        job = admin.create_job("timeouts-thread", range=(0, 3), batch_size=3, max_attempts=1,
+                               task_timeout=0.5)
+    box = {}
+    thread = threading.Thread(target=lambda: box.update(
+        w=Worker(server.client(WORKER_TOKEN), job=job["id"]).run(_hang_on_one)))
+    thread.start()
+    thread.join(25)
+    assert not thread.is_alive() and box["w"].finished
+    assert _dead(server, job["id"])[1]["error"] == "timeout"
+
+
+def test_the_for_form_raises_inside_the_body_after_failing_the_task(server):
+    with server.client() as admin:
+        job = admin.create_job("timeouts-for", range=(0, 3), batch_size=3, max_attempts=1,
+                               task_timeout=0.5)
+    timed_out = []
+    with Worker(server.client(WORKER_TOKEN), job=job["id"]) as worker:
+        for task in worker:
+            assert task.timeout == 0.5
+            try:
+                _hang_on_one(task)
+            except TaskTimeout:
+                timed_out.append(task.id)
+    assert timed_out == [1] and worker.finished
+    assert _dead(server, job["id"])[1]["error"] == "timeout"
+
+
+def test_cli_kills_a_command_past_the_jobs_timeout(server, tmp_path):
+    out = jm(server, "job", "create", "cmd-timeouts", "--range", "0", "3", "--batch-size", "3",
+             "--max-attempts", "1", "--task-timeout", "0.5")
+    assert out.returncode == 0, out.stderr
+    job_id = out.stdout.strip()
+    worker = start_worker(server, "--job", job_id, "--", "sh", "-c",
+                          'if [ {} = 1 ]; then sleep 30; fi; echo {}')
+    try:
+        worker.wait(25)
+        assert worker.returncode == 0, worker.stderr.read()
+    finally:
+        stop_all([worker])
+    dead = _dead(server, job_id)
+    assert list(dead) == [1] and dead[1]["error"] == "timeout"
+    status = json.loads(jm(server, "job", "status", job_id, "--json").stdout)
+    assert status["settings"]["task_timeout"] == 0.5 and status["outcome"] == "partial"
