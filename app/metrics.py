@@ -107,7 +107,7 @@ def _job_lines(docs):
     yield "# HELP jobmaster_job_tasks Tasks of a job by state."
     yield "# TYPE jobmaster_job_tasks gauge"
     for doc in docs:
-        for state in ("total", "pending", "leased", "done", "dead", "backoff"):
+        for state in doc["counts"]:
             yield 'jobmaster_job_tasks{job="%s",name="%s",state="%s"} %d' % (
                 doc["id"], _escape(doc["name"]), state, doc["counts"][state])
     yield "# HELP jobmaster_job_rate Tasks done per second over about the last minute."

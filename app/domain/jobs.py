@@ -73,12 +73,16 @@ def status_document(job_id, reply, backend):
         },
         "params": json.loads(params),
         "counts": {"total": total, "pending": pending, "leased": leased, "done": done,
-                   "dead": dead, "backoff": backoff},
+                   "dead": dead},
         "rate": round(rate, 3),
         "eta_seconds": eta,
         "outcome": outcome(state, dead),
         "schedule": meta.get("schedule") or None,
     }
+    if int(meta.get("backoff_ms") or 0):
+        # only jobs with retry_backoff have it: the five counts stay the
+        # whole document of every other job
+        doc["counts"]["backoff"] = backoff
     hook = job_settings.webhook_status(meta)
     if hook is not None:
         doc["webhook"] = hook
