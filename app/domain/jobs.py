@@ -14,6 +14,7 @@ from jobmaster import protocol
 
 from ..errors import BadRequest, Conflict, NotFound
 from . import settings as job_settings
+from . import webhooks
 from .codec import MAX_SAFE, encode
 
 STATES = protocol.JOB_STATES
@@ -150,9 +151,9 @@ def create(backend, body):
     reply = backend.run("create", job_id, [
         body["name"], kind, start, total, 1 if sealed else 0, body.get("batch_size", 10),
         lease_ms, body.get("max_attempts", 3), priority, params, len(extra) // 2, *extra, *items])
-    if reply[1] != "running":
-        r.zrem(keys.active, job_id)
     job_settings.created(backend, job_id, extra)
+    if reply[1] != "running":
+        sync_active(backend, job_id, reply[1])
     return status(backend, job_id)
 
 
@@ -190,14 +191,15 @@ def list_jobs(backend, state=None, limit=100):
 
 
 def sync_active(backend, job_id, state, priority=None):
-    """Keep the ``active`` hint in step with a job's new state."""
+    """Keep the ``active`` hint in step with a job's new state (and let a
+    finished job's webhook leave now)."""
     keys = backend.keys
     if state in ACTIVE_STATES:
         if priority is None:
             priority = int(backend.redis.hget(keys.job_key(job_id, "meta"), "priority") or 0)
         backend.redis.zadd(keys.active, {job_id: priority})
-    else:
-        backend.redis.zrem(keys.active, job_id)
+    elif backend.redis.zrem(keys.active, job_id):
+        webhooks.nudge(backend, job_id)
 
 
 def set_state(backend, job_id, action):
@@ -250,6 +252,8 @@ def retry_dead(backend, job_id):
     if reply[0] == "conflict":
         raise Conflict("the job is %s" % reply[1])
     sync_active(backend, job_id, reply[2])
+    if int(reply[1]):
+        webhooks.rewatch(backend, job_id)
     return {"retried": int(reply[1]), "state": reply[2]}
 
 

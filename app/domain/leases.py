@@ -160,7 +160,6 @@ def _by_priority(entries):
 
 def lease_any(backend, worker, max_tasks=0, skip=None, key=None):
     """Try running jobs in priority order; ``wait`` if any is unfinished."""
-    r, keys = backend.redis, backend.keys
     unfinished, hint = False, 0
     for job_id in _by_priority(backend.active_jobs()):
         if job_id == skip:
@@ -173,7 +172,7 @@ def lease_any(backend, worker, max_tasks=0, skip=None, key=None):
             if int(reply[2]) > 0:
                 hint = int(reply[2]) if not hint else min(hint, int(reply[2]))
         else:  # done or missing: the hint was stale
-            r.zrem(keys.active, job_id)
+            sync_active(backend, job_id, "done")
     return _wait(backend, hint) if unfinished else DONE
 
 

@@ -53,6 +53,11 @@ durations   list    lifetimes (ms) of the last 101 leases closed by a
                     complete, speculate jobs only (their median)
 ==========  ======  ==========================================================
 
+Per job, outside JOB_KEYS (no script touches it):
+
+- ``<prefix>:{<job>}:whlock`` string, the instance delivering the job's
+  webhook now; ``SET NX PX`` (app/domain/webhooks.py), expires by itself
+
 Global:
 
 - ``<prefix>:jobs``   zset, job id -> creation time in µs (listing, newest first)

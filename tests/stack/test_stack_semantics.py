@@ -1,0 +1,57 @@
+"""DESIGN.md §7 and §9 across four real instances (nginx → 4 uWSGI → Redis):
+the background loop of every worker process may deliver a finish webhook or
+run a schedule slot, and each happens exactly once."""
+import hashlib
+import hmac
+import json
+
+import pytest
+
+from tests.support.procs import wait_until
+from tests.support.receiver import Receiver
+from tests.support.stack import start_stack
+
+ADMIN = {"Authorization": "Bearer adm"}
+
+
+@pytest.fixture(scope="module")
+def four(tmp_path_factory):
+    st = start_stack(tmp_path_factory.mktemp("semantics"), instances=4,
+                     env={"JOBMASTER_ADMIN_TOKENS": "adm", "JOBMASTER_WORKER_TOKENS": "wrk",
+                          "JOBMASTER_BACKGROUND_SECONDS": "0.2"})
+    yield st
+    st.stop()
+
+
+def call(st, method, path, body=None, token="adm"):
+    r = st.request(method, path, body=body, headers={"Authorization": "Bearer " + token})
+    return r.status, (r.json() if r.body else None)
+
+
+def test_max_dead_5_fails_at_the_6th_and_notifies_once_signed(four):
+    with Receiver() as rx:
+        status, job = call(four, "POST", "/api/v1/jobs", {
+            "name": "budget", "tasks": {"range": [0, 50]}, "batch_size": 1, "max_attempts": 1,
+            "max_dead": 5, "webhook": {"url": rx.url, "secret": "shh"}})
+        assert status == 201
+        job_id = job["id"]
+        for i in range(6):
+            _, got = call(four, "POST", "/api/v1/lease", {"worker": "w%d" % i, "job": job_id},
+                          token="wrk")
+            assert got["status"] == "ok"
+            call(four, "POST", "/api/v1/leases/%s/complete" % got["lease"]["id"],
+                 {"results": [{"id": got["tasks"][0]["id"], "ok": False, "error": "e"}]},
+                 token="wrk")
+            _, doc = call(four, "GET", "/api/v1/jobs/" + job_id)
+            assert doc["state"] == ("failed" if i == 5 else "running")
+        wait_until(lambda: call(four, "GET", "/api/v1/jobs/" + job_id)[1]["webhook"]["state"]
+                   == "delivered", timeout=30, what="the webhook delivered")
+        doc = call(four, "GET", "/api/v1/jobs/" + job_id)[1]
+        assert doc["outcome"] == "failed" and doc["webhook"]["attempts"] == 1
+        assert len(rx.calls) == 1
+        _, headers, body = rx.calls[0]
+        expected = "sha256=" + hmac.new(b"shh", body, hashlib.sha256).hexdigest()
+        assert hmac.compare_digest(headers["X-Jobmaster-Signature"], expected)
+        event = json.loads(body)
+        assert event["event"] == "job.finished" and event["job"]["state"] == "failed"
+        assert event["job"]["counts"]["dead"] == 6
