@@ -112,8 +112,43 @@ def _range_total(spec, config):
     return start, stop - start
 
 
-def create(backend, body):
-    """Create a job from a validated POST /jobs body; return its status."""
+def create(backend, body, job_id=None):
+    """Create a job from a validated POST /jobs body; return its status.
+
+    ``job_id`` (a schedule's slot names its job) makes the call idempotent:
+    the job is made once, later calls answer the status of that one.
+    """
+    args = _create_args(backend, body)
+    job_id = job_id or new_job_id()
+    priority = body.get("priority", 0)
+    r, keys = backend.redis, backend.keys
+    # Index first: a listed id without a job is skipped and cleaned later,
+    # while a job missing from the index would be invisible.
+    sec, usec = backend.redis.time()
+    with r.pipeline(transaction=False) as pipe:
+        # Scored in microseconds of Redis TIME: jobs made in the same
+        # millisecond still list newest first.
+        pipe.zadd(keys.jobs, {job_id: sec * 1_000_000 + usec}, nx=True)
+        pipe.zadd(keys.active, {job_id: priority})
+        pipe.execute()
+    reply = backend.run("create", job_id, args)
+    if reply[0] == "exists":
+        sync_active(backend, job_id, status(backend, job_id)["state"], priority)
+        return status(backend, job_id)
+    extra = args[11:11 + 2 * args[10]]
+    job_settings.created(backend, job_id, extra)
+    if reply[1] != "running":
+        sync_active(backend, job_id, reply[1])
+    return status(backend, job_id)
+
+
+def check(backend, body):
+    """Raise BadRequest if ``body`` (schema-valid) would not make a job."""
+    _create_args(backend, body)
+
+
+def _create_args(backend, body):
+    """create.lua's ARGV for a validated job body, or BadRequest."""
     config = backend.config
     tasks = body.get("tasks")
     if tasks is None:
@@ -135,26 +170,10 @@ def create(backend, body):
     if lease_ms < 1:
         raise BadRequest("body.lease_seconds: must be at least 0.001")
     params = encode(body.get("params") or {}, config["MAX_RESULT_BYTES"], "params")
-    priority = body.get("priority", 0)
     extra = job_settings.to_meta(body, config)
-    job_id = new_job_id()
-    r, keys = backend.redis, backend.keys
-    # Index first: a listed id without a job is skipped and cleaned later,
-    # while a job missing from the index would be invisible.
-    sec, usec = backend.redis.time()
-    with r.pipeline(transaction=False) as pipe:
-        # Scored in microseconds of Redis TIME: jobs made in the same
-        # millisecond still list newest first.
-        pipe.zadd(keys.jobs, {job_id: sec * 1_000_000 + usec})
-        pipe.zadd(keys.active, {job_id: priority})
-        pipe.execute()
-    reply = backend.run("create", job_id, [
-        body["name"], kind, start, total, 1 if sealed else 0, body.get("batch_size", 10),
-        lease_ms, body.get("max_attempts", 3), priority, params, len(extra) // 2, *extra, *items])
-    job_settings.created(backend, job_id, extra)
-    if reply[1] != "running":
-        sync_active(backend, job_id, reply[1])
-    return status(backend, job_id)
+    return [body["name"], kind, start, total, 1 if sealed else 0, body.get("batch_size", 10),
+            lease_ms, body.get("max_attempts", 3), body.get("priority", 0), params,
+            len(extra) // 2, *extra, *items]
 
 
 def status(backend, job_id):

@@ -58,6 +58,13 @@ Per job, outside JOB_KEYS (no script touches it):
 - ``<prefix>:{<job>}:whlock`` string, the instance delivering the job's
   webhook now; ``SET NX PX`` (app/domain/webhooks.py), expires by itself
 
+Per schedule (``<prefix>:sched:{<schedule>}``, its own hash tag):
+
+- ``<prefix>:sched:{<id>}`` hash, name, cron, timezone, job (the job body,
+  JSON), created_at, next_run, last_job, last_slot (ms)
+- ``<prefix>:sched:{<id>}:slot:<ms>`` string, the job id of that slot: the
+  guard one process takes (``SET NX``) to make the slot's job
+
 Global:
 
 - ``<prefix>:jobs``   zset, job id -> creation time in µs (listing, newest first)
@@ -68,6 +75,8 @@ Global:
   deliverer claims an entry by moving its score ahead (a lease-like lock:
   a crashed deliverer's entry comes due again), see app/domain/webhooks.py.
   Touched alone (one key per command or script), never with a job's keys.
+- ``<prefix>:schedules`` zset, schedule id -> its next slot (ms): the due
+  schedules are one ZRANGEBYSCORE away (app/domain/schedules.py)
 """
 
 #: Order of the per-job keys as every Lua script receives them in KEYS.
@@ -86,6 +95,15 @@ class Keys:
         self.jobs = "%s:jobs" % prefix
         self.active = "%s:active" % prefix
         self.webhooks = "%s:webhooks" % prefix
+        self.schedules = "%s:schedules" % prefix
+
+    def schedule(self, schedule_id):
+        """A schedule's hash."""
+        return "%s:sched:{%s}" % (self.prefix, schedule_id)
+
+    def schedule_slot(self, schedule_id, slot_ms):
+        """The guard of one slot of a schedule (same hash tag as the schedule)."""
+        return "%s:sched:{%s}:slot:%d" % (self.prefix, schedule_id, slot_ms)
 
     def job(self, job_id):
         """All keys of one job, in :data:`JOB_KEYS` order."""

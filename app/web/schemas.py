@@ -49,6 +49,25 @@ JOB_CREATE = obj({
                    required=("url",), additionalProperties=False, nullable=True),
 }, required=("name",), additionalProperties=False)
 
+SCHEDULE_CREATE = obj({
+    "name": string(1, 200),
+    "cron": string(1, 200, description='5-field cron expression, e.g. "0 2 * * 1" '
+                                       "(Mondays at 02:00)"),
+    "timezone": string(1, 64, description="IANA time zone the cron is read in (default UTC)"),
+    "job": JOB_CREATE,
+}, required=("name", "cron", "job"), additionalProperties=False)
+
+SCHEDULE = obj({
+    "id": {"type": "string"}, "name": {"type": "string"}, "cron": {"type": "string"},
+    "timezone": {"type": "string"}, "job": {"type": "object"},
+    "created_at": {"type": "number"},
+    "next_run": {"type": "number", "description": "the next slot (epoch seconds)"},
+    "last_job": {"type": "string", "nullable": True,
+                 "description": "the job its latest slot (or run) made"},
+    "last_run": {"type": "number", "nullable": True, "description": "its latest slot"},
+}, required=("id", "name", "cron", "timezone", "next_run"))
+SCHEDULE_LIST = obj({"schedules": {"type": "array", "items": SCHEDULE}}, required=("schedules",))
+
 COUNTS = obj({k: integer(0) for k in ("total", "pending", "leased", "done", "dead", "backoff")},
              description="pending + leased + done + dead == total; backoff is part of pending")
 

@@ -6,6 +6,7 @@ import hmac
 import json
 
 import pytest
+import redis
 
 from tests.support.procs import wait_until
 from tests.support.receiver import Receiver
@@ -55,3 +56,24 @@ def test_max_dead_5_fails_at_the_6th_and_notifies_once_signed(four):
         event = json.loads(body)
         assert event["event"] == "job.finished" and event["job"]["state"] == "failed"
         assert event["job"]["counts"]["dead"] == 6
+
+
+def test_a_due_slot_makes_exactly_one_job_with_four_instances(four):
+    status, sched = call(four, "POST", "/api/v1/schedules", {
+        "name": "weekly", "cron": "0 2 * * 1", "timezone": "Europe/Berlin",
+        "job": {"name": "weekly sims", "tasks": {"range": [0, 100]}}})
+    assert status == 201
+    sid = sched["id"]
+    # time passes: the slot is due, and every process of every instance sees it
+    rds = redis.Redis.from_url(four.redis_url, decode_responses=True)
+    rds.zadd("jm:schedules", {sid: 0})
+
+    def moved_on():
+        doc = call(four, "GET", "/api/v1/schedules/" + sid)[1]
+        return doc if doc["last_job"] and doc["next_run"] > doc["last_run"] else None
+
+    doc = wait_until(moved_on, timeout=30, what="the slot's job")
+    made = [j for j in call(four, "GET", "/api/v1/jobs")[1]["jobs"] if j["schedule"] == sid]
+    assert [j["id"] for j in made] == [doc["last_job"]]
+    assert made[0]["name"] == "weekly sims" and made[0]["counts"]["total"] == 100
+    assert rds.zscore("jm:schedules", sid) > 0  # the next slot, a week or less away
