@@ -133,3 +133,16 @@ def test_lua_cost_measures_combined_lease_groups(redis_url):
         assert row["redis_usec_per_call"] == pytest.approx(row["redis_usec_per_lease"] * row["per_call"],
                                                            rel=0.01, abs=0.2)
     assert redis.Redis.from_url(redis_url).keys("*") == []  # its job is deleted again
+
+
+def test_tail_bench_smoke(redis_url):
+    """A tiny tail bench: the hung pod's batch is never done with fixed batching,
+    and guided + speculate completes the job (no timing asserted)."""
+    out = subprocess.run([sys.executable, "-m", "loadtest.tail_bench", "--json", "--tasks", "300",
+                          "--pods", "8", "--task-ms", "2", "--slow-share", "0.125",
+                          "--redis-url", redis_url, "--deadline", "60"],
+                         cwd=ROOT, capture_output=True, text=True, timeout=180)
+    assert out.returncode == 0, out.stderr
+    fixed, guided = json.loads(out.stdout)["modes"]
+    assert fixed["makespan_s"] is None and fixed["unfinished_tasks"] > 0
+    assert guided["speculate"] and guided["makespan_s"] is not None
