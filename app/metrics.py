@@ -12,7 +12,6 @@ import os
 import time
 
 from flask import Response, g, request
-
 from jobmaster import protocol
 
 _metrics = {}
@@ -107,7 +106,7 @@ def _job_lines(docs):
     yield "# HELP jobmaster_job_tasks Tasks of a job by state."
     yield "# TYPE jobmaster_job_tasks gauge"
     for doc in docs:
-        for state in doc["counts"]:
+        for state in ("total",) + protocol.TASK_STATES:
             yield 'jobmaster_job_tasks{job="%s",name="%s",state="%s"} %d' % (
                 doc["id"], _escape(doc["name"]), state, doc["counts"][state])
     yield "# HELP jobmaster_job_rate Tasks done per second over about the last minute."

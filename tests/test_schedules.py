@@ -1,4 +1,4 @@
-"""Schedules (DESIGN.md §9) in process: routes, validation, and one round
+"""Schedules (docs/contract.md §9) in process: routes, validation, and one round
 of the background loop at a time (real Redis)."""
 import datetime
 from zoneinfo import ZoneInfo

@@ -1,4 +1,4 @@
-"""The scheduling settings of DESIGN.md §7–§8 at the Lua level: failure
+"""The scheduling settings of docs/contract.md §7–§8 at the Lua level: failure
 budget, retry backoff, the failed task's worker skip, guided batching and
 straggler copies (no HTTP; real Redis)."""
 import pytest

@@ -1,4 +1,4 @@
-"""DESIGN.md §7–§8 over HTTP (Flask's test client, real Redis): failure
+"""docs/contract.md §7–§8 over HTTP (Flask's test client, real Redis): failure
 budget and outcome, retry backoff, guided batching, straggler copies,
 task_timeout, and the validation of every new setting."""
 import pytest

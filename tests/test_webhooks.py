@@ -1,4 +1,4 @@
-"""The finish webhook (DESIGN.md §7) in process: one deliverer round at a
+"""The finish webhook (docs/contract.md §7) in process: one deliverer round at a
 time against a loopback receiver (real Redis)."""
 import hashlib
 import hmac

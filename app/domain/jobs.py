@@ -42,7 +42,7 @@ def decayed_rate(rate, since_ms, now_ms):
 
 
 def status_document(job_id, reply, backend):
-    """The status document of DESIGN.md §3 from a status.lua reply."""
+    """The status document of docs/contract.md §3 from a status.lua reply."""
     now, pending, leased, done, dead = (int(v) for v in reply[1:6])
     meta = dict(zip(reply[6::2], reply[7::2]))
     total = int(meta["total"])
@@ -51,7 +51,7 @@ def status_document(job_id, reply, backend):
     state = meta["state"]
     if state == protocol.JOB_COMPLETED:
         eta = 0.0
-    elif state == "running" and rate > 0 and meta["sealed"] == "1":
+    elif state == protocol.JOB_RUNNING and rate > 0 and meta["sealed"] == "1":
         eta = round((pending + leased) / rate, 1)
     else:
         eta = None
@@ -91,7 +91,7 @@ def status_document(job_id, reply, backend):
 
 
 def outcome(state, dead):
-    """A finished job's outcome (DESIGN.md §7), None while it may still run."""
+    """A finished job's outcome (docs/contract.md §7), None while it may still run."""
     if state == protocol.JOB_COMPLETED:
         return protocol.OUTCOME_PARTIAL if dead else protocol.OUTCOME_SUCCESS
     if state == protocol.JOB_FAILED:
@@ -120,7 +120,7 @@ def create(backend, body, job_id=None):
     """
     args = _create_args(backend, body)
     job_id = job_id or new_job_id()
-    priority = body.get("priority", 0)
+    priority = body.get("priority", protocol.DEFAULT_PRIORITY)
     r, keys = backend.redis, backend.keys
     # Index first: a listed id without a job is skipped and cleaned later,
     # while a job missing from the index would be invisible.
@@ -137,7 +137,7 @@ def create(backend, body, job_id=None):
         return status(backend, job_id)
     extra = args[11:11 + 2 * args[10]]
     job_settings.created(backend, job_id, extra)
-    if reply[1] != "running":
+    if reply[1] != protocol.JOB_RUNNING:
         sync_active(backend, job_id, reply[1])
     return status(backend, job_id)
 
@@ -166,14 +166,16 @@ def _create_args(backend, body):
     else:
         kind, start, total = "items", 0, len(tasks["items"])
         items = [encode(item, config["MAX_RESULT_BYTES"], "an item") for item in tasks["items"]]
-    lease_ms = int(round(body.get("lease_seconds", 300) * 1000))
+    lease_ms = int(round(body.get("lease_seconds", protocol.DEFAULT_LEASE_SECONDS) * 1000))
     if lease_ms < 1:
         raise BadRequest("body.lease_seconds: must be at least 0.001")
     params = encode(body.get("params") or {}, config["MAX_RESULT_BYTES"], "params")
     extra = job_settings.to_meta(body, config)
-    return [body["name"], kind, start, total, 1 if sealed else 0, body.get("batch_size", 10),
-            lease_ms, body.get("max_attempts", 3), body.get("priority", 0), params,
-            len(extra) // 2, *extra, *items]
+    return [body["name"], kind, start, total, 1 if sealed else 0,
+            body.get("batch_size", protocol.DEFAULT_BATCH_SIZE), lease_ms,
+            body.get("max_attempts", protocol.DEFAULT_MAX_ATTEMPTS),
+            body.get("priority", protocol.DEFAULT_PRIORITY), params, len(extra) // 2, *extra,
+            *items]
 
 
 def status(backend, job_id):

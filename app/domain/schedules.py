@@ -1,4 +1,4 @@
-"""Recurring jobs (DESIGN.md §9): a cron expression in a time zone creates
+"""Recurring jobs (docs/contract.md §9): a cron expression in a time zone creates
 a job from a stored job body at each slot.
 
 Each schedule is one hash (``sched`` in app/store/keys.py); the global

@@ -1,4 +1,4 @@
-"""The optional job settings of DESIGN.md §7–§8, between a job body, the
+"""The optional job settings of docs/contract.md §7–§8, between a job body, the
 job's ``meta`` hash (see :mod:`app.store.keys`) and its status document.
 
 ``max_dead`` (failure budget), ``retry_backoff``, ``task_timeout``,

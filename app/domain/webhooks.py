@@ -1,4 +1,4 @@
-"""The finish webhook (DESIGN.md §7): one signed ``job.finished`` event per
+"""The finish webhook (docs/contract.md §7): one signed ``job.finished`` event per
 finished job, delivered at least once, by whichever instance gets to it.
 
 State lives in two places, never touched by one command together (Redis
@@ -37,7 +37,7 @@ from ..errors import NotFound
 log = logging.getLogger(__name__)
 
 #: How often a running job's entry is looked at (a finish nudges it sooner).
-WATCH_MS = 30_000
+WATCH_MS = 5_000
 #: How long a deliverer holds a job's delivery lock (above the HTTP timeout).
 LOCK_MS = 60_000
 #: Retry delays: 2^attempts seconds, at most this.

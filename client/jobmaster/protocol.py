@@ -1,4 +1,4 @@
-"""The wire contract of the jobmaster HTTP API (DESIGN.md §3), without I/O.
+"""The wire contract of the jobmaster HTTP API (docs/contract.md §3), without I/O.
 
 Paths, state words, answer words and defaults shared by the server and the
 worker-side client. Like Flask's ``sansio`` package, this module does no I/O
@@ -21,7 +21,7 @@ JOB_RUNNING = "running"
 JOB_PAUSED = "paused"
 JOB_CANCELLED = "cancelled"
 JOB_COMPLETED = "completed"
-#: More than ``max_dead`` tasks died (DESIGN.md §7); ``dead/retry`` revives it.
+#: More than ``max_dead`` tasks died (docs/contract.md §7); ``dead/retry`` revives it.
 JOB_FAILED = "failed"
 JOB_STATES = (JOB_RUNNING, JOB_PAUSED, JOB_CANCELLED, JOB_COMPLETED, JOB_FAILED)
 #: States in which the job may still hand out tasks.
@@ -39,7 +39,7 @@ OUTCOME_CANCELLED = "cancelled"
 OUTCOMES = (OUTCOME_SUCCESS, OUTCOME_PARTIAL, OUTCOME_FAILED, OUTCOME_CANCELLED)
 
 # How a job sizes its leases: ``fixed`` (the ask, or batch_size) or ``guided``
-# (shrinking with what is left, DESIGN.md §8).
+# (shrinking with what is left, docs/contract.md §8).
 BATCHING_FIXED = "fixed"
 BATCHING_GUIDED = "guided"
 BATCHINGS = (BATCHING_FIXED, BATCHING_GUIDED)
@@ -66,6 +66,7 @@ TASK_PENDING = "pending"
 TASK_LEASED = "leased"
 TASK_DONE = "done"
 TASK_DEAD = "dead"
+TASK_STATES = (TASK_PENDING, TASK_LEASED, TASK_DONE, TASK_DEAD)
 
 # The ``status`` word of a lease answer.
 LEASE_OK = "ok"
@@ -82,9 +83,12 @@ ERR_LEASE_LOST = "lease_lost"
 ERR_TOO_LARGE = "too_large"
 ERR_RATE_LIMITED = "rate_limited"
 ERR_UNAVAILABLE = "unavailable"
+ERR_METHOD_NOT_ALLOWED = "method_not_allowed"
+ERR_UNSUPPORTED_MEDIA_TYPE = "unsupported_media_type"
 
 # Job settings and their defaults (what the server uses when a field is absent).
 DEFAULT_BATCH_SIZE = 10
+#: The server's default MAX_BATCH (a deployment may set another).
 MAX_BATCH_SIZE = 1000
 DEFAULT_LEASE_SECONDS = 300
 DEFAULT_MAX_ATTEMPTS = 3
@@ -93,6 +97,8 @@ DEFAULT_RETRY_BACKOFF = 0
 #: Retry backoff never waits longer than this (seconds).
 MAX_RETRY_BACKOFF_DELAY = 3600
 MAX_NAME_LENGTH = 200
+MAX_ATTEMPTS_LIMIT = 1000
+MAX_PRIORITY = 1_000_000
 
 
 def jobs_path():

@@ -1,4 +1,4 @@
-"""A job's task_timeout (DESIGN.md §8), enforced by the worker library and
+"""A job's task_timeout (docs/contract.md §8), enforced by the worker library and
 the CLI's command runner against the real server: the task is reported
 failed with "error": "timeout", the worker goes on."""
 import json

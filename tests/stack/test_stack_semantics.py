@@ -1,4 +1,4 @@
-"""DESIGN.md §7 and §9 across four real instances (nginx → 4 uWSGI → Redis):
+"""docs/contract.md §7 and §9 across four real instances (nginx → 4 uWSGI → Redis):
 the background loop of every worker process may deliver a finish webhook or
 run a schedule slot, and each happens exactly once."""
 import hashlib

@@ -5,8 +5,10 @@ import threading
 
 
 class Receiver:
-    def __init__(self, statuses=()):
+    def __init__(self, statuses=(), delay=0.0):
         self.statuses = list(statuses)
+        self.delay = delay  # seconds before each answer (a slow receiver)
+        self.release = threading.Event()
         self.calls = []  # (path, headers dict, body bytes)
         self.lock = threading.Lock()
         owner = self
@@ -17,6 +19,8 @@ class Receiver:
                 with owner.lock:
                     owner.calls.append((self.path, dict(self.headers), body))
                     status = owner.statuses.pop(0) if owner.statuses else 200
+                if owner.delay:
+                    owner.release.wait(owner.delay)
                 self.send_response(status)
                 self.send_header("Content-Length", "0")
                 self.end_headers()
@@ -33,6 +37,7 @@ class Receiver:
         return self
 
     def __exit__(self, *exc):
+        self.release.set()
         self.server.shutdown()
         self.server.server_close()
         self.thread.join(5)

@@ -17,7 +17,7 @@
 -- is held by lease L iff owner[t] = L, or t lies in the span of L (found
 -- through `spans`, first id -> lease id; spans never overlap).
 --
--- Time is Redis's own TIME (DESIGN.md §4.7): app hosts' clocks never decide
+-- Time is Redis's own TIME (docs/contract.md §4.7): app hosts' clocks never decide
 -- whether a lease is alive. Scripts are replicated by effects (Redis >= 5),
 -- so reading TIME before writing is allowed.
 local K_META, K_PENDING, K_OWNER, K_TRIES, K_FAILS = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
@@ -172,7 +172,7 @@ local function maybe_complete(job, now)
   return false
 end
 
--- The failure budget (DESIGN.md §7, like Kubernetes' maxFailedIndexes): a
+-- The failure budget (docs/contract.md §7, like Kubernetes' maxFailedIndexes): a
 -- job with more than max_dead dead tasks fails at once. It keeps its counts
 -- and hands out nothing more; retry_dead.lua revives it.
 local function spend_budget(job, now)
@@ -191,7 +191,7 @@ local function rearm_webhook()
   redis.call('HINCRBY', K_META, 'wh_seq', 1)
 end
 
--- Retry backoff (DESIGN.md §8): the n-th failure of task t waits
+-- Retry backoff (docs/contract.md §8): the n-th failure of task t waits
 -- backoff_ms * 2^(n-1), at most BACKOFF_CAP_MS, less up to a fifth of it
 -- spread by task and time (a batch that failed together does not come back
 -- together; never more than the nominal delay, so a client can count on it).
@@ -315,7 +315,7 @@ local function span_reply(job, lid, expires, first, last)
   return {'span', lid, expires, job.lease_ms, last - first + 1, first}
 end
 
--- Straggler copies (DESIGN.md §8 `speculate`, MapReduce's backup tasks). In a
+-- Straggler copies (docs/contract.md §8 `speculate`, MapReduce's backup tasks). In a
 -- job that asks for them, a request that would get 'wait' because every
 -- remaining task is leased may get copies of tasks whose lease has lived
 -- more than SPEC_FACTOR times the job's median lease (its last
@@ -444,7 +444,7 @@ local function active_workers()
 end
 
 -- How many tasks request r asks for: its max_tasks or the batch size, and
--- for a guided job (DESIGN.md §8, guided self-scheduling) no more than
+-- for a guided job (docs/contract.md §8, guided self-scheduling) no more than
 -- ceil(left / (2 * active workers)), at least 1; `left` is what is leasable now.
 local function lease_sizes(job, reqs, todo)
   local want, wanted, left, active = {}, 0, 0, 1

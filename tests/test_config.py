@@ -1,0 +1,310 @@
+"""Every setting in app/config.py does what it says: each test changes one
+and sees its effect. A setting without a test here fails the last test."""
+import json
+import os
+import socket
+import subprocess
+import sys
+import threading
+
+import pytest
+import redis
+
+from app import create_app
+from app.config import SETTINGS
+from tests.helpers import expire_now, lease, make_job
+
+TESTED = set()
+
+
+def effect_of(*names):
+    TESTED.update(names)
+    return lambda fn: fn
+
+
+@pytest.fixture
+def make_app(redis_url):
+    made = []
+
+    def make(**config):
+        app = create_app({"REDIS_URL": redis_url, **config})
+        made.append(app)
+        return app, app.test_client()
+
+    yield make
+    for app in made:
+        app.extensions["jobmaster.backend"].close()
+
+
+@effect_of("REDIS_URL")
+def test_redis_url_is_where_state_lives(make_app, redis_url):
+    app, c = make_app()
+    job = make_job(c)["id"]
+    assert redis.Redis.from_url(redis_url).exists("jm:{%s}:meta" % job)
+    with socket.socket() as s:  # a port nobody listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    _app, nowhere = make_app(REDIS_URL="redis://127.0.0.1:%d/0" % port)
+    assert nowhere.get("/readyz").status_code == 503
+
+
+@effect_of("KEY_PREFIX")
+def test_key_prefix_starts_every_key(make_app, redis_url):
+    _app, c = make_app(KEY_PREFIX="other")
+    job = make_job(c)["id"]
+    lease(c, job=job)
+    keys = redis.Redis.from_url(redis_url, decode_responses=True).keys("*")
+    assert keys and all(k.startswith("other:") for k in keys)
+
+
+@effect_of("REDIS_POOL_SIZE", "REDIS_POOL_TIMEOUT")
+def test_a_request_waits_for_a_pooled_connection_then_answers_503(make_app):
+    app, c = make_app(REDIS_POOL_SIZE=1, REDIS_POOL_TIMEOUT=0.2)
+    pool = app.extensions["jobmaster.backend"].redis.connection_pool
+    held = pool.get_connection()
+    try:
+        r = c.get("/api/v1/jobs")
+        assert r.status_code == 503 and r.headers["Retry-After"]
+    finally:
+        pool.release(held)
+    assert c.get("/api/v1/jobs").status_code == 200
+
+
+@effect_of("REDIS_SOCKET_TIMEOUT")
+def test_a_redis_that_never_answers_gives_503_not_a_hang(make_app):
+    silent = socket.socket()
+    silent.bind(("127.0.0.1", 0))
+    silent.listen(16)  # accepts connections (the kernel does) and never answers
+    try:
+        _app, c = make_app(REDIS_URL="redis://127.0.0.1:%d/0" % silent.getsockname()[1],
+                           REDIS_SOCKET_TIMEOUT=0.2)
+        r = c.get("/api/v1/jobs")
+        assert r.status_code == 503 and r.get_json()["error"] == "unavailable"
+    finally:
+        silent.close()
+
+
+@effect_of("ADMIN_TOKENS", "WORKER_TOKENS")
+def test_tokens_grant_their_roles(make_app):
+    _app, c = make_app(ADMIN_TOKENS="a1, a2", WORKER_TOKENS="w1")
+    assert c.get("/api/v1/jobs").status_code == 401
+    assert c.get("/api/v1/jobs", headers={"Authorization": "Bearer a2"}).status_code == 200
+    assert c.get("/api/v1/jobs", headers={"Authorization": "Bearer w1"}).status_code == 403
+    r = c.post("/api/v1/lease", json={"worker": "w"}, headers={"Authorization": "Bearer w1"})
+    assert r.status_code == 200
+
+
+@effect_of("INSTANCE")
+def test_instance_names_the_server(make_app):
+    _app, c = make_app(INSTANCE="blue-7")
+    assert c.get("/healthz").headers["X-Served-By"] == "blue-7"
+
+
+@effect_of("MAX_BODY_BYTES")
+def test_max_body_bytes(make_app):
+    _app, c = make_app(MAX_BODY_BYTES=500)
+    r = c.post("/api/v1/jobs", json={"name": "x" * 600, "tasks": {"range": [0, 1]}})
+    assert r.status_code == 413
+
+
+@effect_of("MAX_ITEMS")
+def test_max_items(make_app):
+    _app, c = make_app(MAX_ITEMS=3)
+    r = c.post("/api/v1/jobs", json={"name": "j", "tasks": {"items": [1, 2, 3, 4]}})
+    assert r.status_code == 413
+    job = make_job(c, tasks={"items": []}, sealed=False)["id"]
+    assert c.post("/api/v1/jobs/%s/tasks" % job, json=[1, 2, 3, 4]).status_code == 413
+    assert c.post("/api/v1/jobs/%s/tasks" % job, json=[1, 2, 3]).status_code == 200
+
+
+@effect_of("MAX_TOTAL")
+def test_max_total(make_app):
+    _app, c = make_app(MAX_TOTAL=100)
+    assert c.post("/api/v1/jobs", json={"name": "j", "tasks": {"range": [0, 101]}}).status_code == 400
+    make_job(c, total=100)
+
+
+@effect_of("MAX_BATCH")
+def test_max_batch_limits_and_is_published(make_app):
+    app, c = make_app(MAX_BATCH=5)
+    assert c.post("/api/v1/jobs", json={"name": "j", "tasks": {"range": [0, 9]},
+                                        "batch_size": 6}).status_code == 400
+    job = make_job(c, total=9)["id"]
+    assert c.post("/api/v1/lease", json={"worker": "w", "job": job, "max_tasks": 6}).status_code == 400
+    assert len(lease(c, job=job, max_tasks=5)["tasks"]) == 5
+    doc = c.get("/api/v1/openapi.json").get_json()
+    body = doc["paths"]["/api/v1/lease"]["post"]["requestBody"]["content"]["application/json"]
+    assert body["schema"]["properties"]["max_tasks"]["maximum"] == 5
+
+
+@effect_of("MAX_LEASE_SECONDS")
+def test_max_lease_seconds(make_app):
+    _app, c = make_app(MAX_LEASE_SECONDS=60)
+    assert c.post("/api/v1/jobs", json={"name": "j", "tasks": {"range": [0, 1]},
+                                        "lease_seconds": 61}).status_code == 400
+    job = make_job(c, total=1, lease_seconds=60)["id"]
+    lid = lease(c, job=job)["lease"]["id"]
+    r = c.post("/api/v1/leases/%s/heartbeat" % lid, json={"lease_seconds": 61})
+    assert r.status_code == 400
+
+
+@effect_of("MAX_RESULTS_PER_CALL")
+def test_max_results_per_call(make_app):
+    _app, c = make_app(MAX_RESULTS_PER_CALL=2)
+    job = make_job(c, total=3)["id"]
+    got = lease(c, job=job, max_tasks=3)
+    results = [{"id": t["id"], "ok": True} for t in got["tasks"]]
+    r = c.post("/api/v1/leases/%s/complete" % got["lease"]["id"], json={"results": results})
+    assert r.status_code == 413
+    assert c.get("/api/v1/jobs/" + job).get_json()["counts"]["done"] == 0
+
+
+@effect_of("MAX_RESULT_BYTES")
+def test_max_result_bytes(make_app):
+    _app, c = make_app(MAX_RESULT_BYTES=50)
+    job = make_job(c, total=1)["id"]
+    got = lease(c, job=job)
+    r = c.post("/api/v1/leases/%s/complete" % got["lease"]["id"],
+               json={"results": [{"id": 0, "ok": True, "result": "x" * 60}]})
+    assert r.status_code == 413
+
+
+@effect_of("WAIT_SECONDS")
+def test_wait_seconds_sets_retry_after(make_app):
+    _app, c = make_app(WAIT_SECONDS=7.0)
+    job = make_job(c, total=1)["id"]
+    lease(c, job=job)
+    got = lease(c, job=job)
+    assert got["status"] == "wait" and 7.0 <= got["retry_after"] <= 10.5
+
+
+@effect_of("RECLAIM_LIMIT")
+def test_reclaim_limit_bounds_one_call(make_app):
+    app, c = make_app(RECLAIM_LIMIT=1)
+    backend = app.extensions["jobmaster.backend"]
+    job = make_job(c, total=3, batch_size=1)["id"]
+    lids = [lease(c, worker="w%d" % i, job=job)["lease"]["id"] for i in range(3)]
+    for lid in lids:
+        expire_now(backend.redis, backend.keys, job, lid)
+    counts = [c.get("/api/v1/jobs/" + job).get_json()["counts"]["leased"] for _ in range(3)]
+    assert counts == [2, 1, 0]  # one expired lease reclaimed per call
+
+
+@effect_of("LEASE_COMBINE")
+def test_lease_combine_one_makes_a_call_per_request(make_app):
+    app, c = make_app(LEASE_COMBINE=1)
+    backend = app.extensions["jobmaster.backend"]
+    job = make_job(c, total=40)["id"]
+    threads = [threading.Thread(target=lease, args=(app.test_client(),), kwargs={"job": job})
+               for _ in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert backend._leases.calls == 8
+
+
+@effect_of("LEASE_GATHER_MS")
+def test_lease_gather_only_under_gevent_and_when_asked(make_app):
+    code = ("from gevent import monkey; monkey.patch_all()\n"
+            "from app import create_app\n"
+            "for ms in (0, 3):\n"
+            "    b = create_app({'REDIS_URL': %r, 'LEASE_GATHER_MS': ms}).extensions['jobmaster.backend']\n"
+            "    print(ms, b._leases._gather is not None)\n")
+    out = subprocess.run([sys.executable, "-c", code % "redis://127.0.0.1:1/0"], check=True,
+                         capture_output=True, text=True).stdout.split("\n")
+    assert out[:2] == ["0 False", "3 True"]
+
+
+@effect_of("PROMETHEUS_MULTIPROC_DIR")
+def test_multiprocess_metrics_are_written_to_the_directory(redis_url, tmp_path):
+    code = ("from app import create_app\n"
+            "c = create_app({'REDIS_URL': %r, 'PROMETHEUS_MULTIPROC_DIR': %r}).test_client()\n"
+            "c.get('/healthz')\n" % (redis_url, str(tmp_path)))
+    subprocess.run([sys.executable, "-c", code], check=True, capture_output=True,
+                   env={k: v for k, v in os.environ.items() if k != "PROMETHEUS_MULTIPROC_DIR"})
+    assert any(name.endswith(".db") for name in os.listdir(tmp_path))
+
+
+def _finished_job_with_webhook(c, **webhook):
+    job = make_job(c, total=1, **({"webhook": webhook} if webhook else {}))["id"]
+    got = lease(c, job=job)
+    c.post("/api/v1/leases/%s/complete" % got["lease"]["id"],
+           json={"results": [{"id": 0, "ok": True, "result": 1}], "next": {}})
+    return job  # the "done" answer in next: the app saw the job finish
+
+
+@effect_of("WEBHOOK_URL", "WEBHOOK_SECRET")
+def test_default_webhook_receives_jobs_without_their_own(make_app):
+    import hashlib
+    import hmac
+
+    import requests
+
+    from app.domain import webhooks
+    from tests.support.receiver import Receiver
+
+    with Receiver() as rx:
+        app, c = make_app(WEBHOOK_URL=rx.url, WEBHOOK_SECRET="k1")
+        job = _finished_job_with_webhook(c)
+        webhooks.deliver_due(app.extensions["jobmaster.backend"], requests.Session())
+        _, headers, body = rx.calls[0]
+        assert json.loads(body)["job"]["id"] == job
+        assert headers["X-Jobmaster-Signature"] == \
+            "sha256=" + hmac.new(b"k1", body, hashlib.sha256).hexdigest()
+    app, c = make_app()  # no default: a job without a webhook has none
+    assert "webhook" not in c.get("/api/v1/jobs/" + make_job(c)["id"]).get_json()
+
+
+@effect_of("WEBHOOK_TIMEOUT")
+def test_a_slow_receiver_times_out(make_app):
+    import requests
+
+    from app.domain import webhooks
+    from tests.support.receiver import Receiver
+
+    with Receiver(delay=30) as rx:
+        app, c = make_app(WEBHOOK_TIMEOUT=0.2)
+        job = _finished_job_with_webhook(c, url=rx.url)
+        webhooks.deliver_due(app.extensions["jobmaster.backend"], requests.Session())
+        hook = c.get("/api/v1/jobs/" + job).get_json()["webhook"]
+        assert hook["state"] == "failing" and "Timeout" in hook["last_error"]
+
+
+@effect_of("WEBHOOK_GIVE_UP_SECONDS")
+def test_a_webhook_is_abandoned_after_the_give_up_time(make_app):
+    import requests
+
+    from app.domain import webhooks
+
+    for give_up, state in ((0, "abandoned"), (86400, "failing")):
+        app, c = make_app(WEBHOOK_GIVE_UP_SECONDS=give_up)
+        job = _finished_job_with_webhook(c, url="http://127.0.0.1:9/nobody")
+        webhooks.deliver_due(app.extensions["jobmaster.backend"], requests.Session())
+        assert c.get("/api/v1/jobs/" + job).get_json()["webhook"]["state"] == state
+
+
+@effect_of("BACKGROUND_SECONDS")
+def test_the_background_loop_runs_every_so_often_under_gevent(redis_url):
+    code = ("from gevent import monkey; monkey.patch_all()\n"
+            "import gevent, json\n"
+            "from app import background, create_app\n"
+            "app = create_app({'REDIS_URL': %r, 'BACKGROUND_SECONDS': 0.05})\n"
+            "c = app.test_client()\n"
+            "background.start(app)\n"
+            "gevent.sleep(0.2)  # the loop has been round a few times\n"
+            "s = c.post('/api/v1/schedules', json={'name': 's', 'cron': '0 2 * * 1',\n"
+            "           'job': {'name': 'j', 'tasks': {'range': [0, 1]}}}).get_json()\n"
+            "app.extensions['jobmaster.backend'].redis.zadd('jm:schedules', {s['id']: 0})\n"
+            "for _ in range(200):  # at most 20 s\n"
+            "    gevent.sleep(0.1)\n"
+            "    if c.get('/api/v1/schedules/' + s['id']).get_json()['last_job']: break\n"
+            "print(json.dumps(c.get('/api/v1/schedules/' + s['id']).get_json()))\n")
+    out = subprocess.run([sys.executable, "-c", code % redis_url], capture_output=True,
+                         text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    assert json.loads(out.stdout.splitlines()[-1])["last_job"]
+
+
+def test_every_setting_has_a_test_of_its_effect():
+    assert {name for name, *_ in SETTINGS} - TESTED == set()
