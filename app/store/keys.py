@@ -51,6 +51,8 @@ born        zset    lease id -> created (ms), speculate jobs only (finds
 copies      hash    id -> its speculative copy's lease id
 durations   list    lifetimes (ms) of the last 101 leases closed by a
                     complete, speculate jobs only (their median)
+tokens      hash    sha256 of a per-job worker token -> its expiry (ms);
+                    app/domain/tokens.py (dies with the job)
 ==========  ======  ==========================================================
 
 Per job, outside JOB_KEYS (no script touches it):
@@ -83,7 +85,7 @@ Global:
 JOB_KEYS = (
     "meta", "pending", "owner", "tries", "fails", "leases", "left",
     "deadlines", "items", "results", "dead", "workers", "appends", "spans",
-    "backoff", "shun", "askers", "born", "copies", "durations",
+    "backoff", "shun", "askers", "born", "copies", "durations", "tokens",
 )
 
 

@@ -79,6 +79,17 @@ class Schemas:
         self.SCHEDULE_LIST = obj({"schedules": {"type": "array", "items": self.SCHEDULE}},
                                  required=("schedules",))
 
+        self.TOKEN_REQUEST = obj({
+            "ttl_seconds": {"type": "number", "minimum": 0, "exclusiveMinimum": True,
+                            "maximum": protocol.MAX_TOKEN_TTL_SECONDS, "nullable": True,
+                            "description": "lifetime (default 7 days)"},
+        }, additionalProperties=False)
+        self.TOKEN = obj({"token": {"type": "string", "description": "shown once: only its "
+                                                                    "SHA-256 is kept"},
+                          "job": {"type": "string"}, "expires_at": {"type": "number"}},
+                         required=("token", "expires_at"))
+        self.REVOKED = obj({"revoked": integer(0)}, required=("revoked",))
+
         self.COUNTS = obj({k: integer(0) for k in ("total",) + protocol.TASK_STATES + ("backoff",)},
                           description="pending + leased + done + dead == total; backoff (jobs "
                                       "with retry_backoff) is the part of pending backing off")

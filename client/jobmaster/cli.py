@@ -377,6 +377,29 @@ def job_workers(settings, job_id):
     click.echo(json.dumps(settings.client.workers(job_id), indent=2))
 
 
+@job.command("token", context_settings=CONTEXT)
+@click.argument("job_id", metavar="ID")
+@click.option("--ttl", "ttl_seconds", type=click.FloatRange(min=1,
+              max=protocol.MAX_TOKEN_TTL_SECONDS), metavar="SECONDS",
+              help="Lifetime [default: %d s, a week]." % protocol.DEFAULT_TOKEN_TTL_SECONDS)
+@click.option("--revoke", is_flag=True, help="Revoke every token of job ID instead.")
+@click.option("--json", "as_json", is_flag=True, help="Print {token, job, expires_at}.")
+@pass_settings
+def job_token(settings, job_id, ttl_seconds, revoke, as_json):
+    """Print a worker token valid for job ID only (alone, on stdout).
+
+    \b
+    It may lease, heartbeat, complete, release and upload files for this job
+    and nothing else; the master keeps only its SHA-256. For a pod:
+      kubectl create secret generic jobmaster-job --from-literal=token="$(jobmaster job token $ID)"
+    """
+    if revoke:
+        click.echo(json.dumps(settings.client.revoke_tokens(job_id), separators=(",", ":")))
+        return
+    answer = settings.client.job_token(job_id, ttl_seconds)
+    click.echo(json.dumps(answer, separators=(",", ":")) if as_json else answer["token"])
+
+
 # ---------------------------------------------------------------- worker ...
 
 @cli.group(cls=_Group, context_settings=CONTEXT)

@@ -97,6 +97,9 @@ DEFAULT_RETRY_BACKOFF = 0
 #: Retry backoff never waits longer than this (seconds).
 MAX_RETRY_BACKOFF_DELAY = 3600
 MAX_NAME_LENGTH = 200
+#: Lifetime of a per-job worker token (POST /jobs/<id>/tokens): default, longest.
+DEFAULT_TOKEN_TTL_SECONDS = 7 * 86400
+MAX_TOKEN_TTL_SECONDS = 366 * 86400
 MAX_ATTEMPTS_LIMIT = 1000
 MAX_PRIORITY = 1_000_000
 

@@ -171,6 +171,15 @@ class Client:
                 body[key] = value
         return self.call("POST", protocol.jobs_path(), body, idempotent=False)
 
+    def job_token(self, job_id, ttl_seconds=None):
+        """A worker token valid for this job only: ``{"token", "job", "expires_at"}``."""
+        body = {} if ttl_seconds is None else {"ttl_seconds": ttl_seconds}
+        return self.call("POST", protocol.job_path(job_id, "tokens"), body, idempotent=False)
+
+    def revoke_tokens(self, job_id):
+        """Revoke every per-job token of a job: ``{"revoked": n}``."""
+        return self.call("DELETE", protocol.job_path(job_id, "tokens"))
+
     def add_tasks(self, job_id, items):
         """Append items to an unsealed job; return ``{"added", "first_id", "total"}``.
 

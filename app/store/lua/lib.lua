@@ -5,7 +5,8 @@
 -- KEYS, for every per-job script, in app/keys.py JOB_KEYS order:
 --   1 meta  2 pending  3 owner  4 tries  5 fails  6 leases  7 left
 --   8 deadlines  9 items  10 results  11 dead  12 workers  13 appends  14 spans
---   15 backoff  16 shun  17 askers  18 born  19 copies  20 durations
+--   15 backoff  16 shun  17 askers  18 born  19 copies  20 durations  21 tokens
+--   (tokens: read by app/domain/tokens.py only; here so delete.lua unlinks it)
 --
 -- Who holds a task. A lease made only of fresh range ids (the common case:
 -- nothing handed back yet) is a *span lease*: its record names ids a..b and
