@@ -254,3 +254,18 @@ def test_expired_copy_and_expired_original(b):
     assert tasks_of(reply) == [{"id": 0, "attempt": 2, "payload": 100}]
     assert set(b.redis.hkeys(key(b, "leases"))) == {"aa.3"}
     check_job(b.redis, b.keys, "aa")
+
+
+def test_many_handed_back_tasks_with_a_shunned_one_in_one_call(b):
+    # more handed-back tasks than one unpack() takes: the worker lookup is sliced
+    create(b, total=5000, batch=1000, attempts=3)
+    lease(b, "aa.0", worker="other")
+    for i in range(1, 5):
+        lease(b, "aa.%d" % i, worker="sick")
+    for i in range(1, 5):
+        b.run("release", "aa", ["aa.%d" % i])
+    assert b.redis.zcard(key(b, "pending")) == 4000
+    b.redis.hset(key(b, "shun"), "1500", "sick")
+    replies = leases_at_once(b, [("aa.5", 1000), ("aa.6", 1000), ("aa.7", 1000), ("aa.8", 1000)])
+    assert sum(len(ids_of(r)) for r in replies) == 4000
+    check_job(b.redis, b.keys, "aa")

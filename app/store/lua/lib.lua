@@ -477,8 +477,11 @@ local function share_back(reqs, todo, want, back)
   if #back == 0 then return got end
   local shun = {}
   if redis.call('HLEN', K_SHUN) > 0 then
-    local who = redis.call('HMGET', K_SHUN, unpack(back))
-    for j, t in ipairs(back) do if who[j] then shun[t] = who[j] end end
+    for i = 1, #back, CHUNK do  -- (unpack's stack limit: a slice at a time)
+      local last = math.min(i + CHUNK - 1, #back)
+      local who = redis.call('HMGET', K_SHUN, unpack(back, i, last))
+      for j = i, last do if who[j - i + 1] then shun[back[j]] = who[j - i + 1] end end
+    end
     if next(shun) then
       bulk('HDEL', K_SHUN, back)
       if active_workers() <= 1 then shun = {} end  -- nobody else is asking
