@@ -326,7 +326,7 @@ end
 -- result (complete.lua) and the other is a duplicate. `born` indexes the
 -- leases of such a job by creation (cleaned lazily as it is read), `copies`
 -- names each copied task's copy lease (one live copy per task).
-local SPEC_FACTOR, SPEC_MIN_SAMPLES, SPEC_SCAN, DURATIONS_KEPT = 3, 3, 200, 101
+local SPEC_FACTOR, SPEC_MIN_SAMPLES, SPEC_SCAN, DURATIONS_KEPT = 3, 1, 200, 101
 
 -- Remember how long a lease of a speculating job lived (it just closed).
 local function note_duration(job, lease, now)
