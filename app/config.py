@@ -11,7 +11,10 @@ from jobmaster import protocol
 #: Each setting: (name, default, parser, why).
 SETTINGS = [
     ("REDIS_URL", "redis://127.0.0.1:6379/0", str,
-     "where all job, task and lease state lives"),
+     "where all job, task and lease state lives (in cluster mode: any node of the cluster)"),
+    ("REDIS_MODE", "single", str,
+     "single (one Redis, or a primary with replicas behind one address) or cluster (a Redis "
+     "Cluster: each job lives in one hash slot, so jobs spread over the shards)"),
     ("KEY_PREFIX", "jm", str,
      "first part of every Redis key; lets several deployments share a Redis"),
     ("REDIS_POOL_SIZE", 32, int,
@@ -21,9 +24,12 @@ SETTINGS = [
     ("REDIS_POOL_TIMEOUT", 30.0, float,
      "seconds a request waits for a pooled connection before answering 503 (a 2-core "
      "machine saturated by 500 pods needed more than 5)"),
-    ("REDIS_SOCKET_TIMEOUT", 30.0, float,
-     "seconds before a Redis call is abandoned; a saturated worker can take seconds to "
-     "read a reply it already has, and each timeout re-runs the script (safely, but twice)"),
+    ("REDIS_SOCKET_TIMEOUT", 5.0, float,
+     "seconds a Redis call waits for a reply before answering 503 (a paused or stalled "
+     "Redis); a reply that arrived while the process was too busy to read it is still "
+     "read, so a saturated worker does not time out (app/store/connection.py)"),
+    ("REDIS_READY_TIMEOUT", 1.0, float,
+     "seconds /readyz waits for Redis to answer a PING before answering 503"),
     ("ADMIN_TOKENS", "", str,
      "comma-separated bearer tokens that may do everything"),
     ("WORKER_TOKENS", "", str,

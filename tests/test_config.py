@@ -84,6 +84,34 @@ def test_a_redis_that_never_answers_gives_503_not_a_hang(make_app):
         silent.close()
 
 
+@effect_of("REDIS_READY_TIMEOUT")
+def test_readyz_waits_only_its_own_timeout_for_redis(redis_url):
+    # A Redis that never answers, calls that would wait 60 s for it, and a
+    # readiness probe that must not: it answers 503 within its 0.2 s (the
+    # subprocess's 20-s bound fails the test if it waited the 60).
+    code = ("import socket\n"
+            "from app import create_app\n"
+            "silent = socket.socket(); silent.bind(('127.0.0.1', 0)); silent.listen(16)\n"
+            "url = 'redis://127.0.0.1:%d/0' % silent.getsockname()[1]\n"
+            "c = create_app({'REDIS_URL': url, 'REDIS_SOCKET_TIMEOUT': 60,\n"
+            "                'REDIS_READY_TIMEOUT': 0.2}).test_client()\n"
+            "print(c.get('/readyz').status_code)\n")
+    out = subprocess.run([sys.executable, "-c", code], check=True, capture_output=True,
+                         text=True, timeout=20)
+    assert out.stdout.split() == ["503"]
+
+
+@effect_of("REDIS_MODE")
+def test_redis_mode_cluster_needs_a_cluster(make_app):
+    _app, single = make_app(REDIS_MODE="single")
+    assert single.get("/readyz").status_code == 200
+    # The test Redis is no cluster node: the cluster client finds no cluster.
+    with pytest.raises(redis.exceptions.RedisClusterException, match="Cluster mode"):
+        make_app(REDIS_MODE="cluster")
+    with pytest.raises(ValueError):
+        make_app(REDIS_MODE="sharded")
+
+
 @effect_of("ADMIN_TOKENS", "WORKER_TOKENS")
 def test_tokens_grant_their_roles(make_app):
     _app, c = make_app(ADMIN_TOKENS="a1, a2", WORKER_TOKENS="w1")

@@ -235,8 +235,8 @@ def test_copy_closes_the_straggler_and_its_heartbeat_is_lost(b):
     lease(b, "aa.1", worker="hung")
     straggle(b)
     copy = lease(b, "aa.2", worker="fast")
-    assert b.run("heartbeat", "aa", ["aa.2", 0, LIMIT])[0] == "ok"  # copies may heartbeat
     assert lease(b, "aa.2", worker="fast") == copy  # a re-run answers the same copy
+    assert b.run("heartbeat", "aa", ["aa.2", 0, LIMIT])[0] == "ok"  # copies may heartbeat
     complete(b, "aa.2", [(0, True, "1"), (1, True, "1")], worker="fast")
     assert meta(b, "state") == "completed"
     assert not b.redis.hlen(key(b, "leases"))  # the straggler's lease closed with its last task

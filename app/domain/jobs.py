@@ -41,10 +41,10 @@ def decayed_rate(rate, since_ms, now_ms):
     return float(rate) * math.exp(-(now_ms - int(since_ms)) / 60000.0)
 
 
-def status_document(job_id, reply, backend):
-    """The status document of docs/contract.md §3 from a status.lua reply."""
-    now, pending, leased, done, dead = (int(v) for v in reply[1:6])
-    meta = dict(zip(reply[6::2], reply[7::2]))
+def status_document(job_id, st, backend):
+    """The status document of docs/contract.md §3 from a :class:`replies.Status`."""
+    now, pending, leased, done, dead, meta = (st.now_ms, st.pending, st.leased, st.done,
+                                              st.dead, st.meta)
     total = int(meta["total"])
     lease_ms = int(meta["lease_ms"])
     rate = decayed_rate(meta.get("rate"), meta.get("rate_t"), now)
@@ -56,7 +56,6 @@ def status_document(job_id, reply, backend):
     else:
         eta = None
     params = backend.job_info(job_id).params
-    backoff = int(meta.pop("#backoff", 0))
     doc = {
         "id": job_id,
         "name": meta["name"],
@@ -83,7 +82,7 @@ def status_document(job_id, reply, backend):
     if int(meta.get("backoff_ms") or 0):
         # only jobs with retry_backoff have it: the five counts stay the
         # whole document of every other job
-        doc["counts"]["backoff"] = backoff
+        doc["counts"]["backoff"] = st.backoff
     hook = job_settings.webhook_status(meta)
     if hook is not None:
         doc["webhook"] = hook
@@ -120,7 +119,7 @@ def create(backend, body, job_id=None):
     """
     args = _create_args(backend, body)
     job_id = job_id or new_job_id()
-    priority = body.get("priority", protocol.DEFAULT_PRIORITY)
+    priority = args["priority"]
     r, keys = backend.redis, backend.keys
     # Index first: a listed id without a job is skipped and cleaned later,
     # while a job missing from the index would be invisible.
@@ -131,14 +130,14 @@ def create(backend, body, job_id=None):
         pipe.zadd(keys.jobs, {job_id: sec * 1_000_000 + usec}, nx=True)
         pipe.zadd(keys.active, {job_id: priority})
         pipe.execute()
-    reply = backend.run("create", job_id, args)
-    if reply[0] == "exists":
-        sync_active(backend, job_id, status(backend, job_id)["state"], priority)
-        return status(backend, job_id)
-    extra = args[11:11 + 2 * args[10]]
-    job_settings.created(backend, job_id, extra)
-    if reply[1] != protocol.JOB_RUNNING:
-        sync_active(backend, job_id, reply[1])
+    state = backend.ops.create(job_id, **args)
+    if state is None:  # it existed: the same job again
+        doc = status(backend, job_id)
+        sync_active(backend, job_id, doc["state"], priority)
+        return doc
+    job_settings.created(backend, job_id, args["extra"])
+    if state != protocol.JOB_RUNNING:
+        sync_active(backend, job_id, state)
     return status(backend, job_id)
 
 
@@ -148,7 +147,7 @@ def check(backend, body):
 
 
 def _create_args(backend, body):
-    """create.lua's ARGV for a validated job body, or BadRequest."""
+    """The create operation's arguments for a validated job body, or BadRequest."""
     config = backend.config
     tasks = body.get("tasks")
     if tasks is None:
@@ -170,19 +169,16 @@ def _create_args(backend, body):
     if lease_ms < 1:
         raise BadRequest("body.lease_seconds: must be at least 0.001")
     params = encode(body.get("params") or {}, config["MAX_RESULT_BYTES"], "params")
-    extra = job_settings.to_meta(body, config)
-    return [body["name"], kind, start, total, 1 if sealed else 0,
-            body.get("batch_size", protocol.DEFAULT_BATCH_SIZE), lease_ms,
-            body.get("max_attempts", protocol.DEFAULT_MAX_ATTEMPTS),
-            body.get("priority", protocol.DEFAULT_PRIORITY), params, len(extra) // 2, *extra,
-            *items]
+    return {"name": body["name"], "kind": kind, "start": start, "total": total, "sealed": sealed,
+            "batch_size": body.get("batch_size", protocol.DEFAULT_BATCH_SIZE),
+            "lease_ms": lease_ms,
+            "max_attempts": body.get("max_attempts", protocol.DEFAULT_MAX_ATTEMPTS),
+            "priority": body.get("priority", protocol.DEFAULT_PRIORITY), "params": params,
+            "extra": job_settings.to_meta(body, config), "items": items}
 
 
 def status(backend, job_id):
-    reply = backend.run("status", job_id, [backend.reclaim_limit])
-    if reply[0] == "missing":
-        raise NotFound("no such job: %s" % job_id)
-    return status_document(job_id, reply, backend)
+    return status_document(job_id, backend.ops.status(job_id), backend)
 
 
 def list_jobs(backend, state=None, limit=100):
@@ -194,13 +190,14 @@ def list_jobs(backend, state=None, limit=100):
         chunk = ids[start:start + 100]
         with r.pipeline(transaction=False) as pipe:
             for job_id in chunk:
-                backend.run("status", job_id, [backend.reclaim_limit], client=pipe)
-            replies = pipe.execute()
+                backend.ops.status(job_id, client=pipe)
+            replies = backend.scripts.execute(pipe)
         for job_id, reply in zip(chunk, replies):
-            if reply[0] == "missing":
+            st = backend.ops.status_of(reply)
+            if st is None:
                 stale.append(job_id)
                 continue
-            doc = status_document(job_id, reply, backend)
+            doc = status_document(job_id, st, backend)
             if state is None or doc["state"] == state:
                 docs.append(doc)
         if len(docs) >= limit:
@@ -224,21 +221,19 @@ def sync_active(backend, job_id, state, priority=None):
 
 
 def set_state(backend, job_id, action):
-    reply = backend.run("set_state", job_id, [action])
-    if reply[0] == "missing":
-        raise NotFound("no such job: %s" % job_id)
-    if reply[0] == "conflict":
-        raise Conflict("cannot %s a job that is %s" % (action, reply[1]))
-    sync_active(backend, job_id, reply[1])
+    out = backend.ops.set_state(job_id, action)
+    if out.status == "conflict":
+        raise Conflict("cannot %s a job that is %s" % (action, out.state))
+    sync_active(backend, job_id, out.state)
     return status(backend, job_id)
 
 
 def delete(backend, job_id):
-    reply = backend.run("delete", job_id)
+    existed = backend.ops.delete(job_id)
     keys = backend.keys
     backend.redis.zrem(keys.jobs, job_id)
     backend.redis.zrem(keys.active, job_id)
-    if reply[0] == "missing":
+    if not existed:
         raise NotFound("no such job: %s" % job_id)
     return {"id": job_id, "deleted": True}
 
@@ -248,34 +243,27 @@ def append(backend, job_id, items, token):
     if backend.job_info(job_id).kind != "items":
         raise Conflict("a range job takes no items")
     encoded = [encode(item, backend.config["MAX_RESULT_BYTES"], "an item") for item in items]
-    reply = backend.run("append", job_id, [token, *encoded])
-    if reply[0] == "missing":
-        raise NotFound("no such job: %s" % job_id)
-    if reply[0] == "sealed":
+    out = backend.ops.append(job_id, token, encoded)
+    if out.status == "sealed":
         raise Conflict("the job is sealed; it takes no more items")
-    if reply[0] == "closed":
-        raise Conflict("the job is %s; it takes no more items" % reply[1])
-    return {"added": len(items), "first_id": int(reply[1]), "total": int(reply[2])}
+    if out.status == "closed":
+        raise Conflict("the job is %s; it takes no more items" % out.state)
+    return {"added": len(items), "first_id": out.first_id, "total": out.total}
 
 
 def seal(backend, job_id):
-    reply = backend.run("seal", job_id)
-    if reply[0] == "missing":
-        raise NotFound("no such job: %s" % job_id)
-    sync_active(backend, job_id, reply[1])
+    sync_active(backend, job_id, backend.ops.seal(job_id))
     return status(backend, job_id)
 
 
 def retry_dead(backend, job_id):
-    reply = backend.run("retry_dead", job_id)
-    if reply[0] == "missing":
-        raise NotFound("no such job: %s" % job_id)
-    if reply[0] == "conflict":
-        raise Conflict("the job is %s" % reply[1])
-    sync_active(backend, job_id, reply[2])
-    if int(reply[1]):
+    out = backend.ops.retry_dead(job_id)
+    if out.status == "conflict":
+        raise Conflict("the job is %s" % out.state)
+    sync_active(backend, job_id, out.state)
+    if out.moved:
         webhooks.rewatch(backend, job_id)
-    return {"retried": int(reply[1]), "state": reply[2]}
+    return {"retried": out.moved, "state": out.state}
 
 
 def require(backend, job_id):

@@ -171,4 +171,4 @@ def _post(session, url, body, headers, timeout):
 
 
 def _mark(backend, job_id, seq, state, error):
-    backend.run("webhook_mark", job_id, [seq or 1, state, error[:500]])
+    backend.ops.webhook_mark(job_id, seq or 1, state, error[:500])

@@ -92,12 +92,16 @@ JOB_KEYS = (
 class Keys:
     """Builds key names under one prefix."""
 
+    #: Jobs whose key lists are kept ready (every script call names 14 keys).
+    CACHE = 4096
+
     def __init__(self, prefix="jm"):
         self.prefix = prefix
         self.jobs = "%s:jobs" % prefix
         self.active = "%s:active" % prefix
         self.webhooks = "%s:webhooks" % prefix
         self.schedules = "%s:schedules" % prefix
+        self._jobs = {}
 
     def schedule(self, schedule_id):
         """A schedule's hash."""
@@ -108,9 +112,14 @@ class Keys:
         return "%s:sched:{%s}:slot:%d" % (self.prefix, schedule_id, slot_ms)
 
     def job(self, job_id):
-        """All keys of one job, in :data:`JOB_KEYS` order."""
-        base = "%s:{%s}:" % (self.prefix, job_id)
-        return [base + name for name in JOB_KEYS]
+        """All keys of one job, in :data:`JOB_KEYS` order (do not modify)."""
+        keys = self._jobs.get(job_id)
+        if keys is None:
+            if len(self._jobs) >= self.CACHE:
+                self._jobs.clear()
+            base = "%s:{%s}:" % (self.prefix, job_id)
+            keys = self._jobs[job_id] = tuple(base + name for name in JOB_KEYS)
+        return keys
 
     def job_key(self, job_id, name):
         """One named key of a job (for reads outside scripts)."""

@@ -22,7 +22,7 @@ def readyz():
     checks = {}
     ok = True
     try:
-        current_app.extensions["jobmaster.backend"].redis.ping()
+        current_app.extensions["jobmaster.backend"].ping()
         checks["redis"] = "ok"
     except Exception as err:  # any failure means "not ready", never a 500
         checks["redis"] = "error: %s" % type(err).__name__
