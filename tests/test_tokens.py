@@ -69,3 +69,74 @@ def test_revoke_and_delete_end_the_tokens(client, rds):
     issue(client, job)
     client.delete("/api/v1/jobs/" + job, headers=ADMIN)
     assert not rds.exists("jm:{%s}:tokens" % job)
+
+
+# -- enforcement ------------------------------------------------------------
+
+def two_jobs(client):
+    mine = make_job(client, total=4, batch_size=2, headers=ADMIN)["id"]
+    other = make_job(client, total=4, batch_size=2, priority=5, headers=ADMIN)["id"]
+    return mine, other
+
+
+def counts(client, job):
+    return client.get("/api/v1/jobs/" + job, headers=ADMIN).get_json()["counts"]
+
+
+def test_a_scoped_token_leases_only_from_its_job(client):
+    mine, other = two_jobs(client)
+    tok = bearer(issue(client, mine)["token"])
+    got = lease(client, worker="pod", headers=tok)  # no job named: its own, not the busier one
+    assert got["status"] == "ok" and got["lease"]["job"] == mine
+    got = lease(client, worker="pod", job=mine, headers=tok)
+    assert got["lease"]["job"] == mine
+    before = counts(client, other)
+    r = client.post("/api/v1/lease", json={"worker": "pod", "job": other}, headers=tok)
+    assert r.status_code == 403 and r.get_json()["error"] == "forbidden"
+    assert counts(client, other) == before
+    # its job's tasks all leased: wait (it never falls through to another job)
+    assert lease(client, worker="pod", headers=tok)["status"] == "wait"
+
+
+def test_a_scoped_token_reports_only_for_its_jobs_leases(client):
+    mine, other = two_jobs(client)
+    tok = bearer(issue(client, mine)["token"])
+    theirs = lease(client, worker="w", job=other, headers=WORKER)
+    lid = theirs["lease"]["id"]
+    before = counts(client, other)
+    for path, body in (("heartbeat", {}), ("release", None),
+                       ("complete", {"results": ok_all(theirs["tasks"])})):
+        r = client.post("/api/v1/leases/%s/%s" % (lid, path), json=body, headers=tok)
+        assert r.status_code == 403, (path, r.get_json())
+    assert counts(client, other) == before
+    own = lease(client, worker="pod", job=mine, headers=tok)
+    out = complete(client, own["lease"]["id"], ok_all(own["tasks"]), headers=tok)
+    assert out["accepted"] == 2
+    r = client.post("/api/v1/leases/%s/heartbeat" % own["lease"]["id"], headers=tok)
+    assert r.status_code in (200, 409)  # its own lease: allowed (closed by now)
+
+
+def test_a_scoped_token_is_no_admin(client):
+    mine, _ = two_jobs(client)
+    tok = bearer(issue(client, mine)["token"])
+    assert client.get("/api/v1/jobs/" + mine, headers=tok).status_code == 403
+    assert client.post("/api/v1/jobs/%s/tokens" % mine, json={}, headers=tok).status_code == 403
+
+
+def test_expired_revoked_and_deleted_tokens_are_unknown(client, rds):
+    mine, _ = two_jobs(client)
+    token = issue(client, mine)["token"]
+    rds.hset("jm:{%s}:tokens" % mine, hashlib.sha256(token.encode()).hexdigest(), 1)  # time passes
+    r = client.post("/api/v1/lease", json={"worker": "pod"}, headers=bearer(token))
+    assert r.status_code == 401 and not rds.hlen("jm:{%s}:tokens" % mine)  # dropped when met
+    token = issue(client, mine)["token"]
+    client.delete("/api/v1/jobs/%s/tokens" % mine, headers=ADMIN)
+    assert client.post("/api/v1/lease", json={"worker": "pod"},
+                       headers=bearer(token)).status_code == 401
+    token = issue(client, mine)["token"]
+    client.delete("/api/v1/jobs/" + mine, headers=ADMIN)
+    assert client.post("/api/v1/lease", json={"worker": "pod"},
+                       headers=bearer(token)).status_code == 401
+    forged = "jmt.%s.%s" % (mine, "A" * 43)
+    assert client.post("/api/v1/lease", json={"worker": "pod"},
+                       headers=bearer(forged)).status_code == 401
