@@ -34,6 +34,10 @@ SETTINGS = [
      "comma-separated bearer tokens that may do everything"),
     ("WORKER_TOKENS", "", str,
      "comma-separated bearer tokens that may only lease, heartbeat, complete and release"),
+    ("LEASE_SECRET", "", str,
+     "key that lease ids are signed with (HMAC), so no lease id can be made up; unset: "
+     "a random one made once in Redis and shared by every instance (set it when Redis "
+     "keeps no data across restarts)"),
     ("INSTANCE", "", str,
      "name sent back in X-Served-By; defaults to host:pid"),
     ("MAX_BODY_BYTES", 64 * 1024 * 1024, int,
@@ -62,6 +66,13 @@ SETTINGS = [
      "under gevent, how long at most a process lets the lease requests it is already "
      "reading reach a combined call before sending it (it sends as soon as it has "
      "nothing else to do); 0 sends at once"),
+    ("METRICS_TOKEN", "", str,
+     "bearer token a Prometheus scraper sends to see every job's series with its id and "
+     "name (an admin token does too); set, a scrape without a token gets only the totals; "
+     "unset, it gets job ids but no names"),
+    ("METRICS_CACHE_SECONDS", 2.0, float,
+     "how long a process answers /metrics with the same text (reading the job figures runs "
+     "a status script per job): a flood of scrapes costs one read per window"),
     ("WEBHOOK_URL", "", str,
      "finish webhook of every job that names none of its own (http or https); empty: none"),
     ("WEBHOOK_SECRET", "", str,

@@ -254,6 +254,32 @@ def test_multiprocess_metrics_are_written_to_the_directory(redis_url, tmp_path):
     assert any(name.endswith(".db") for name in os.listdir(tmp_path))
 
 
+@effect_of("LEASE_SECRET")
+def test_lease_secret_signs_lease_ids(make_app, redis_url):
+    _a, one = make_app(LEASE_SECRET="k1")
+    _b, same = make_app(LEASE_SECRET="k1")
+    _c, other = make_app(LEASE_SECRET="k2")
+    lid = lease(one, job=make_job(one, total=2)["id"])["lease"]["id"]
+    assert same.post("/api/v1/leases/%s/heartbeat" % lid).status_code == 200
+    assert other.post("/api/v1/leases/%s/heartbeat" % lid).status_code == 404
+    assert not redis.Redis.from_url(redis_url).exists("jm:secret")  # none made in Redis
+
+
+@effect_of("METRICS_TOKEN")
+def test_metrics_token_shows_the_jobs_series(make_app):
+    _app, c = make_app(ADMIN_TOKENS="a", METRICS_TOKEN="m")
+    job = make_job(c, name="hidden", headers={"Authorization": "Bearer a"})["id"]
+    assert job not in c.get("/metrics").get_data(as_text=True)
+    text = c.get("/metrics", headers={"Authorization": "Bearer m"}).get_data(as_text=True)
+    assert 'job="%s",name="hidden"' % job in text
+
+
+@effect_of("METRICS_CACHE_SECONDS")
+def test_metrics_cache_seconds_is_the_window_of_one_text(make_app):
+    _app, cached = make_app(METRICS_CACHE_SECONDS=60)
+    _app, fresh = make_app(METRICS_CACHE_SECONDS=0)
+    assert len({cached.get("/metrics").get_data() for _ in range(3)}) == 1
+    assert len({fresh.get("/metrics").get_data() for _ in range(3)}) == 3  # each counts the last
 def _finished_job_with_webhook(c, **webhook):
     job = make_job(c, total=1, **({"webhook": webhook} if webhook else {}))["id"]
     got = lease(c, job=job)

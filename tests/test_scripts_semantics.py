@@ -4,7 +4,7 @@ straggler copies (no HTTP; real Redis)."""
 import pytest
 
 from tests.invariants import check_job, holders
-from tests.test_scripts import LIMIT, complete, create, ids_of, lease, leases_at_once, tasks_of
+from tests.test_scripts import LIMIT, MAX_MS, complete, create, ids_of, lease, leases_at_once, tasks_of
 
 
 @pytest.fixture
@@ -105,7 +105,7 @@ def test_expired_late_success_takes_a_task_out_of_backoff(b):
     create(b, total=1, attempts=3, backoff_ms=60000)
     lease(b, "aa.1")
     b.redis.zadd(key(b, "deadlines"), {"aa.1": 0})
-    assert b.run("heartbeat", "aa", ["aa.1", 0, LIMIT]) == ["lost"]
+    assert b.run("heartbeat", "aa", ["aa.1", 0, LIMIT, MAX_MS]) == ["lost"]
     assert set(backoff_scores(b)) == {"0"}
     assert complete(b, "aa.1", [(0, True, '"late"')])[1] == 1
     assert not backoff_scores(b) and meta(b, "state") == "completed"
@@ -236,11 +236,11 @@ def test_copy_closes_the_straggler_and_its_heartbeat_is_lost(b):
     straggle(b)
     copy = lease(b, "aa.2", worker="fast")
     assert lease(b, "aa.2", worker="fast") == copy  # a re-run answers the same copy
-    assert b.run("heartbeat", "aa", ["aa.2", 0, LIMIT])[0] == "ok"  # copies may heartbeat
+    assert b.run("heartbeat", "aa", ["aa.2", 0, LIMIT, MAX_MS])[0] == "ok"  # copies may heartbeat
     complete(b, "aa.2", [(0, True, "1"), (1, True, "1")], worker="fast")
     assert meta(b, "state") == "completed"
     assert not b.redis.hlen(key(b, "leases"))  # the straggler's lease closed with its last task
-    assert b.run("heartbeat", "aa", ["aa.1", 0, LIMIT]) == ["lost"]
+    assert b.run("heartbeat", "aa", ["aa.1", 0, LIMIT, MAX_MS]) == ["lost"]
     check_job(b.redis, b.keys, "aa")
 
 

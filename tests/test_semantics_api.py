@@ -166,11 +166,3 @@ def test_bad_settings_are_400_naming_the_field_and_change_nothing(client, extra,
     assert r.status_code == 400, r.get_json()
     assert r.get_json()["error"] == "bad_request" and field in r.get_json()["message"]
     assert client.get("/api/v1/jobs").get_json()["jobs"] == []
-
-
-def test_a_body_without_tasks_needs_sealed_false(client):
-    r = client.post("/api/v1/jobs", json={"name": "x"})
-    assert r.status_code == 400 and "body.tasks" in r.get_json()["message"]
-    assert client.get("/api/v1/jobs").get_json()["jobs"] == []
-    r = client.post("/api/v1/jobs", json={"name": "x", "sealed": False})
-    assert r.status_code == 201 and r.get_json()["state"] == "running"

@@ -164,11 +164,13 @@ def _create_args(backend, body):
         kind, items = "range", []
     else:
         kind, start, total = "items", 0, len(tasks["items"])
-        items = [encode(item, config["MAX_RESULT_BYTES"], "an item") for item in tasks["items"]]
+        limit = config["MAX_RESULT_BYTES"]
+        items = [encode(item, limit, "body.tasks.items[%d]", i)
+                 for i, item in enumerate(tasks["items"])]
     lease_ms = int(round(body.get("lease_seconds", protocol.DEFAULT_LEASE_SECONDS) * 1000))
     if lease_ms < 1:
         raise BadRequest("body.lease_seconds: must be at least 0.001")
-    params = encode(body.get("params") or {}, config["MAX_RESULT_BYTES"], "params")
+    params = encode(body.get("params") or {}, config["MAX_RESULT_BYTES"], "body.params")
     return {"name": body["name"], "kind": kind, "start": start, "total": total, "sealed": sealed,
             "batch_size": body.get("batch_size", protocol.DEFAULT_BATCH_SIZE),
             "lease_ms": lease_ms,
@@ -242,7 +244,8 @@ def append(backend, job_id, items, token):
     """Add items to an unsealed items job; ``token`` makes a retry harmless."""
     if backend.job_info(job_id).kind != "items":
         raise Conflict("a range job takes no items")
-    encoded = [encode(item, backend.config["MAX_RESULT_BYTES"], "an item") for item in items]
+    limit = backend.config["MAX_RESULT_BYTES"]
+    encoded = [encode(item, limit, "item %d", i) for i, item in enumerate(items)]
     out = backend.ops.append(job_id, token, encoded)
     if out.status == "sealed":
         raise Conflict("the job is sealed; it takes no more items")

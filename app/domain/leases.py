@@ -5,36 +5,16 @@ a lease of a few hundred tasks is the hottest response the server makes, and
 its item payloads and params already are JSON text in Redis, so they are
 spliced in without being parsed and re-encoded.
 """
-import hashlib
 import json
 import math
-import os
 import random
-import re
 
 from ..errors import BadRequest, LeaseLost, NotFound
 from .jobs import lease_seconds, sync_active
 from ..metrics import count_tasks
 from ..store.backend import check_job_id
-from .codec import encode
-
-_LEASE_ID = re.compile(r"^([0-9a-f]{1,64})\.([0-9a-f]{16})$")
-
-
-# Random lease-id suffixes (64 bits from os.urandom, as secrets.token_hex(8)),
-# drawn 256 at a time: one getrandom() per 256 leases instead of one each. A
-# forked child starts with none, so no two processes ever share one.
-_suffixes = []
-os.register_at_fork(after_in_child=_suffixes.clear)
-
-
-def _random_suffix():
-    try:
-        return _suffixes.pop()
-    except IndexError:
-        raw = os.urandom(8 * 256).hex()
-        _suffixes.extend(raw[i:i + 16] for i in range(0, len(raw), 16))
-        return _suffixes.pop()
+from .codec import encode, text
+from .lease_ids import signer
 
 
 def idempotency_key(environ):
@@ -52,24 +32,14 @@ def lease_request(body, environ):
     return job_id, body["worker"], body.get("max_tasks") or 0, idempotency_key(environ)
 
 
-def new_lease_id(job_id, key=None):
-    """A fresh lease id, or one derived from the request's Idempotency-Key.
-
-    With a key, a retried request (its answer was lost on the way) names the
-    same lease, and the lease script answers with the batch it already made
-    instead of leasing a second one.
-    """
-    if key:
-        return "%s.%s" % (job_id, hashlib.sha256(key.encode()).hexdigest()[:16])
-    return "%s.%s" % (job_id, _random_suffix())
+def new_lease_id(backend, job_id, key=None, scope=""):
+    """A signed lease id (see :mod:`app.domain.lease_ids`)."""
+    return signer(backend).new(job_id, key, scope)
 
 
-def job_of(lease_id):
-    """The job id inside a lease id, or NotFound for an id that is not ours."""
-    m = _LEASE_ID.match(lease_id or "")
-    if not m:
-        raise NotFound("no such lease: %s" % (lease_id or "")[:80])
-    return m.group(1)
+def job_of(backend, lease_id):
+    """The job id inside a lease id this server made, or NotFound."""
+    return signer(backend).job_of(lease_id)
 
 
 class Answer:
@@ -131,8 +101,8 @@ def _answer(backend, job_id, got):
 def lease(backend, worker, max_tasks=0, job_id=None, key=None):
     """Lease from one job, or (no job) from the best running job."""
     if job_id is not None:
-        answer = _answer(backend, job_id,
-                         backend.lease(job_id, new_lease_id(job_id, key), worker, max_tasks, False))
+        answer = _answer(backend, job_id, backend.lease(
+            job_id, new_lease_id(backend, job_id, key, worker), worker, max_tasks, False))
         if answer is None:
             raise NotFound("no such job: %s" % job_id)
         if answer is DONE:
@@ -158,7 +128,8 @@ def lease_any(backend, worker, max_tasks=0, skip=None, key=None):
     for job_id in _by_priority(backend.active_jobs()):
         if job_id == skip:
             continue
-        got = backend.lease(job_id, new_lease_id(job_id, key), worker, max_tasks, True)
+        got = backend.lease(job_id, new_lease_id(backend, job_id, key, worker), worker,
+                            max_tasks, True)
         if got.status == "ok":
             return _ok(backend, job_id, got)
         if got.status == "wait":
@@ -171,16 +142,17 @@ def lease_any(backend, worker, max_tasks=0, skip=None, key=None):
 
 
 def heartbeat(backend, lease_id, lease_seconds=None):
-    job_id = job_of(lease_id)
+    job_id = job_of(backend, lease_id)
     ms = int(round(lease_seconds * 1000)) if lease_seconds else 0
-    beat = backend.ops.heartbeat(job_id, lease_id, ms)
+    beat = backend.ops.heartbeat(job_id, lease_id, ms,
+                                 backend.config["MAX_LEASE_SECONDS"] * 1000)
     if beat.status == "lost":
         raise LeaseLost("lease %s expired; its tasks were given back" % lease_id)
     return {"id": lease_id, "expires_at": beat.expires_ms / 1000.0, "job_state": beat.job_state}
 
 
 def release(backend, lease_id):
-    job_id = job_of(lease_id)
+    job_id = job_of(backend, lease_id)
     return {"released": int(backend.ops.release(job_id, lease_id))}
 
 
@@ -194,10 +166,10 @@ def _result_args(results, limit):
             add((tid, 1, encode(item.get("result"), limit, "result of task %d", tid)))
         else:
             error = item.get("error", "")
-            if not isinstance(error, str):
+            if isinstance(error, str):
+                error = text(error, limit, "error of task %d", tid)
+            else:
                 error = encode(error, limit, "error of task %d", tid)
-            elif len(error) > limit:
-                error = error[:limit]
             add((tid, 0, error))
     return out
 
@@ -207,13 +179,14 @@ def complete(backend, lease_id, body, worker="", key=None):
 
     Returns (document without next, next Answer or None).
     """
-    job_id = job_of(lease_id)
+    job_id = job_of(backend, lease_id)
     results = body.get("results") or []
     nxt = body.get("next")
     want_next = nxt is not None and nxt is not False
     max_tasks = (nxt.get("max_tasks") or 0) if isinstance(nxt, dict) else 0
-    next_key = key and key + ":next"
-    next_id = new_lease_id(job_id, next_key) if want_next else ""
+    # The next lease's key is scoped to the lease completed: only its holder
+    # (who alone knows its id) can retry its way to that next lease.
+    next_id = new_lease_id(backend, job_id, key, lease_id) if want_next else ""
     out = backend.ops.complete(job_id, lease_id, worker, body.get("release"), next_id,
                                max_tasks,
                                _result_args(results, backend.config["MAX_RESULT_BYTES"]))
@@ -231,7 +204,8 @@ def complete(backend, lease_id, body, worker="", key=None):
             sync_active(backend, job_id, "done")
         if answer.status != "ok" and out.any_job:
             # The lease was taken from "any job": look beyond this one.
-            other = lease_any(backend, worker, max_tasks, skip=job_id, key=next_key)
+            other = lease_any(backend, worker, max_tasks, skip=job_id,
+                              key=key and "%s\0%s" % (lease_id, key))
             if other.status == "ok" or answer is DONE:
                 answer = other
     return doc, answer

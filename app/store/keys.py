@@ -41,6 +41,11 @@ workers     hash    worker name -> JSON {d, f, x, s, r, rt} (done, failed,
 appends     hash    append token -> first id it added (makes appends retry-safe)
 spans       zset    span lease id -> its first task id (finds the lease holding
                     a fresh task; spans never overlap)
+gone        hash    lease id -> its last record (as in ``leases``), for leases
+                    that expired or were released with tasks: a late result
+                    is accepted only for the tasks its lease really held.
+                    Bounded: a day, at most 100,000 per job (lib.lua)
+gone_at     zset    lease id -> when it was remembered (ms), to prune ``gone``
 backoff     zset    id -> when (ms) a failed task may be leased again
                     (retry_backoff); these count as pending
 shun        hash    id -> the worker whose attempt last failed (skips it once)
@@ -74,17 +79,21 @@ Global:
   paused (lease without a job looks here)
 - ``<prefix>:webhooks`` zset, job id -> when (ms) its finish webhook is next
   looked at, for every job that has one and has not had it delivered; a
-  deliverer claims an entry by moving its score ahead (a lease-like lock:
-  a crashed deliverer's entry comes due again), see app/domain/webhooks.py.
+  deliverer claims a due job with its ``whlock`` (a lease-like lock: a
+  crashed deliverer's job comes due again), see app/domain/webhooks.py.
   Touched alone (one key per command or script), never with a job's keys.
 - ``<prefix>:schedules`` zset, schedule id -> its next slot (ms): the due
   schedules are one ZRANGEBYSCORE away (app/domain/schedules.py)
+- ``<prefix>:secret`` string, the key lease ids are signed with when
+  ``JOBMASTER_LEASE_SECRET`` is not set: made once (SET NX) by the first
+  process that needs it, so every instance shares it (app/domain/lease_ids.py)
 """
 
 #: Order of the per-job keys as every Lua script receives them in KEYS.
 JOB_KEYS = (
     "meta", "pending", "owner", "tries", "fails", "leases", "left",
     "deadlines", "items", "results", "dead", "workers", "appends", "spans",
+    "gone", "gone_at",
     "backoff", "shun", "askers", "born", "copies", "durations", "tokens",
 )
 
@@ -101,6 +110,7 @@ class Keys:
         self.active = "%s:active" % prefix
         self.webhooks = "%s:webhooks" % prefix
         self.schedules = "%s:schedules" % prefix
+        self.secret = "%s:secret" % prefix
         self._jobs = {}
 
     def schedule(self, schedule_id):

@@ -127,9 +127,11 @@ class Operations:
         """True if the job existed."""
         return self._run("delete", job_id, [])[0] == "ok"
 
-    def heartbeat(self, job_id, lease_id, lease_ms):
+    def heartbeat(self, job_id, lease_id, lease_ms, max_ms):
+        """Extend to ``lease_ms`` (0: the job's), never past the job's own
+        lease length nor ``max_ms``."""
         return R.Heartbeat(self._checked("heartbeat", job_id,
-                                         [lease_id, lease_ms, self.reclaim_limit]))
+                                         [lease_id, lease_ms, self.reclaim_limit, max_ms]))
 
     def release(self, job_id, lease_id):
         """How many tasks went back to pending."""
