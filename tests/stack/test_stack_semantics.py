@@ -77,3 +77,26 @@ def test_a_due_slot_makes_exactly_one_job_with_four_instances(four):
     assert [j["id"] for j in made] == [doc["last_job"]]
     assert made[0]["name"] == "weekly sims" and made[0]["counts"]["total"] == 100
     assert rds.zscore("jm:schedules", sid) > 0  # the next slot, a week or less away
+
+
+def test_a_scoped_token_is_refused_on_another_job_through_nginx(four):
+    _, mine = call(four, "POST", "/api/v1/jobs", {"name": "mine", "tasks": {"range": [0, 4]}})
+    _, other = call(four, "POST", "/api/v1/jobs", {"name": "other", "tasks": {"range": [0, 4]},
+                                                   "priority": 9})
+    status, tok = call(four, "POST", "/api/v1/jobs/%s/tokens" % mine["id"], {"ttl_seconds": 600})
+    assert status == 201
+    token = tok["token"]
+    # the early lease (before Flask) and the view make the same decision: 403
+    status, err = call(four, "POST", "/api/v1/lease", {"worker": "p", "job": other["id"]},
+                       token=token)
+    assert status == 403 and err["error"] == "forbidden"
+    assert call(four, "GET", "/api/v1/jobs/" + other["id"])[1]["counts"]["leased"] == 0
+    status, got = call(four, "POST", "/api/v1/lease", {"worker": "p"}, token=token)
+    assert status == 200 and got["lease"]["job"] == mine["id"]
+    _, theirs = call(four, "POST", "/api/v1/lease", {"worker": "q", "job": other["id"]},
+                     token="wrk")
+    status, _ = call(four, "POST", "/api/v1/leases/%s/release" % theirs["lease"]["id"],
+                     token=token)
+    assert status == 403
+    assert call(four, "GET", "/api/v1/jobs/" + other["id"])[1]["counts"]["leased"] == 4
+    assert call(four, "GET", "/api/v1/jobs", token=token)[0] == 403
