@@ -79,3 +79,27 @@ def test_cli_kills_a_command_past_the_jobs_timeout(server, tmp_path):
     assert list(dead) == [1] and dead[1]["error"] == "timeout"
     status = json.loads(jm(server, "job", "status", job_id, "--json").stdout)
     assert status["settings"]["task_timeout"] == 0.5 and status["outcome"] == "partial"
+
+
+def test_cli_job_token_runs_a_worker_on_its_job_only(server):
+    mine = jm(server, "job", "create", "tok-mine", "--range", "0", "6").stdout.strip()
+    other = jm(server, "job", "create", "tok-other", "--range", "0", "6",
+               "--priority", "5").stdout.strip()
+    out = jm(server, "job", "token", mine, "--ttl", "600")
+    assert out.returncode == 0, out.stderr
+    token = out.stdout.strip()
+    assert token.startswith("jmt.%s." % mine) and len(out.stdout.splitlines()) == 1
+    # no --job: the token's job, not the busier other one
+    worker = start_worker(server, "--", "sh", "-c", "echo {}", token=token)
+    try:
+        worker.wait(30)
+        assert worker.returncode == 0, worker.stderr.read()
+    finally:
+        stop_all([worker])
+    with server.client() as admin:
+        assert admin.job(mine)["counts"]["done"] == 6
+        assert admin.job(other)["counts"]["done"] == 0
+    denied = jm(server, "job", "status", mine, token=token)
+    assert denied.returncode == 1 and "403" in denied.stderr
+    revoked = jm(server, "job", "token", mine, "--revoke")
+    assert json.loads(revoked.stdout) == {"revoked": 1}
