@@ -286,13 +286,25 @@ def job_status(settings, job_id, watch, interval, as_json):
             click.echo(json.dumps(doc, indent=2))
             return
         s = doc.get("settings", {})
-        click.echo("%s  %s  %s" % (doc.get("id"), doc.get("name"), doc.get("state")))
+        outcome = " (%s)" % doc["outcome"] if doc.get("outcome") else ""
+        click.echo("%s  %s  %s%s" % (doc.get("id"), doc.get("name"), doc.get("state"), outcome))
         click.echo(_progress_line(doc))
         click.echo("created %s  finished %s  batch_size %s  lease_seconds %s  "
                    "max_attempts %s  priority %s  sealed %s" % (
                        _when(doc.get("created_at")), _when(doc.get("finished_at")),
                        s.get("batch_size"), s.get("lease_seconds"), s.get("max_attempts"),
                        s.get("priority"), doc.get("sealed")))
+        extra = ["%s %s" % (k, s[k]) for k in ("max_dead", "retry_backoff", "task_timeout",
+                                               "batching", "speculate") if s.get(k)]
+        if doc.get("webhook"):
+            hook = doc["webhook"]
+            extra.append("webhook %s (%d attempts%s)" % (
+                hook["state"], hook["attempts"],
+                ", last error: %s" % hook["last_error"] if hook.get("last_error") else ""))
+        if doc.get("schedule"):
+            extra.append("schedule %s" % doc["schedule"])
+        if extra:
+            click.echo("  ".join(extra))
         return
     tty = sys.stdout.isatty()
     last = None

@@ -79,6 +79,8 @@ def test_cli_kills_a_command_past_the_jobs_timeout(server, tmp_path):
     assert list(dead) == [1] and dead[1]["error"] == "timeout"
     status = json.loads(jm(server, "job", "status", job_id, "--json").stdout)
     assert status["settings"]["task_timeout"] == 0.5 and status["outcome"] == "partial"
+    text = jm(server, "job", "status", job_id).stdout
+    assert "completed (partial)" in text and "task_timeout 0.5" in text
 
 
 def test_cli_job_token_runs_a_worker_on_its_job_only(server):
