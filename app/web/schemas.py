@@ -13,6 +13,11 @@ from ..domain.codec import MAX_SAFE
 from .validation import integer, obj, string
 
 CLOSED = {"additionalProperties": False}  # request objects: an unknown field is a 400
+# An http(s) URL with a host (name or IPv4) and a port in range: what
+# app/domain/settings.py check_url accepts, said in the document too.
+HTTP_URL = (r"^https?://[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)*"
+            r"(:([0-9]{1,4}|[1-5][0-9]{4}|6[0-4][0-9]{3}|65[0-4][0-9]{2}|655[0-2][0-9]|6553[0-5]))?"
+            r"([/?#][!-~]*)?$")
 
 
 class Schemas:
@@ -58,7 +63,11 @@ class Schemas:
                                         "ceil(pending / (2 * active workers))), at least 1"},
             "speculate": {"type": "boolean", "description": "backup copies of straggling tasks "
                                                             "for workers that would wait"},
-            "webhook": obj({"url": string(1, 2000, description="http(s) URL; POSTed job.finished"),
+            "webhook": obj({"url": string(1, 2000, pattern=HTTP_URL,
+                                          description="http(s) URL with a host name or IPv4 "
+                                                      "address; POSTed job.finished",
+                                          **{"x-message": "must be an http:// or https:// URL "
+                                                          "with a host"}),
                             "secret": string(0, 1000, description="HMAC-SHA256 key of the "
                                                                   "X-Jobmaster-Signature")},
                            required=("url",), nullable=True, **CLOSED),

@@ -15,7 +15,8 @@ bp = Blueprint("tokens", __name__, url_prefix=protocol.jobs_path())
 @bp.post("/<job_id>/tokens")
 @requires(ADMIN)
 @describe("Issue a worker token valid for this job only (stored hashed; expires)",
-          body="TOKEN_REQUEST", ok="TOKEN", status=201, errors=(400, 401, 403, 404))
+          body="TOKEN_REQUEST", ok="TOKEN", status=201, errors=(400, 401, 403, 404),
+          body_required=False)
 def issue(job_id):
     body = json_body(schemas().TOKEN_REQUEST, allow_empty=True)
     return jsonify(tokens.issue(backend(), check_job_id(job_id), body.get("ttl_seconds"))), 201
