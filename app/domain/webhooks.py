@@ -8,8 +8,8 @@ Cluster): the job's ``meta`` (``wh_state``, ``wh_attempts``, ``wh_error``,
 webhook enters the index when it is made, so no finish can be missed: every
 process's deliverer (a background greenlet, :mod:`app.background`) reads
 the entries that are due, and for each one it wins the job's delivery lock
-(``SET NX PX``, the lock expires like a lease, so a deliverer that crashes
-mid-delivery only delays the event), it
+(redis-py's Lock, ``SET NX PX``: it expires like a lease, so a deliverer
+that crashes mid-delivery only delays the event), it
 
 - drops the entry of a job that is gone or whose event is delivered or
   abandoned,
@@ -32,13 +32,16 @@ from urllib.parse import urlsplit
 
 from jobmaster import protocol
 
+from redis.exceptions import LockError
+
 from ..errors import NotFound
 
 log = logging.getLogger(__name__)
 
 #: How often a running job's entry is looked at (a finish nudges it sooner).
 WATCH_MS = 5_000
-#: How long a deliverer holds a job's delivery lock (above the HTTP timeout).
+#: How long a deliverer holds a job's delivery lock at least (and 3x the
+#: receiver's timeout if that is longer).
 LOCK_MS = 60_000
 #: Retry delays: 2^attempts seconds, at most this.
 MAX_RETRY_MS = 3_600_000
@@ -98,14 +101,22 @@ def deliver_due(backend, session, limit=ROUND):
     due = backend.redis.zrangebyscore(backend.keys.webhooks, "-inf", now, start=0, num=limit)
     random.shuffle(due)  # several deliverers at once spread over the entries
     sent = 0
+    # the lock outlives the longest attempt, so two deliverers never post at once
+    hold = max(LOCK_MS / 1000.0, 3 * backend.config["WEBHOOK_TIMEOUT"])
     for job_id in due:
-        lock = backend.keys.job_key(job_id, "whlock")
-        if not backend.redis.set(lock, backend.config["INSTANCE"], nx=True, px=LOCK_MS):
+        # redis-py's Lock: SET NX PX with a token of its own, released only
+        # by its owner (a lock that expired and was taken is left alone)
+        lock = backend.redis.lock(backend.keys.job_key(job_id, "whlock"), timeout=hold,
+                                  blocking=False)
+        if not lock.acquire():
             continue  # another deliverer has it
         try:
             sent += _handle(backend, session, job_id, now)
         finally:
-            backend.redis.delete(lock)
+            try:
+                lock.release()
+            except LockError:
+                pass  # it expired meanwhile: nothing of ours to release
     return sent
 
 

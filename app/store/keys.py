@@ -62,8 +62,9 @@ tokens      hash    sha256 of a per-job worker token -> its expiry (ms);
 
 Per job, outside JOB_KEYS (no script touches it):
 
-- ``<prefix>:{<job>}:whlock`` string, the instance delivering the job's
-  webhook now; ``SET NX PX`` (app/domain/webhooks.py), expires by itself
+- ``<prefix>:{<job>}:whlock`` string, the token of whoever is delivering the
+  job's webhook now: a redis-py Lock (``SET NX PX``, released by its owner
+  only; app/domain/webhooks.py), expires by itself
 
 Per schedule (``<prefix>:sched:{<schedule>}``, its own hash tag):
 
