@@ -269,3 +269,16 @@ def test_many_handed_back_tasks_with_a_shunned_one_in_one_call(b):
     replies = leases_at_once(b, [("aa.5", 1000), ("aa.6", 1000), ("aa.7", 1000), ("aa.8", 1000)])
     assert sum(len(ids_of(r)) for r in replies) == 4000
     check_job(b.redis, b.keys, "aa")
+
+
+def test_an_expired_copys_late_success_still_wins(b):
+    create(b, total=1, batch=1, speculate=1, attempts=3)
+    lease(b, "aa.1", worker="hung")
+    straggle(b)
+    assert lease(b, "aa.2", worker="fast")[0] == "spec"
+    b.redis.zadd(key(b, "deadlines"), {"aa.2": 0})  # the copy's lease expires
+    b.run("heartbeat", "aa", ["aa.1", 0, LIMIT, MAX_MS])  # (reclaims it)
+    assert not b.redis.hexists(key(b, "leases"), "aa.2")
+    assert complete(b, "aa.2", [(0, True, '"late copy"')], worker="fast")[1] == 1
+    assert meta(b, "state") == "completed"
+    check_job(b.redis, b.keys, "aa")

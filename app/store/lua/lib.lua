@@ -298,7 +298,8 @@ local function return_lease(job, lid, now, failed)
       end
     end
     if failed and n > 0 then touch_worker(lease.w, now, 0, 0, n, false) end
-    if n > 0 then remember(lid, raw, now) end
+    -- (a copy lease holds nothing, but its late success may still win)
+    if n > 0 or lease.spec then remember(lid, raw, now) end
   end
   close_lease(lid, span)
   return n
