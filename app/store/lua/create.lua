@@ -1,10 +1,12 @@
 -- create.lua: make a job (and, for an items job, store its first items).
 -- KEYS: the job's keys (lib.lua)
--- ARGV: 1 name, 2 kind (range|items), 3 start, 4 total (range jobs; items
---       jobs count their items), 5 sealed (0|1), 6 batch_size, 7 lease_ms,
---       8 max_attempts, 9 priority, 10 params (raw JSON), 11 m, then m more
---       meta field/value pairs (the optional settings: max_dead, backoff_ms,
---       batching, speculate, task_timeout, webhook...), then items (raw JSON)
+-- ARGV: 1 name, 2 kind (range|items|staged), 3 start, 4 total (range and
+--       staged jobs; items jobs count their items), 5 sealed (0|1), 6 batch_size,
+--       7 lease_ms, 8 max_attempts, 9 priority, 10 params (raw JSON), 11 m, then
+--       m more meta field/value pairs (the optional settings: max_dead,
+--       backoff_ms, batching, speculate, task_timeout, webhook...), then items
+--       (raw JSON). 'staged': an items job whose items 0..total-1 stage.lua
+--       already stored; they stop expiring.
 -- Returns {'exists'} when the job is already there (a re-run is harmless),
 --         else {'ok', state}; a sealed job with no task is completed at once.
 if redis.call('EXISTS', K_META) == 1 then return {'exists'} end
@@ -12,14 +14,12 @@ local now = now_ms()
 local kind = ARGV[2]
 local total = tonumber(ARGV[4])
 local first_item = 12 + 2 * tonumber(ARGV[11])
-if kind == 'items' then
+if kind == 'staged' then
+  kind = 'items'
+  redis.call('PERSIST', K_ITEMS)
+elseif kind == 'items' then
   total = #ARGV - first_item + 1
-  local fields = {}
-  for i = first_item, #ARGV do
-    fields[#fields + 1] = i - first_item
-    fields[#fields + 1] = ARGV[i]
-  end
-  bulk('HSET', K_ITEMS, fields)
+  store_items(0, first_item)
 end
 local state, finished = 'running', ''
 if ARGV[5] == '1' and total == 0 then state, finished = 'completed', now end
