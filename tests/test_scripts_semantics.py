@@ -244,11 +244,16 @@ def test_copy_closes_the_straggler_and_its_heartbeat_is_lost(b):
     check_job(b.redis, b.keys, "aa")
 
 
-def test_expired_copy_and_expired_original(b):
+def one_hung_task_and_its_copy(b):
+    """Task 0 leased by "hung" (aa.1), its copy by "fast" (aa.2)."""
     create(b, total=1, batch=1, speculate=1, attempts=3)
     lease(b, "aa.1", worker="hung")
     straggle(b)
     assert lease(b, "aa.2", worker="fast")[0] == "spec"
+
+
+def test_expired_copy_and_expired_original(b):
+    one_hung_task_and_its_copy(b)
     b.redis.zadd(key(b, "deadlines"), {"aa.1": 0, "aa.2": 0})
     reply = lease(b, "aa.3", worker="third")  # reclaims both; the task comes back once
     assert tasks_of(reply) == [{"id": 0, "attempt": 2, "payload": 100}]
@@ -272,10 +277,7 @@ def test_many_handed_back_tasks_with_a_shunned_one_in_one_call(b):
 
 
 def test_an_expired_copys_late_success_still_wins(b):
-    create(b, total=1, batch=1, speculate=1, attempts=3)
-    lease(b, "aa.1", worker="hung")
-    straggle(b)
-    assert lease(b, "aa.2", worker="fast")[0] == "spec"
+    one_hung_task_and_its_copy(b)
     b.redis.zadd(key(b, "deadlines"), {"aa.2": 0})  # the copy's lease expires
     b.run("heartbeat", "aa", ["aa.1", 0, LIMIT, MAX_MS])  # (reclaims it)
     assert not b.redis.hexists(key(b, "leases"), "aa.2")
