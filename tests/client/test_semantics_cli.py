@@ -1,6 +1,7 @@
-"""A job's task_timeout (docs/contract.md §8), enforced by the worker library and
-the CLI's command runner against the real server: the task is reported
-failed with "error": "timeout", the worker goes on."""
+"""The client side of docs/contract.md §7-§9 against the real server: a
+job's task_timeout enforced by the worker library and the CLI's command
+runner (the task fails with "error": "timeout", the worker goes on),
+`jobmaster job token`, and `jobmaster job create`'s new settings."""
 import json
 import threading
 import time
@@ -105,3 +106,17 @@ def test_cli_job_token_runs_a_worker_on_its_job_only(server):
     assert denied.returncode == 1 and "403" in denied.stderr
     revoked = jm(server, "job", "token", mine, "--revoke")
     assert json.loads(revoked.stdout) == {"revoked": 1}
+
+
+def test_cli_job_create_takes_every_new_setting(server):
+    out = jm(server, "job", "create", "flags", "--range", "0", "3", "--max-dead", "2",
+             "--retry-backoff", "1.5", "--task-timeout", "30", "--batching", "guided",
+             "--speculate", "--webhook-url", "http://127.0.0.1:9/hook", "--webhook-secret", "s")
+    assert out.returncode == 0, out.stderr
+    settings = json.loads(jm(server, "job", "status", out.stdout.strip(), "--json").stdout)["settings"]
+    assert {k: settings[k] for k in ("max_dead", "retry_backoff", "task_timeout", "batching",
+                                     "speculate", "webhook")} == {
+        "max_dead": 2, "retry_backoff": 1.5, "task_timeout": 30, "batching": "guided",
+        "speculate": True, "webhook": {"url": "http://127.0.0.1:9/hook"}}
+    bad = jm(server, "job", "create", "bad", "--range", "0", "3", "--webhook-url", "ftp://x")
+    assert bad.returncode == 1 and "body.webhook.url" in bad.stderr and "400" in bad.stderr
