@@ -284,3 +284,22 @@ def test_an_expired_copys_late_success_still_wins(b):
     assert complete(b, "aa.2", [(0, True, '"late copy"')], worker="fast")[1] == 1
     assert meta(b, "state") == "completed"
     check_job(b.redis, b.keys, "aa")
+
+
+# -- per-job tokens ------------------------------------------------------------
+
+def test_token_issue_and_check_judge_by_redis_time_and_die_with_the_job(b):
+    assert b.run("token_issue", "aa", ["d1", 60000]) == ["missing"]  # no job: nothing stored
+    assert not b.redis.exists(key(b, "tokens"))
+    create(b)
+    reply = b.run("token_issue", "aa", ["d1", 60000])
+    now = b.redis.time()[0] * 1000
+    assert reply[0] == "ok" and now + 58000 <= reply[1] <= now + 61000
+    assert b.run("token_check", "aa", ["d1"]) == ["ok"]
+    assert b.run("token_check", "aa", ["d2"]) == ["unknown"]
+    b.redis.hset(key(b, "tokens"), "d1", 1)  # time passes
+    assert b.run("token_check", "aa", ["d1"]) == ["unknown"]
+    assert not b.redis.hexists(key(b, "tokens"), "d1")  # dropped when met
+    b.run("token_issue", "aa", ["d3", 60000])
+    b.run("delete", "aa")
+    assert b.run("token_check", "aa", ["d3"]) == ["unknown"] and not b.redis.exists(key(b, "tokens"))

@@ -28,7 +28,8 @@ from . import replies as R
 LUA_DIR = os.path.join(os.path.dirname(__file__), "lua")
 
 OPERATIONS = ("create", "stage", "append", "seal", "lease", "heartbeat", "complete",
-              "release", "status", "set_state", "retry_dead", "delete", "webhook_mark")
+              "release", "status", "set_state", "retry_dead", "delete", "webhook_mark",
+              "token_issue", "token_check")
 
 
 def _read(name):
@@ -157,6 +158,14 @@ class Operations:
         so far, or None when the job was revived since (or is gone)."""
         reply = self._run("webhook_mark", job_id, [seq, state, error])
         return reply[1] if reply[0] == "ok" else None
+
+    def token_issue(self, job_id, digest, ttl_ms):
+        """Store a per-job token's digest; its expiry in ms (NotFound: no job)."""
+        return int(self._checked("token_issue", job_id, [digest, ttl_ms])[1])
+
+    def token_check(self, job_id, digest):
+        """True while a per-job token is live (never for a job that is gone)."""
+        return self._run("token_check", job_id, [digest])[0] == "ok"
 
     def complete(self, job_id, lease_id, worker, release, next_lease_id, next_max, results):
         """Record ``results`` ((task id, ok, JSON result or error text)

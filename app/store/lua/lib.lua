@@ -7,7 +7,6 @@
 --   8 deadlines  9 items  10 results  11 dead  12 workers  13 appends  14 spans
 --   15 gone  16 gone_at  17 backoff  18 shun  19 askers  20 born  21 copies
 --   22 durations  23 tokens
---   (tokens: read by app/domain/tokens.py only; here so delete.lua unlinks it)
 --
 -- Who holds a task. A lease made only of fresh range ids (the common case:
 -- nothing handed back yet) is a *span lease*: its record names ids a..b and
@@ -26,8 +25,8 @@ local K_META, K_PENDING, K_OWNER, K_TRIES, K_FAILS = KEYS[1], KEYS[2], KEYS[3], 
 local K_LEASES, K_LEFT, K_DEADLINES, K_ITEMS = KEYS[6], KEYS[7], KEYS[8], KEYS[9]
 local K_RESULTS, K_DEAD, K_WORKERS, K_APPENDS = KEYS[10], KEYS[11], KEYS[12], KEYS[13]
 local K_SPANS, K_GONE, K_GONE_AT = KEYS[14], KEYS[15], KEYS[16]
-local K_BACKOFF, K_SHUN, K_ASKERS, K_BORN, K_COPIES, K_DURATIONS =
-  KEYS[17], KEYS[18], KEYS[19], KEYS[20], KEYS[21], KEYS[22]
+local K_BACKOFF, K_SHUN, K_ASKERS, K_BORN, K_COPIES, K_DURATIONS, K_TOKENS =
+  KEYS[17], KEYS[18], KEYS[19], KEYS[20], KEYS[21], KEYS[22], KEYS[23]
 
 -- Rates are exponentially decayed counts over this window: each done task
 -- adds 1/60 task/s, which fades with a one-minute time constant. O(1) memory
