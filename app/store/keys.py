@@ -59,7 +59,7 @@ copies      hash    id -> its speculative copy's lease id
 durations   list    lifetimes (ms) of the last 101 leases closed by a
                     complete, speculate jobs only (their median)
 tokens      hash    sha256 of a per-job worker token -> its expiry (ms);
-                    app/domain/tokens.py (dies with the job)
+                    token_issue.lua, token_check.lua (dies with the job)
 ==========  ======  ==========================================================
 
 Per job, outside JOB_KEYS (no script touches it):
