@@ -18,6 +18,20 @@ def holders(rds, keys, job_id):
     return held
 
 
+def done_tasks(rds, keys, job_id, meta):
+    """The done task ids: the results hash, or for an archive job (its results
+    leave Redis) the `done` bitmap, whose count must match meta ndone."""
+    k = lambda name: keys.job_key(job_id, name)  # noqa: E731
+    if meta.get("outbox") != "1":
+        return set(int(x) for x in rds.hkeys(k("results")))
+    assert not rds.exists(k("results")), "an archive job keeps results in its hash"
+    raw = rds.connection_pool.get_encoder().encode("")  # (the client may decode replies)
+    raw = rds.execute_command("GETRANGE", k("done"), 0, -1, NEVER_DECODE=True) or raw
+    done = {i * 8 + b for i, byte in enumerate(raw) for b in range(8) if byte & (0x80 >> b)}
+    assert len(done) == int(meta.get("ndone") or 0), "ndone and the done bitmap disagree"
+    return done
+
+
 def is_copy(record):
     """A speculative copy lease (flags >= 2, lib.lua): it holds no task."""
     return int(record.split("|", 1)[0]) >= 2
@@ -37,7 +51,7 @@ def check_job(rds, keys, job_id):
     backoff = set(int(x) for x in rds.zrange(k("backoff"), 0, -1))
     assert not (pending & backoff), "a task is both pending and backing off"
     pending |= backoff
-    done = set(int(x) for x in rds.hkeys(k("results")))
+    done = done_tasks(rds, keys, job_id, meta)
     dead = set(int(x) for x in rds.hkeys(k("dead")))
     leased = set(held)
     fresh = set(range(cursor, total))

@@ -48,6 +48,19 @@ gone        hash    lease id -> its last record (as in ``leases``), for leases
                     is accepted only for the tasks its lease really held.
                     Bounded: a day, at most 100,000 per job (lib.lua)
 gone_at     zset    lease id -> when it was remembered (ms), to prune ``gone``
+done        string  bitmap, bit id set once task id is done (archive jobs only:
+                    their results leave Redis, so "is it done?" and the done
+                    count (meta ``ndone``) cannot come from ``results``)
+outbox      stream  what waits for the archive / result hook (jobs made while
+                    one was configured; meta ``outbox`` 1 archive, 2 hook):
+                    entries ``r`` (NDJSON result lines of one complete call,
+                    ``n`` of them) or ``a`` (one failed or expired attempt,
+                    JSON); consumer group ``archive``; an entry is XACKed and
+                    XDELed once archived, so it leaves Redis then (meta
+                    ``archived`` counts the results archived)
+gone_tries  hash    lease id -> "id:attempt,..." beside ``gone``: which attempt
+                    each of its handed-back tasks ran as (absent: 1), so a
+                    late result keeps its own attempt (pruned with ``gone``)
 backoff     zset    id -> when (ms) a failed task may be leased again
                     (retry_backoff); these count as pending
 shun        hash    id -> the worker whose attempt last failed (skips it once)
@@ -87,6 +100,14 @@ Global:
   Touched alone (one key per command or script), never with a job's keys.
 - ``<prefix>:schedules`` zset, schedule id -> its next slot (ms): the due
   schedules are one ZRANGEBYSCORE away (app/domain/schedules.py)
+- ``<prefix>:archiving`` zset, job id -> when a drainer should next look at
+  its outbox (ms). Every job made with an outbox is added at creation (from
+  Python, beside ``jobs``: a per-job script never touches a global key, so
+  under Redis Cluster no script crosses slots) and stays until its Redis
+  state is gone; drainers take the due ones, so a completing job needs no
+  write to a global key. A busy outbox is due again at once, an idle running
+  job after ARCHIVE_IDLE_SECONDS, a finished one after ten times that (a
+  late result still reaches the archive).
 - ``<prefix>:secret`` string, the key lease ids are signed with when
   ``JOBMASTER_LEASE_SECRET`` is not set: made once (SET NX) by the first
   process that needs it, so every instance shares it (app/domain/lease_ids.py)
@@ -96,7 +117,7 @@ Global:
 JOB_KEYS = (
     "meta", "pending", "owner", "tries", "fails", "leases", "left",
     "deadlines", "items", "results", "dead", "workers", "appends", "spans",
-    "gone", "gone_at",
+    "gone", "gone_at", "done", "outbox", "gone_tries",
     "backoff", "shun", "askers", "born", "copies", "durations", "tokens",
 )
 
@@ -113,6 +134,7 @@ class Keys:
         self.active = "%s:active" % prefix
         self.webhooks = "%s:webhooks" % prefix
         self.schedules = "%s:schedules" % prefix
+        self.archiving = "%s:archiving" % prefix
         self.secret = "%s:secret" % prefix
         self._jobs = {}
 

@@ -28,8 +28,8 @@ from . import replies as R
 LUA_DIR = os.path.join(os.path.dirname(__file__), "lua")
 
 OPERATIONS = ("create", "stage", "append", "seal", "lease", "heartbeat", "complete",
-              "release", "status", "set_state", "retry_dead", "delete", "webhook_mark",
-              "token_issue", "token_check")
+              "release", "status", "set_state", "retry_dead", "delete",
+              "archive_take", "archive_ack", "webhook_mark", "token_issue", "token_check")
 
 
 def _read(name):
@@ -91,12 +91,14 @@ class Operations:
         return reply
 
     def create(self, job_id, name, kind, start, total, sealed, batch_size, lease_ms,
-               max_attempts, priority, params, extra=(), items=()):
+               max_attempts, priority, params, extra=(), items=(), outbox=0):
         """The new job's state, or None when it already existed (a re-run).
-        ``extra``: the optional settings' meta field/value pairs, flat."""
+        ``extra``: the optional settings' meta field/value pairs, flat;
+        ``outbox``: what its results are handed to (lib.lua: 0 nothing, 1 the
+        archive, 2 the result hook alone)."""
         reply = self._run("create", job_id, [name, kind, start, total, 1 if sealed else 0,
                                              batch_size, lease_ms, max_attempts, priority,
-                                             params, len(extra) // 2, *extra, *items])
+                                             params, outbox, len(extra) // 2, *extra, *items])
         return reply[1] if reply[0] == "ok" else None
 
     def stage(self, job_id, first, ttl_seconds, items):
@@ -130,9 +132,22 @@ class Operations:
     def retry_dead(self, job_id):
         return R.Retried(self._checked("retry_dead", job_id, []))
 
-    def delete(self, job_id):
-        """True if the job existed."""
-        return self._run("delete", job_id, [])[0] == "ok"
+    def delete(self, job_id, only_if_archived=False):
+        """``ok``, ``missing``, or (``only_if_archived``) ``backlog``: its
+        outbox still holds something, and nothing was deleted."""
+        return self._run("delete", job_id, ["1" if only_if_archived else "0"])[0]
+
+    def archive_take(self, job_id, consumer, count, claim_ms):
+        """A :class:`replies.Taken` batch of the job's outbox, or None (no
+        job, or no outbox)."""
+        reply = self._run("archive_take", job_id, [consumer, count, claim_ms])
+        return None if reply[0] == "missing" else R.Taken(reply)
+
+    def archive_ack(self, job_id, entries):
+        """Acknowledge archived outbox entries, ``(entry id, results it held)``
+        pairs; an :class:`replies.Acked`."""
+        return R.Acked(self._run("archive_ack", job_id,
+                                 list(itertools.chain.from_iterable(entries))))
 
     def heartbeat(self, job_id, lease_id, lease_ms, max_ms):
         """Extend to ``lease_ms`` (0: the job's), never past the job's own

@@ -16,7 +16,7 @@ for _, v in ipairs(redis.call('HVALS', K_LEFT)) do leased = leased + tonumber(v)
 local backoff = redis.call('ZCARD', K_BACKOFF)
 local reply = {'ok', now,
   job.total - job.cursor + redis.call('ZCARD', K_PENDING) + backoff,
-  leased, redis.call('HLEN', K_RESULTS), redis.call('HLEN', K_DEAD)}
+  leased, done_count(job), redis.call('HLEN', K_DEAD)}
 for _, v in ipairs(redis.call('HGETALL', K_META)) do reply[#reply + 1] = v end
 reply[#reply + 1] = '#backoff'
 reply[#reply + 1] = backoff
