@@ -11,6 +11,9 @@ if not os.environ.get("JOBMASTER_NO_GEVENT"):
 
     monkey.patch_all()
 
-from app import create_app  # noqa: E402
+from app import background, create_app  # noqa: E402
 
 app = application = create_app()
+# Webhook deliveries and schedule slots: a greenlet per worker process, here
+# (after fork, as uWSGI's lazy-apps and gunicorn load the app per worker).
+background.start(app)

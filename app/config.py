@@ -111,6 +111,18 @@ SETTINGS = [
     ("METRICS_CACHE_SECONDS", 2.0, float,
      "how long a process answers /metrics with the same text (reading the job figures runs "
      "a status script per job): a flood of scrapes costs one read per window"),
+    ("WEBHOOK_URL", "", str,
+     "finish webhook of every job that names none of its own (http or https); empty: none"),
+    ("WEBHOOK_SECRET", "", str,
+     "HMAC-SHA256 key signing the default webhook's events (X-Jobmaster-Signature)"),
+    ("WEBHOOK_TIMEOUT", 10.0, float,
+     "seconds a webhook receiver has to answer before the attempt counts as failed"),
+    ("WEBHOOK_GIVE_UP_SECONDS", 86400, int,
+     "how long after a job finished its webhook is still retried (exponential backoff, "
+     "at most an hour apart); then the event is abandoned"),
+    ("BACKGROUND_SECONDS", 1.0, float,
+     "how often each worker process's background loop looks for due webhook "
+     "deliveries and schedule slots (jittered)"),
     ("PROMETHEUS_MULTIPROC_DIR", "", str,
      "directory for prometheus_client multiprocess files (per-process counters)"),
 ]

@@ -29,9 +29,11 @@ def create_app(test_config=None):
     schemas.init_app(app)
     early_lease.init_app(app)
 
-    from .web.api import dashboard, files, jobs, ops, workers
+    from .web.api import dashboard, files, jobs, ops, schedules, tokens, workers
     app.register_blueprint(ops.bp)
     app.register_blueprint(jobs.bp)
+    app.register_blueprint(schedules.bp)
+    app.register_blueprint(tokens.bp)
     app.register_blueprint(workers.bp)
     app.register_blueprint(files.bp)
     app.register_blueprint(dashboard.bp)

@@ -7,6 +7,8 @@ def holders(rds, keys, job_id):
     k = lambda name: keys.job_key(job_id, name)  # noqa: E731
     held = {int(t): lid for t, lid in rds.hgetall(k("owner")).items()}
     for lid, record in rds.hgetall(k("leases")).items():
+        if is_copy(record):
+            continue
         tasks = record.split("|", 3)[2]
         if "-" in tasks:
             first, last = (int(x) for x in tasks.split("-"))
@@ -30,6 +32,11 @@ def done_tasks(rds, keys, job_id, meta):
     return done
 
 
+def is_copy(record):
+    """A speculative copy lease (flags >= 2, lib.lua): it holds no task."""
+    return int(record.split("|", 1)[0]) >= 2
+
+
 def check_job(rds, keys, job_id):
     """Assert that every task of the job is in exactly one state.
 
@@ -41,6 +48,9 @@ def check_job(rds, keys, job_id):
     total, cursor = int(meta["total"]), int(meta["cursor"])
     held = holders(rds, keys, job_id)
     pending = set(int(x) for x in rds.zrange(k("pending"), 0, -1))
+    backoff = set(int(x) for x in rds.zrange(k("backoff"), 0, -1))
+    assert not (pending & backoff), "a task is both pending and backing off"
+    pending |= backoff
     done = done_tasks(rds, keys, job_id, meta)
     dead = set(int(x) for x in rds.hkeys(k("dead")))
     leased = set(held)
@@ -53,6 +63,11 @@ def check_job(rds, keys, job_id):
     lefts = rds.hgetall(k("left"))
     deadlines = rds.zrange(k("deadlines"), 0, -1)
     records = rds.hgetall(k("leases"))
+    copies = {lid for lid, r in records.items() if is_copy(r)}
+    assert meta.get("speculate") == "1" or not copies, "a copy lease in a job that did not ask"
+    for lid in copies:  # a copy's tasks are held by someone else, or were handed back or done
+        assert lid in deadlines, "a copy lease without a deadline"
+    records = {lid: r for lid, r in records.items() if lid not in copies}
     per_lease = {}
     for lid in held.values():
         per_lease[lid] = per_lease.get(lid, 0) + 1
@@ -66,6 +81,8 @@ def check_job(rds, keys, job_id):
                     for lid, r in records.items() if "-" in r.split("|", 3)[2]}
     assert spans == span_records, "the span index and the span leases disagree"
     if meta["sealed"] == "1" and len(done) + len(dead) == total:
-        assert meta["state"] in ("completed", "cancelled"), "a finished job did not complete"
+        assert meta["state"] in ("completed", "cancelled", "failed"), "a finished job did not complete"
+    if meta.get("max_dead") not in (None, "") and len(dead) > int(meta["max_dead"]):
+        assert meta["state"] in ("failed", "cancelled"), "a job over its failure budget runs on"
     return {"pending": len(fresh) + len(pending), "leased": len(leased), "done": len(done),
-            "dead": len(dead), "total": total}
+            "dead": len(dead), "total": total, "backoff": len(backoff)}

@@ -8,7 +8,10 @@ def test_create_range_job_status_document(client):
     doc = make_job(client, name="sims", tasks={"range": [1000, 1010]}, params={"build": "b1"},
                    batch_size=3, lease_seconds=30, max_attempts=5, priority=2)
     assert doc["name"] == "sims" and doc["state"] == "running" and doc["sealed"] is True
-    assert doc["settings"] == {"batch_size": 3, "lease_seconds": 30, "max_attempts": 5, "priority": 2}
+    assert doc["settings"] == {"batch_size": 3, "lease_seconds": 30, "max_attempts": 5, "priority": 2,
+                               "max_dead": None, "retry_backoff": 0, "task_timeout": None,
+                               "batching": "fixed", "speculate": False, "webhook": None}
+    assert doc["outcome"] is None and "backoff" not in doc["counts"]
     assert doc["params"] == {"build": "b1"}
     assert doc["counts"] == {"total": 10, "pending": 10, "leased": 0, "done": 0, "dead": 0}
     assert doc["finished_at"] is None and doc["created_at"] > 0
@@ -21,7 +24,9 @@ def test_create_range_job_status_document(client):
 
 def test_defaults(client):
     doc = make_job(client, total=3)
-    assert doc["settings"] == {"batch_size": 10, "lease_seconds": 300, "max_attempts": 3, "priority": 0}
+    assert doc["settings"] == {"batch_size": 10, "lease_seconds": 300, "max_attempts": 3, "priority": 0,
+                               "max_dead": None, "retry_backoff": 0, "task_timeout": None,
+                               "batching": "fixed", "speculate": False, "webhook": None}
     assert doc["params"] == {}
 
 

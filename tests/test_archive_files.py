@@ -116,3 +116,13 @@ def test_the_result_hook_gets_every_result_at_least_once(redis_url, mongo_url, w
         assert len([d for batch in hooks.CALLS for d in batch]) == 6
     finally:
         b.close()
+
+
+def test_a_job_token_uploads_only_its_jobs_files(c):
+    mine, other = make_job(c, 1)["id"], make_job(c, 1)["id"]
+    token = c.post("/api/v1/jobs/%s/tokens" % mine, json={}).get_json()["token"]
+    auth = {"Authorization": "Bearer " + token}
+    assert put(c, mine, "ok.bin", b"x", **auth).status_code == 201
+    r = put(c, other, "no.bin", b"x", **auth)
+    assert r.status_code == 403 and r.get_json()["error"] == "forbidden"
+    assert c.get("/api/v1/jobs/%s/files" % other).get_json()["files"] == []

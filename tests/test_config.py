@@ -1,5 +1,6 @@
 """Every setting in app/config.py does what it says: each test changes one
 and sees its effect. A setting without a test here fails the last test."""
+import json
 import os
 import socket
 import subprocess
@@ -335,6 +336,84 @@ def test_metrics_cache_seconds_is_the_window_of_one_text(make_app):
     _app, fresh = make_app(METRICS_CACHE_SECONDS=0)
     assert len({cached.get("/metrics").get_data() for _ in range(3)}) == 1
     assert len({fresh.get("/metrics").get_data() for _ in range(3)}) == 3  # each counts the last
+def _finished_job_with_webhook(c, **webhook):
+    job = make_job(c, total=1, **({"webhook": webhook} if webhook else {}))["id"]
+    got = lease(c, job=job)
+    c.post("/api/v1/leases/%s/complete" % got["lease"]["id"],
+           json={"results": [{"id": 0, "ok": True, "result": 1}], "next": {}})
+    return job  # the "done" answer in next: the app saw the job finish
+
+
+@effect_of("WEBHOOK_URL", "WEBHOOK_SECRET")
+def test_default_webhook_receives_jobs_without_their_own(make_app):
+    import hashlib
+    import hmac
+
+    import requests
+
+    from app.domain import webhooks
+    from tests.support.receiver import Receiver
+
+    with Receiver() as rx:
+        app, c = make_app(WEBHOOK_URL=rx.url, WEBHOOK_SECRET="k1")
+        job = _finished_job_with_webhook(c)
+        webhooks.deliver_due(app.extensions["jobmaster.backend"], requests.Session())
+        _, headers, body = rx.calls[0]
+        assert json.loads(body)["job"]["id"] == job
+        assert headers["X-Jobmaster-Signature"] == \
+            "sha256=" + hmac.new(b"k1", body, hashlib.sha256).hexdigest()
+    app, c = make_app()  # no default: a job without a webhook has none
+    assert "webhook" not in c.get("/api/v1/jobs/" + make_job(c)["id"]).get_json()
+
+
+@effect_of("WEBHOOK_TIMEOUT")
+def test_a_slow_receiver_times_out(make_app):
+    import requests
+
+    from app.domain import webhooks
+    from tests.support.receiver import Receiver
+
+    with Receiver(delay=30) as rx:
+        app, c = make_app(WEBHOOK_TIMEOUT=0.2)
+        job = _finished_job_with_webhook(c, url=rx.url)
+        webhooks.deliver_due(app.extensions["jobmaster.backend"], requests.Session())
+        hook = c.get("/api/v1/jobs/" + job).get_json()["webhook"]
+        assert hook["state"] == "failing" and "Timeout" in hook["last_error"]
+
+
+@effect_of("WEBHOOK_GIVE_UP_SECONDS")
+def test_a_webhook_is_abandoned_after_the_give_up_time(make_app):
+    import requests
+
+    from app.domain import webhooks
+
+    for give_up, state in ((0, "abandoned"), (86400, "failing")):
+        app, c = make_app(WEBHOOK_GIVE_UP_SECONDS=give_up)
+        job = _finished_job_with_webhook(c, url="http://127.0.0.1:9/nobody")
+        webhooks.deliver_due(app.extensions["jobmaster.backend"], requests.Session())
+        assert c.get("/api/v1/jobs/" + job).get_json()["webhook"]["state"] == state
+
+
+@effect_of("BACKGROUND_SECONDS")
+def test_the_background_loop_runs_every_so_often_under_gevent(redis_url):
+    code = ("from gevent import monkey; monkey.patch_all()\n"
+            "import gevent, json\n"
+            "from app import background, create_app\n"
+            "app = create_app({'REDIS_URL': %r, 'BACKGROUND_SECONDS': 0.05})\n"
+            "c = app.test_client()\n"
+            "background.start(app)\n"
+            "gevent.sleep(0.2)  # the loop has been round a few times\n"
+            "s = c.post('/api/v1/schedules', json={'name': 's', 'cron': '0 2 * * 1',\n"
+            "           'job': {'name': 'j', 'tasks': {'range': [0, 1]}}}).get_json()\n"
+            "app.extensions['jobmaster.backend'].redis.zadd('jm:schedules', {s['id']: 0})\n"
+            "for _ in range(200):  # at most 20 s\n"
+            "    gevent.sleep(0.1)\n"
+            "    if c.get('/api/v1/schedules/' + s['id']).get_json()['last_job']: break\n"
+            "print(json.dumps(c.get('/api/v1/schedules/' + s['id']).get_json()))\n")
+    out = subprocess.run([sys.executable, "-c", code % redis_url], capture_output=True,
+                         text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    assert json.loads(out.stdout.splitlines()[-1])["last_job"]
 
 
 # -- the archive (its behaviour in depth: tests/test_archive*.py) ---------

@@ -1,6 +1,8 @@
 """Random sequences of lease, complete (ok/fail/duplicate/late), heartbeat,
 release, expiry, pause/resume and cancel, with docs/contract.md §4 (the invariants)
-checked against Redis after every step."""
+checked against Redis after every step; jobs may have a failure budget,
+retry backoff, guided batching and straggler copies (§7-§8), the last being
+the one allowed exception to invariant 3."""
 import json
 
 from hypothesis import HealthCheck, settings
@@ -27,6 +29,7 @@ class LeaseMachine(RuleBasedStateMachine):
         self.rds = self.backend.redis
         self.rds.flushdb()
         self.held = {}       # lease id -> task ids it holds (per the model)
+        self.copies = {}     # speculative lease id -> task ids it has copies of
         self.expired = {}    # lease id -> tasks it held when forced to expire
         self.first = {}      # task id -> first accepted result
         self.state = "running"
@@ -34,26 +37,50 @@ class LeaseMachine(RuleBasedStateMachine):
     app = None  # set by the test below
 
     @initialize(total=st.integers(0, 25), kind=st.sampled_from(["range", "items"]),
-                max_attempts=st.integers(1, 3))
-    def create(self, total, kind, max_attempts):
+                max_attempts=st.integers(1, 3), max_dead=st.sampled_from([None, 0, 2]),
+                backoff=st.sampled_from([0, 100]), batching=st.sampled_from(["fixed", "guided"]),
+                speculate=st.booleans())
+    def create(self, total, kind, max_attempts, max_dead, backoff, batching, speculate):
         tasks = {"range": [7, 7 + total]} if kind == "range" else {"items": [{"n": i} for i in range(total)]}
         r = self.c.post("/api/v1/jobs", json={"name": "prop", "tasks": tasks, "batch_size": 4,
-                                              "max_attempts": max_attempts, "lease_seconds": 60})
+                                              "max_attempts": max_attempts, "lease_seconds": 60,
+                                              "max_dead": max_dead, "retry_backoff": backoff,
+                                              "batching": batching, "speculate": speculate})
         assert r.status_code == 201, r.json
         self.job = r.json["id"]
         self.total = total
         self.max_attempts = max_attempts
+        self.speculate = speculate
         self.state = r.json["state"]
 
     def live_tasks(self):
         return {t for ts in self.held.values() for t in ts}
 
+    def copied(self):
+        return {t for ts in self.copies.values() for t in ts}
+
+    def backing_off(self):
+        return self.rds.zcard(self.backend.keys.job_key(self.job, "backoff"))
+
+    def lose(self, t):
+        """Task t is done by someone else: whoever holds it now loses it."""
+        for holder in list(self.held):
+            self.held[holder].discard(t)
+            if not self.held[holder]:
+                del self.held[holder]  # its last task gone, the lease closed
     @rule(worker=st.sampled_from(WORKERS), n=st.integers(1, 6))
     def lease(self, worker, n):
         r = self.c.post("/api/v1/lease", json={"worker": worker, "max_tasks": n, "job": self.job})
         assert r.status_code == 200
         body = r.json
-        if body["status"] == "ok":
+        if body["status"] == "ok" and body["tasks"][0].get("speculative"):
+            ids = {t["id"] for t in body["tasks"]}
+            assert all(t.get("speculative") for t in body["tasks"])
+            assert self.speculate and len(ids) <= n
+            assert ids <= self.live_tasks(), "a copy of a task nobody holds"
+            assert not (ids & self.copied()), "two live copies of one task"
+            self.copies[body["lease"]["id"]] = ids
+        elif body["status"] == "ok":
             ids = [t["id"] for t in body["tasks"]]
             assert len(ids) <= n and len(set(ids)) == len(ids)
             assert not (set(ids) & self.live_tasks()), "a task is in two live leases"
@@ -61,7 +88,7 @@ class LeaseMachine(RuleBasedStateMachine):
             self.held[body["lease"]["id"]] = set(ids)
         elif body["status"] == "wait":
             assert r.headers["Retry-After"].isdigit()
-            assert self.state == "paused" or self.live_tasks() or self.expired
+            assert self.state == "paused" or self.live_tasks() or self.expired or self.backing_off()
         else:
             assert self.state in ("cancelled", "completed") or len(self.first) <= self.total
 
@@ -127,10 +154,7 @@ class LeaseMachine(RuleBasedStateMachine):
         elif ok:
             assert out["accepted"] == 1
             self.first[t] = 5000
-            for holder in list(self.held):  # whoever holds it now loses it
-                self.held[holder].discard(t)
-                if not self.held[holder]:
-                    del self.held[holder]  # its last task gone, the lease closed
+            self.lose(t)
         else:
             assert out["ignored"] == 1
 
@@ -151,6 +175,41 @@ class LeaseMachine(RuleBasedStateMachine):
         r = self.c.post("/api/v1/leases/%s/release" % lid)
         assert r.status_code == 200 and r.json["released"] == len(self.held.pop(lid))
 
+    @precondition(lambda self: self.copies)
+    @rule(data=st.data(), ok=st.booleans())
+    def complete_copy(self, data, ok):
+        """A copy reports: a success wins unless the task is done; a failure is ignored."""
+        lid = data.draw(st.sampled_from(list(self.copies)))
+        t = data.draw(st.sampled_from(sorted(self.copies[lid])))
+        out = self._report(lid, [{"id": t, "ok": ok, "result": 7000} if ok else {"id": t, "ok": False}])
+        if t in self.first:
+            assert out["duplicates"] == 1
+        elif ok:
+            assert out["accepted"] == 1
+            self.first[t] = 7000
+            self.lose(t)
+        else:
+            assert out["ignored"] == 1
+        self.copies[lid].discard(t)
+        if not self.copies[lid] or not ok:
+            del self.copies[lid]  # the worker is done with its copy
+            self.c.post("/api/v1/leases/%s/release" % lid)
+
+    @precondition(lambda self: self.speculate and self.held)
+    @rule()
+    def straggle(self):
+        """Time passes: every live lease is far older than the job's median lease."""
+        key = self.backend.keys.job_key(self.job, "durations")
+        self.rds.delete(key)
+        self.rds.lpush(key, 0, 0, 0)
+
+    @rule()
+    def backoff_due(self):
+        """Time passes: every backed-off task is due."""
+        key = self.backend.keys.job_key(self.job, "backoff")
+        for t in self.rds.zrange(key, 0, -1):
+            self.rds.zadd(key, {t: 0})
+
     @rule(action=st.sampled_from(["pause", "resume", "cancel"]))
     def set_state(self, action):
         r = self.c.post("/api/v1/jobs/%s/%s" % (self.job, action))
@@ -158,7 +217,7 @@ class LeaseMachine(RuleBasedStateMachine):
         if r.status_code == 200:
             self.state = r.json["state"]
         else:
-            assert self.state in ("completed", "cancelled")
+            assert self.state in ("completed", "cancelled", "failed")
 
     @invariant()
     def nothing_lost(self):
@@ -168,7 +227,10 @@ class LeaseMachine(RuleBasedStateMachine):
         doc = r.json
         counts = doc["counts"]
         assert counts["pending"] + counts["leased"] + counts["done"] + counts["dead"] == counts["total"]
-        assert counts == check_job(self.rds, self.backend.keys, self.job)
+        expected = check_job(self.rds, self.backend.keys, self.job)
+        if "backoff" not in counts:  # shown only for jobs with retry_backoff
+            assert expected.pop("backoff") == 0
+        assert counts == expected
         assert counts["done"] == len(self.first)
         self.state = doc["state"]
         if doc["state"] == "completed":

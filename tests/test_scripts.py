@@ -16,9 +16,10 @@ def b(app):
 
 
 def create(b, job="aa", kind="range", total=5, sealed=1, batch=2, lease_ms=60000, attempts=2,
-           items=()):
+           items=(), **extra):
+    pairs = [x for kv in extra.items() for x in kv]
     reply = b.run("create", job, ["n", kind, 100, total, sealed, batch, lease_ms, attempts, 0,
-                                  '{"p":1}', 0, *items])
+                                  '{"p":1}', 0, len(extra), *pairs, *items])
     return reply
 
 

@@ -13,10 +13,12 @@ import secrets
 from jobmaster import protocol
 
 from ..errors import BadRequest, Conflict, NotFound
+from . import settings as job_settings
+from . import webhooks
 from .codec import MAX_SAFE, encode
 
 STATES = protocol.JOB_STATES
-ACTIVE_STATES = (protocol.JOB_RUNNING, protocol.JOB_PAUSED)
+ACTIVE_STATES = protocol.JOB_ACTIVE_STATES
 
 
 def new_job_id():
@@ -54,7 +56,7 @@ def status_document(job_id, st, backend):
     else:
         eta = None
     params = backend.job_info(job_id).params
-    return {
+    doc = {
         "id": job_id,
         "name": meta["name"],
         "state": state,
@@ -67,14 +69,36 @@ def status_document(job_id, st, backend):
             "lease_seconds": lease_seconds(lease_ms),
             "max_attempts": int(meta["max_attempts"]),
             "priority": int(meta["priority"]),
+            **job_settings.from_meta(meta),
         },
         "params": json.loads(params),
         "counts": {"total": total, "pending": pending, "leased": leased, "done": done,
                    "dead": dead},
         "rate": round(rate, 3),
         "eta_seconds": eta,
+        "outcome": outcome(state, dead),
+        "schedule": meta.get("schedule") or None,
         **_archive_counts(meta, done),
     }
+    if int(meta.get("backoff_ms") or 0):
+        # only jobs with retry_backoff have it: the five counts stay the
+        # whole document of every other job
+        doc["counts"]["backoff"] = st.backoff
+    hook = job_settings.webhook_status(meta)
+    if hook is not None:
+        doc["webhook"] = hook
+    return doc
+
+
+def outcome(state, dead):
+    """A finished job's outcome (docs/contract.md §7), None while it may still run."""
+    if state == protocol.JOB_COMPLETED:
+        return protocol.OUTCOME_PARTIAL if dead else protocol.OUTCOME_SUCCESS
+    if state == protocol.JOB_FAILED:
+        return protocol.OUTCOME_FAILED
+    if state == protocol.JOB_CANCELLED:
+        return protocol.OUTCOME_CANCELLED
+    return None
 
 
 def _archive_counts(meta, done):
@@ -125,13 +149,52 @@ def _stage(backend, job_id, items):
     return first + len(chunk)
 
 
-def create(backend, body, items=None):
+def create(backend, body, items=None, job_id=None):
     """Create a job from a validated POST /jobs body; return its status.
 
     ``items``: the job's items as an iterable with a length, when the body's
     ``tasks.items`` is a placeholder (a large body, app/web/items_body.py):
-    they are stored in chunks before the job is made over them.
+    they are stored in chunks before the job is made over them. ``job_id``
+    (a schedule's slot names its job) makes the call idempotent: the job is
+    made once, later calls answer the status of that one.
     """
+    args = _create_args(backend, body, items)
+    job_id = job_id or new_job_id()
+    priority = args["priority"]
+    if args["kind"] == "staged":
+        args["total"] = _stage(backend, job_id, items)
+    r, keys = backend.redis, backend.keys
+    # Index first: a listed id without a job is skipped and cleaned later,
+    # while a job missing from the index would be invisible.
+    sec, usec = backend.redis.time()
+    outbox = outbox_mode(backend)
+    with r.pipeline(transaction=False) as pipe:
+        # Scored in microseconds of Redis TIME: jobs made in the same
+        # millisecond still list newest first.
+        pipe.zadd(keys.jobs, {job_id: sec * 1_000_000 + usec}, nx=True)
+        pipe.zadd(keys.active, {job_id: priority})
+        if outbox:  # the drainers' index (keys.py), due at once
+            pipe.zadd(keys.archiving, {job_id: 0}, nx=True)
+        pipe.execute()
+    state = backend.ops.create(job_id, outbox=outbox, **args)
+    if state is None:  # it existed: the same job again
+        doc = status(backend, job_id)
+        sync_active(backend, job_id, doc["state"], priority)
+        return doc
+    job_settings.created(backend, job_id, args["extra"])
+    if state != protocol.JOB_RUNNING:
+        sync_active(backend, job_id, state)
+    return status(backend, job_id)
+
+
+def check(backend, body):
+    """Raise BadRequest if ``body`` (schema-valid) would not make a job."""
+    _create_args(backend, body)
+
+
+def _create_args(backend, body, items=None):
+    """The create operation's arguments for a validated job body, or
+    BadRequest (a staged job's total is counted as its items are stored)."""
     config = backend.config
     tasks = body.get("tasks")
     if tasks is None:  # no tasks yet: an (unsealed) items job to append to
@@ -146,7 +209,7 @@ def create(backend, body, items=None):
         start, total = _range_total(tasks["range"], config)
         kind = "range"
     elif items is not None:
-        kind, start, total = "staged", 0, len(items)
+        kind, start, total = "staged", 0, 0
     else:
         kind, start, total = "items", 0, len(tasks["items"])
         limit = config["MAX_RESULT_BYTES"]
@@ -156,30 +219,12 @@ def create(backend, body, items=None):
     if lease_ms < 1:
         raise BadRequest("body.lease_seconds: must be at least 0.001")
     params = encode(body.get("params") or {}, config["MAX_RESULT_BYTES"], "body.params")
-    priority = body.get("priority", protocol.DEFAULT_PRIORITY)
-    job_id = new_job_id()
-    if kind == "staged":
-        total = _stage(backend, job_id, items)
-    r, keys = backend.redis, backend.keys
-    # Index first: a listed id without a job is skipped and cleaned later,
-    # while a job missing from the index would be invisible.
-    sec, usec = backend.redis.time()
-    outbox = outbox_mode(backend)
-    with r.pipeline(transaction=False) as pipe:
-        # Scored in microseconds of Redis TIME: jobs made in the same
-        # millisecond still list newest first.
-        pipe.zadd(keys.jobs, {job_id: sec * 1_000_000 + usec})
-        pipe.zadd(keys.active, {job_id: priority})
-        if outbox:  # the drainers' index (keys.py), due at once
-            pipe.zadd(keys.archiving, {job_id: 0})
-        pipe.execute()
-    state = backend.ops.create(job_id, body["name"], kind, start, total, sealed,
-                               body.get("batch_size", protocol.DEFAULT_BATCH_SIZE), lease_ms,
-                               body.get("max_attempts", protocol.DEFAULT_MAX_ATTEMPTS), priority,
-                               params, encoded, outbox)
-    if state != protocol.JOB_RUNNING:
-        r.zrem(keys.active, job_id)
-    return status(backend, job_id)
+    return {"name": body["name"], "kind": kind, "start": start, "total": total, "sealed": sealed,
+            "batch_size": body.get("batch_size", protocol.DEFAULT_BATCH_SIZE),
+            "lease_ms": lease_ms,
+            "max_attempts": body.get("max_attempts", protocol.DEFAULT_MAX_ATTEMPTS),
+            "priority": body.get("priority", protocol.DEFAULT_PRIORITY), "params": params,
+            "extra": job_settings.to_meta(body, config), "items": encoded}
 
 
 def status(backend, job_id):
@@ -209,14 +254,15 @@ def list_jobs(backend, state=None, limit=100):
 
 
 def sync_active(backend, job_id, state, priority=None):
-    """Keep the ``active`` hint in step with a job's new state."""
+    """Keep the ``active`` hint in step with a job's new state (and let a
+    finished job's webhook leave now)."""
     keys = backend.keys
     if state in ACTIVE_STATES:
         if priority is None:
             priority = int(backend.redis.hget(keys.job_key(job_id, "meta"), "priority") or 0)
         backend.redis.zadd(keys.active, {job_id: priority})
-    else:
-        backend.redis.zrem(keys.active, job_id)
+    elif backend.redis.zrem(keys.active, job_id):
+        webhooks.nudge(backend, job_id)
 
 
 def set_state(backend, job_id, action):
@@ -267,6 +313,8 @@ def retry_dead(backend, job_id):
     if out.status == "conflict":
         raise Conflict("the job is %s" % out.state)
     sync_active(backend, job_id, out.state)
+    if out.moved:
+        webhooks.rewatch(backend, job_id)
     return {"retried": out.moved, "state": out.state}
 
 

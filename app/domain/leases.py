@@ -91,19 +91,22 @@ def _wait(backend, hint_ms=0):
 def _ok(backend, job_id, got):
     """Turn an ``ok`` :class:`replies.Lease` into an answer."""
     info = backend.job_info(job_id)
+    # a backup copy of a straggler's tasks (speculate) says so on each task
+    spec = ',"speculative":true' if got.speculative else ""
     if info.kind == "range":
         start = info.start
-        tasks = ",".join(['{"id":%d,"attempt":%d,"payload":%d}' % (t, a, start + t)
+        tasks = ",".join(['{"id":%d,"attempt":%d,"payload":%d%s}' % (t, a, start + t, spec)
                           for t, a in zip(got.ids, got.attempts)])
     else:
-        tasks = ",".join(['{"id":%d,"attempt":%d,"payload":%s}' % task
+        tasks = ",".join(['{"id":%d,"attempt":%d,"payload":%s%s}' % (*task, spec)
                           for task in zip(got.ids, got.attempts, got.payloads)])
-    count_tasks("leased", got.n)
+    count_tasks("speculative" if spec else "leased", got.n)
     # expires_at in seconds with its milliseconds, printed as integers
     # (cheaper than formatting a float, and exact)
     text = ('{"status":"ok","lease":{"id":"%s","job":"%s","expires_at":%d.%03d,"lease_seconds":%s},'
-            '"params":%s,"tasks":[%s]}' % (got.lease_id, job_id, *divmod(got.expires_ms, 1000),
-                                          lease_seconds(got.lease_ms), info.params, tasks))
+            '"params":%s%s,"tasks":[%s]}' % (got.lease_id, job_id, *divmod(got.expires_ms, 1000),
+                                            lease_seconds(got.lease_ms), info.params,
+                                            info.extra, tasks))
     return Answer("ok", text)
 
 
@@ -146,7 +149,6 @@ def _by_priority(entries):
 
 def lease_any(backend, worker, max_tasks=0, skip=None, key=None):
     """Try running jobs in priority order; ``wait`` if any is unfinished."""
-    r, keys = backend.redis, backend.keys
     unfinished, hint = False, 0
     for job_id in _by_priority(backend.active_jobs()):
         if job_id == skip:
@@ -160,7 +162,7 @@ def lease_any(backend, worker, max_tasks=0, skip=None, key=None):
             if got.wait_ms > 0:
                 hint = got.wait_ms if not hint else min(hint, got.wait_ms)
         else:  # done or missing: the hint was stale
-            r.zrem(keys.active, job_id)
+            sync_active(backend, job_id, "done")
     return _wait(backend, hint) if unfinished else DONE
 
 

@@ -27,12 +27,14 @@ _JOB_ID = re.compile(r"^[0-9a-f]{1,64}$")
 class JobInfo:
     """What never changes about a job: read once per process and cached."""
 
-    __slots__ = ("kind", "start", "params")
+    __slots__ = ("kind", "start", "params", "extra")
 
-    def __init__(self, kind, start, params):
+    def __init__(self, kind, start, params, task_timeout=None):
         self.kind = kind
         self.start = int(start)  # a range job's payload is start + id
         self.params = params  # raw JSON text, spliced into lease answers
+        # JSON members spliced into every lease answer after params
+        self.extra = ',"task_timeout":%s' % task_timeout if task_timeout else ""
 
 
 class Backend:
@@ -104,11 +106,11 @@ class Backend:
         """The job's immutable facts (kind, start, params), or NotFound."""
         info = self._info.get(job_id)
         if info is None:
-            kind, start, params = self.redis.hmget(self.keys.job_key(job_id, "meta"),
-                                                   "kind", "start", "params")
+            kind, start, params, timeout = self.redis.hmget(
+                self.keys.job_key(job_id, "meta"), "kind", "start", "params", "task_timeout")
             if kind is None:
                 raise NotFound("no such job: %s" % job_id)
-            info = JobInfo(kind, start, params)
+            info = JobInfo(kind, start, params, timeout)
             self._info[job_id] = info
             if len(self._info) > self.INFO_CACHE_SIZE:
                 self._info.popitem(last=False)

@@ -13,7 +13,12 @@ name        type    holds
 meta        hash    name, state, created_at, finished_at (ms), sealed, kind
                     (range|items), start, total, cursor (ids below it were
                     handed out at least once), batch_size, lease_ms,
-                    max_attempts, priority, params (raw JSON), rate, rate_t
+                    max_attempts, priority, params (raw JSON), rate, rate_t;
+                    optional settings: max_dead, backoff_ms, batching,
+                    speculate (1), task_timeout (s), schedule (its id),
+                    webhook (JSON {url, secret}; '' = the default), and the
+                    finish webhook's delivery: wh_state, wh_attempts,
+                    wh_error, wh_seq (finishes so far, for the event id)
 pending     zset    ids handed back (failed, expired, released, retried),
                     score = id; together with [cursor, total) they are the
                     pending tasks, so a fresh range job stores no task at all
@@ -22,7 +27,8 @@ owner       hash    id -> lease id, for every task held by an ordinary lease
 tries       hash    id -> times handed out, for tasks handed out more than
                     once (absent: once); dropped when the task is done
 fails       hash    id -> failed or expired attempts (dropped when done)
-leases      hash    lease id -> "<any 0|1>|<created ms>|<tasks>|<worker>",
+leases      hash    lease id -> "<flags>|<created ms>|<tasks>|<worker>", flags
+                    1 = any-job, +2 = a speculative copy (holds no task);
                     <tasks> "a-b" (span lease of fresh ids a..b) or "id,id,..."
 left        hash    lease id -> how many of its tasks it still owns
 deadlines   zset    lease id -> expiry in ms of Redis TIME
@@ -55,13 +61,45 @@ outbox      stream  what waits for the archive / result hook (jobs made while
 gone_tries  hash    lease id -> "id:attempt,..." beside ``gone``: which attempt
                     each of its handed-back tasks ran as (absent: 1), so a
                     late result keeps its own attempt (pruned with ``gone``)
+backoff     zset    id -> when (ms) a failed task may be leased again
+                    (retry_backoff); these count as pending
+shun        hash    id -> the worker whose attempt last failed (skips it once)
+askers      zset    worker -> last lease request (ms); the job's active
+                    workers are those of the last lease length
+born        zset    lease id -> created (ms), speculate jobs only (finds
+                    stragglers; entries of closed leases dropped when read)
+copies      hash    id -> its speculative copy's lease id
+durations   list    lifetimes (ms) of the last 101 leases closed by a
+                    complete, speculate jobs only (their median)
+tokens      hash    sha256 of a per-job worker token -> its expiry (ms);
+                    token_issue.lua, token_check.lua (dies with the job)
 ==========  ======  ==========================================================
+
+Per job, outside JOB_KEYS (no script touches it):
+
+- ``<prefix>:{<job>}:whlock`` string, the token of whoever is delivering the
+  job's webhook now: a redis-py Lock (``SET NX PX``, released by its owner
+  only; app/domain/webhooks.py), expires by itself
+
+Per schedule (``<prefix>:sched:{<schedule>}``, its own hash tag):
+
+- ``<prefix>:sched:{<id>}`` hash, name, cron, timezone, job (the job body,
+  JSON), created_at, next_run, last_job, last_slot (ms)
+- ``<prefix>:sched:{<id>}:slot:<ms>`` string, the job id of that slot: the
+  guard one process takes (``SET NX``) to make the slot's job
 
 Global:
 
 - ``<prefix>:jobs``   zset, job id -> creation time in µs (listing, newest first)
 - ``<prefix>:active`` zset, job id -> priority, for jobs that are running or
   paused (lease without a job looks here)
+- ``<prefix>:webhooks`` zset, job id -> when (ms) its finish webhook is next
+  looked at, for every job that has one and has not had it delivered; a
+  deliverer claims a due job with its ``whlock`` (a lease-like lock: a
+  crashed deliverer's job comes due again), see app/domain/webhooks.py.
+  Touched alone (one key per command or script), never with a job's keys.
+- ``<prefix>:schedules`` zset, schedule id -> its next slot (ms): the due
+  schedules are one ZRANGEBYSCORE away (app/domain/schedules.py)
 - ``<prefix>:archiving`` zset, job id -> when a drainer should next look at
   its outbox (ms). Every job made with an outbox is added at creation (from
   Python, beside ``jobs``: a per-job script never touches a global key, so
@@ -93,6 +131,7 @@ JOB_KEYS = (
     "meta", "pending", "owner", "tries", "fails", "leases", "left",
     "deadlines", "items", "results", "dead", "workers", "appends", "spans",
     "gone", "gone_at", "done", "outbox", "gone_tries",
+    "backoff", "shun", "askers", "born", "copies", "durations", "tokens",
 )
 
 
@@ -106,9 +145,19 @@ class Keys:
         self.prefix = prefix
         self.jobs = "%s:jobs" % prefix
         self.active = "%s:active" % prefix
+        self.webhooks = "%s:webhooks" % prefix
+        self.schedules = "%s:schedules" % prefix
         self.archiving = "%s:archiving" % prefix
         self.secret = "%s:secret" % prefix
         self._jobs = {}
+
+    def schedule(self, schedule_id):
+        """A schedule's hash."""
+        return "%s:sched:{%s}" % (self.prefix, schedule_id)
+
+    def schedule_slot(self, schedule_id, slot_ms):
+        """The guard of one slot of a schedule (same hash tag as the schedule)."""
+        return "%s:sched:{%s}:slot:%d" % (self.prefix, schedule_id, slot_ms)
 
     def job(self, job_id):
         """All keys of one job, in :data:`JOB_KEYS` order (do not modify)."""

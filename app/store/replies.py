@@ -15,18 +15,21 @@ class Lease:
     For ``ok``: ``ids``, ``attempts`` and (items jobs) ``payloads`` are
     parallel sequences of length ``n``; a span lease (fresh range ids) gets a
     ``range`` of ids and first attempts without a list being built. For
-    ``wait``: ``wait_ms`` until the first live lease expires (0: unknown).
+    ``wait``: ``wait_ms`` until the first live lease expires or backed-off
+    task is due (0: unknown). ``speculative``: the lease is a backup copy of
+    a straggler's tasks (a job with ``speculate``; lib.lua).
     """
 
     __slots__ = ("status", "lease_id", "expires_ms", "lease_ms", "n", "ids", "attempts",
-                 "payloads", "wait_ms")
+                 "payloads", "wait_ms", "speculative")
 
     def __init__(self, status, lease_id=None, expires_ms=0, lease_ms=0, n=0, ids=(),
-                 attempts=(), payloads=None, wait_ms=0):
+                 attempts=(), payloads=None, wait_ms=0, speculative=False):
         self.status, self.lease_id, self.expires_ms, self.lease_ms = (
             status, lease_id, expires_ms, lease_ms)
         self.n, self.ids, self.attempts, self.payloads, self.wait_ms = (
             n, ids, attempts, payloads, wait_ms)
+        self.speculative = speculative
 
 
 MISSING = Lease("missing")
@@ -36,18 +39,20 @@ DONE = Lease("done")
 def lease(reply):
     """A :class:`Lease` from one raw per-request lease reply:
     ``{'ok', lid, expires, lease_ms, n, ids..., attempts..., [payloads...]}``,
-    ``{'span', lid, expires, lease_ms, n, first}``, ``{'wait', why, ms}``,
+    ``{'span', lid, expires, lease_ms, n, first}``, ``{'spec', ...}`` (as
+    ``ok``, a speculative copy), ``{'wait', why, ms}``,
     ``{'done'}`` or ``{'missing'}``."""
     kind = reply[0]
     if kind == "span":
         n, first = reply[4], reply[5]
         return Lease("ok", reply[1], int(reply[2]), int(reply[3]), n, range(first, first + n),
                      itertools.repeat(1, n))
-    if kind == "ok":
+    if kind == "ok" or kind == "spec":
         n = reply[4]
         end = 5 + 2 * n
         return Lease("ok", reply[1], int(reply[2]), int(reply[3]), n, reply[5:5 + n],
-                     reply[5 + n:end], reply[end:end + n] if len(reply) > end else None)
+                     reply[5 + n:end], reply[end:end + n] if len(reply) > end else None,
+                     speculative=kind == "spec")
     if kind == "wait":
         return Lease("wait", wait_ms=int(reply[2]))
     return DONE if kind == "done" else MISSING
@@ -78,14 +83,16 @@ class Acked:
 
 
 class Status:
-    """status.lua: counts derived from the job's structures, and its meta hash."""
+    """status.lua: counts derived from the job's structures, and its meta
+    hash; ``backoff``: the part of pending backing off (retry_backoff)."""
 
-    __slots__ = ("now_ms", "pending", "leased", "done", "dead", "meta")
+    __slots__ = ("now_ms", "pending", "leased", "done", "dead", "meta", "backoff")
 
     def __init__(self, reply):
         self.now_ms, self.pending, self.leased, self.done, self.dead = (
             int(v) for v in reply[1:6])
         self.meta = dict(zip(reply[6::2], reply[7::2]))
+        self.backoff = int(self.meta.pop("#backoff", 0))
 
 
 class Completed:

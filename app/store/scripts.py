@@ -31,7 +31,7 @@ LUA_DIR = os.path.join(os.path.dirname(__file__), "lua")
 
 OPERATIONS = ("create", "stage", "append", "seal", "lease", "heartbeat", "complete",
               "release", "status", "set_state", "retry_dead", "delete",
-              "archive_take", "archive_ack")
+              "archive_take", "archive_ack", "webhook_mark", "token_issue", "token_check")
 
 
 def _read(name):
@@ -117,13 +117,14 @@ class Operations:
         return reply
 
     def create(self, job_id, name, kind, start, total, sealed, batch_size, lease_ms,
-               max_attempts, priority, params, items=(), outbox=0):
+               max_attempts, priority, params, extra=(), items=(), outbox=0):
         """The new job's state, or None when it already existed (a re-run).
+        ``extra``: the optional settings' meta field/value pairs, flat;
         ``outbox``: what its results are handed to (lib.lua: 0 nothing, 1 the
         archive, 2 the result hook alone)."""
         reply = self._run("create", job_id, [name, kind, start, total, 1 if sealed else 0,
                                              batch_size, lease_ms, max_attempts, priority,
-                                             params, outbox, *items])
+                                             params, outbox, len(extra) // 2, *extra, *items])
         return reply[1] if reply[0] == "ok" else None
 
     def stage(self, job_id, first, ttl_seconds, items):
@@ -190,6 +191,20 @@ class Operations:
         if replies and replies[0] == "missing":
             return [R.MISSING] * len(requests)
         return [R.lease(reply) for reply in replies]
+
+    def webhook_mark(self, job_id, seq, state, error):
+        """Record a webhook delivery attempt for finish ``seq``: the attempts
+        so far, or None when the job was revived since (or is gone)."""
+        reply = self._run("webhook_mark", job_id, [seq, state, error])
+        return reply[1] if reply[0] == "ok" else None
+
+    def token_issue(self, job_id, digest, ttl_ms):
+        """Store a per-job token's digest; its expiry in ms (NotFound: no job)."""
+        return int(self._checked("token_issue", job_id, [digest, ttl_ms])[1])
+
+    def token_check(self, job_id, digest):
+        """True while a per-job token is live (never for a job that is gone)."""
+        return self._run("token_check", job_id, [digest])[0] == "ok"
 
     def complete(self, job_id, lease_id, worker, release, next_lease_id, next_max, results):
         """Record ``results`` ((task id, ok, JSON result or error text)

@@ -5,6 +5,14 @@ complete and release. Tokens are compared in constant time against every
 configured token (no early exit on the first match), so neither a token's
 content nor its position leaks through timing. With no token configured at
 all the server runs open, and says so.
+
+A per-job token (``jmt.<job>.<secret>``, app/domain/tokens.py) is a worker
+token *scoped* to one job: the request's scope is decided with its role,
+once (:func:`authenticate`), and every route that touches a job asks
+:func:`require_job` (the lease route: :func:`lease_job`) before it changes
+anything, so a scoped token used on another job is a 403 that changed
+nothing. A scoped token is honoured (and an unknown one refused) even when
+the server runs open: a pod given a job's token never acts on another job.
 """
 import functools
 import hmac
@@ -13,6 +21,7 @@ import logging
 from flask import current_app, g, request
 
 from ..config import split_tokens
+from ..domain import tokens as job_tokens
 from ..errors import Forbidden, Unauthorized
 
 log = logging.getLogger(__name__)
@@ -22,9 +31,11 @@ WORKER = "worker"
 
 
 class TokenSet:
-    def __init__(self, admin_tokens, worker_tokens):
+    def __init__(self, admin_tokens, worker_tokens, lookup=None):
         self.admin = [t.encode() for t in admin_tokens]
         self.worker = [t.encode() for t in worker_tokens]
+        # per-job token -> its job id, or None (unknown, expired, job gone)
+        self.lookup = lookup or (lambda token: None)
 
     @property
     def open(self):
@@ -47,8 +58,11 @@ class TokenSet:
 
 
 def init_app(app):
+    def lookup(token):
+        return job_tokens.job_of_token(app.extensions["jobmaster.backend"], token)
+
     tokens = TokenSet(split_tokens(app.config["ADMIN_TOKENS"]),
-                      split_tokens(app.config["WORKER_TOKENS"]))
+                      split_tokens(app.config["WORKER_TOKENS"]), lookup)
     app.extensions["jobmaster.tokens"] = tokens
     if tokens.open:
         log.warning("AUTH IS OFF: no JOBMASTER_ADMIN_TOKENS or JOBMASTER_WORKER_TOKENS "
@@ -60,17 +74,24 @@ def auth_mode():
 
 
 def role_for(tokens, header):
-    """The role an ``Authorization`` header grants (ADMIN when auth is off),
-    or Unauthorized."""
-    if tokens.open:
-        return ADMIN
+    """``(role, scope)`` an ``Authorization`` header grants: scope is the job
+    of a per-job token, else None (ADMIN, None when auth is off); or
+    Unauthorized."""
     scheme, _, token = header.partition(" ")
-    if scheme.lower() != "bearer" or not token.strip():
+    token = token.strip() if scheme.lower() == "bearer" else ""
+    if token and job_tokens.looks_scoped(token):
+        job_id = tokens.lookup(token)
+        if job_id is None:
+            raise Unauthorized("unknown or expired job token")
+        return WORKER, job_id
+    if tokens.open:
+        return ADMIN, None
+    if not token:
         raise Unauthorized("missing bearer token (Authorization: Bearer <token>)")
-    role = tokens.role_of(token.strip())
+    role = tokens.role_of(token)
     if role is None:
         raise Unauthorized("unknown token")
-    return role
+    return role, None
 
 
 # environ key of a request's authentication outcome: its role, or the
@@ -81,7 +102,8 @@ _AUTH = "jobmaster.auth"
 
 def authenticate(environ, tokens):
     """The role this request's token grants; raises Unauthorized. Decided
-    once per request and remembered in ``environ``."""
+    once per request (with its scope, :func:`scope_of`) and remembered in
+    ``environ``."""
     outcome = environ.get(_AUTH)
     if outcome is None:
         try:
@@ -91,7 +113,33 @@ def authenticate(environ, tokens):
         environ[_AUTH] = outcome
     if isinstance(outcome, Unauthorized):
         raise outcome
-    return outcome
+    return outcome[0]
+
+
+def scope_of(environ):
+    """The one job this request's token is for, or None (any job)."""
+    outcome = environ.get(_AUTH)
+    return outcome[1] if isinstance(outcome, tuple) else None
+
+
+def require_job(environ, job_id):
+    """Forbidden unless this request's token may act on job ``job_id`` (a
+    per-job token only on its own job). Call it, after authentication,
+    before anything is changed: every route of one job (heartbeat,
+    complete, release, files) does."""
+    scope = scope_of(environ)
+    if scope is not None and scope != job_id:
+        raise Forbidden("this token is for job %s only" % scope)
+    return job_id
+
+
+def lease_job(environ, job_id):
+    """The job a lease request may lease from: the one it names (which a
+    per-job token's must be), or a per-job token's own when it names none."""
+    scope = scope_of(environ)
+    if job_id is None:
+        return scope
+    return require_job(environ, job_id)
 
 
 def check_role(granted, role):

@@ -13,6 +13,11 @@ from ..domain.codec import MAX_SAFE
 from .validation import integer, obj, string
 
 CLOSED = {"additionalProperties": False}  # request objects: an unknown field is a 400
+# An http(s) URL with a host (name or IPv4) and a port in range: what
+# app/domain/settings.py check_url accepts, said in the document too.
+HTTP_URL = (r"^https?://[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)*"
+            r"(:([0-9]{1,4}|[1-5][0-9]{4}|6[0-4][0-9]{3}|65[0-4][0-9]{2}|655[0-2][0-9]|6553[0-5]))?"
+            r"([/?#][!-~]*)?$")
 
 
 class Schemas:
@@ -41,6 +46,31 @@ class Schemas:
             "max_attempts": integer(1, protocol.MAX_ATTEMPTS_LIMIT),
             "priority": integer(-protocol.MAX_PRIORITY, protocol.MAX_PRIORITY, description="higher first"),
             "sealed": {"type": "boolean", "description": "false: add items later, then seal"},
+            "max_dead": integer(0, c["MAX_TOTAL"], nullable=True,
+                                description="failure budget: the job fails when more tasks than "
+                                            "this are dead (default null: no limit)"),
+            "retry_backoff": {"type": "number", "minimum": 0,
+                              "maximum": protocol.MAX_RETRY_BACKOFF_DELAY,
+                              "description": "seconds: a failed task is leasable again after "
+                                             "retry_backoff * 2^(attempt-1) (at most an hour, "
+                                             "up to a fifth less: jitter)"},
+            "task_timeout": {"type": "number", "minimum": 0, "exclusiveMinimum": True,
+                             "maximum": c["MAX_LEASE_SECONDS"], "nullable": True,
+                             "description": "seconds one task may run; returned with every lease, "
+                                            "enforced by the worker library and CLI"},
+            "batching": {"type": "string", "enum": list(protocol.BATCHINGS),
+                         "description": "fixed: the ask or batch_size; guided: min(ask, "
+                                        "ceil(pending / (2 * active workers))), at least 1"},
+            "speculate": {"type": "boolean", "description": "backup copies of straggling tasks "
+                                                            "for workers that would wait"},
+            "webhook": obj({"url": string(1, 2000, pattern=HTTP_URL,
+                                          description="http(s) URL with a host name or IPv4 "
+                                                      "address; POSTed job.finished",
+                                          **{"x-message": "must be an http:// or https:// URL "
+                                                          "with a host"}),
+                            "secret": string(0, 1000, description="HMAC-SHA256 key of the "
+                                                                  "X-Jobmaster-Signature")},
+                           required=("url",), nullable=True, **CLOSED),
         }, required=("name",), **CLOSED, anyOf=[
             # an items job, sealed or not
             obj({"tasks": obj({}, required=("items",))}, required=("tasks",)),
@@ -53,16 +83,64 @@ class Schemas:
         ], **{"x-message": 'needs tasks (range or items), or "sealed": false to add items '
                            "later; a range job is always sealed"})
 
-        self.COUNTS = obj({k: integer(0) for k in ("total",) + protocol.TASK_STATES})
+        self.SCHEDULE_CREATE = obj({
+            "name": string(1, protocol.MAX_NAME_LENGTH),
+            "cron": string(1, 200, description='5-field cron expression, e.g. "0 2 * * 1" '
+                                               "(Mondays at 02:00)"),
+            "timezone": string(1, 64, description="IANA time zone the cron is read in "
+                                                  "(default UTC)"),
+            "job": self.JOB_CREATE,
+        }, required=("name", "cron", "job"), **CLOSED)
+
+        self.SCHEDULE = obj({
+            "id": {"type": "string"}, "name": {"type": "string"}, "cron": {"type": "string"},
+            "timezone": {"type": "string"}, "job": {"type": "object"},
+            "created_at": {"type": "number"},
+            "next_run": {"type": "number", "description": "the next slot (epoch seconds)"},
+            "last_job": {"type": "string", "nullable": True,
+                         "description": "the job its latest slot (or run) made"},
+            "last_run": {"type": "number", "nullable": True, "description": "its latest slot"},
+        }, required=("id", "name", "cron", "timezone", "next_run"))
+        self.SCHEDULE_LIST = obj({"schedules": {"type": "array", "items": self.SCHEDULE}},
+                                 required=("schedules",))
+
+        self.TOKEN_REQUEST = obj({
+            "ttl_seconds": {"type": "number", "minimum": 0, "exclusiveMinimum": True,
+                            "maximum": protocol.MAX_TOKEN_TTL_SECONDS, "nullable": True,
+                            "description": "lifetime (default 7 days)"},
+        }, **CLOSED)
+        self.TOKEN = obj({"token": {"type": "string", "description": "shown once: only its "
+                                                                    "SHA-256 is kept"},
+                          "job": {"type": "string"}, "expires_at": {"type": "number"}},
+                         required=("token", "expires_at"))
+        self.REVOKED = obj({"revoked": integer(0)}, required=("revoked",))
+
+        self.COUNTS = obj({k: integer(0) for k in ("total",) + protocol.TASK_STATES + ("backoff",)},
+                          description="pending + leased + done + dead == total; backoff (jobs "
+                                      "with retry_backoff) is the part of pending backing off")
 
         self.JOB_STATUS = obj({
             "id": {"type": "string"}, "name": {"type": "string"},
             "state": {"type": "string", "enum": list(protocol.JOB_STATES)},
+            "outcome": {"type": "string", "enum": list(protocol.OUTCOMES), "nullable": True,
+                        "description": "set once the job finished"},
+            "schedule": {"type": "string", "nullable": True,
+                         "description": "the schedule that made it"},
+            "webhook": obj({"state": {"type": "string", "enum": list(protocol.WEBHOOK_STATES)},
+                            "attempts": integer(0),
+                            "last_error": {"type": "string", "nullable": True}},
+                           description="delivery of the finish webhook (jobs that have one)"),
             "kind": {"type": "string", "enum": ["range", "items"]},
             "created_at": {"type": "number"}, "finished_at": {"type": "number", "nullable": True},
             "sealed": {"type": "boolean"},
             "settings": obj({"batch_size": integer(1), "lease_seconds": {"type": "number"},
-                             "max_attempts": integer(1), "priority": integer()}),
+                             "max_attempts": integer(1), "priority": integer(),
+                             "max_dead": integer(0, nullable=True),
+                             "retry_backoff": {"type": "number"},
+                             "task_timeout": {"type": "number", "nullable": True},
+                             "batching": {"type": "string", "enum": list(protocol.BATCHINGS)},
+                             "speculate": {"type": "boolean"},
+                             "webhook": obj({"url": {"type": "string"}}, nullable=True)}),
             "params": {"type": "object"}, "counts": self.COUNTS, "rate": {"type": "number"},
             "eta_seconds": {"type": "number", "nullable": True},
             "archived": {"type": "boolean", "description": "with the archive: true when the "
@@ -81,13 +159,17 @@ class Schemas:
                     "description": "lease from this job only; absent: any running job"},
         }, required=("worker",), **CLOSED)
 
-        self.TASK = obj({"id": integer(0), "attempt": integer(1), "payload": {}})
+        self.TASK = obj({"id": integer(0), "attempt": integer(1), "payload": {},
+                         "speculative": {"type": "boolean", "description": "a backup copy of a "
+                                                                           "straggler's task"}})
 
         self.LEASE_ANSWER = obj({
             "status": {"type": "string", "enum": [protocol.LEASE_OK, protocol.LEASE_WAIT, protocol.LEASE_DONE]},
             "lease": obj({"id": {"type": "string"}, "job": {"type": "string"},
                           "expires_at": {"type": "number"}, "lease_seconds": {"type": "number"}}),
             "params": {"type": "object"},
+            "task_timeout": {"type": "number",
+                             "description": "seconds a task may run (jobs that set it)"},
             "tasks": {"type": "array", "items": self.TASK},
             "retry_after": {"type": "number"},
         }, required=("status",))

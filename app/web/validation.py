@@ -5,6 +5,7 @@ dicts validate requests here and describe them in ``/api/v1/openapi.json``:
 the published contract cannot drift from what the code accepts.
 """
 import io
+import re
 
 from flask import current_app, request
 
@@ -91,12 +92,13 @@ def _compile(schema):
         low = schema.get("minLength", schema.get("minItems", 0))
         high = schema.get("maxLength", schema.get("maxItems", float("inf")))
         item = _compile(schema["items"]) if schema.get("items") else _anything
+        pattern = re.compile(schema["pattern"]) if schema.get("pattern") else None
 
         def check(v):
             if not is_type(v) or not low <= len(v) <= high:
                 return False
             if kind == "string":
-                return encodable(v)
+                return encodable(v) and (pattern is None or pattern.search(v) is not None)
             if item is not _anything:
                 for x in v:
                     if not item(x):
@@ -176,6 +178,9 @@ def _explain(value, schema, path):
             raise BadRequest("%s: must not be empty" % path)
         if len(value) > schema.get("maxLength", float("inf")):
             raise BadRequest("%s: must be at most %d characters" % (path, schema["maxLength"]))
+        if schema.get("pattern") and re.search(schema["pattern"], value) is None:
+            raise BadRequest("%s: %s" % (path, schema.get("x-message")
+                                         or "does not match %s" % schema["pattern"]))
     elif kind == "array":
         if len(value) < schema.get("minItems", 0):
             raise BadRequest("%s: needs at least %d items" % (path, schema["minItems"]))

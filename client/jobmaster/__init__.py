@@ -14,10 +14,10 @@ from .errors import (APIError, AuthError, BadRequest, ClientError, Conflict, For
                      LeaseLost, NotFound, RateLimited, ServerError, TooLarge, TransportError,
                      Unauthorized, Unavailable)
 from .session import Client
-from .worker import Batch, Task, Worker, WorkerStopped
+from .worker import Batch, Task, TaskTimeout, Worker, WorkerStopped
 
 __all__ = [
-    "Client", "Worker", "Batch", "Task", "WorkerStopped",
+    "Client", "Worker", "Batch", "Task", "TaskTimeout", "WorkerStopped",
     "ClientError", "TransportError", "APIError", "BadRequest", "AuthError", "Unauthorized",
     "Forbidden", "NotFound", "Conflict", "LeaseLost", "TooLarge", "RateLimited",
     "Unavailable", "ServerError",

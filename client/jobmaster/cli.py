@@ -23,9 +23,9 @@ import click
 from . import protocol
 from . import errors
 from .command import (DEFAULT_TAIL, CommandAbandoned, CommandFailed, CommandRunner,
-                      process_alive)
+                      CommandTimedOut, process_alive)
 from .session import DEFAULT_RETRY_SECONDS, Client
-from .worker import Worker, WorkerStopped, default_worker_name, format_exception
+from .worker import TaskTimeout, Worker, WorkerStopped, default_worker_name, format_exception
 
 log = logging.getLogger("jobmaster.cli")
 
@@ -164,9 +164,28 @@ def _read_items(fh):
               help="Attempts before a task is dead (server default %d)."
               % protocol.DEFAULT_MAX_ATTEMPTS)
 @click.option("--priority", type=int, help="Higher runs first (server default 0).")
+@click.option("--max-dead", type=click.IntRange(min=0),
+              help="Failure budget: the job fails when more tasks than this are dead "
+                   "(server default: no limit).")
+@click.option("--retry-backoff", type=click.FloatRange(0, 3600), metavar="SECONDS",
+              help="A failed task waits SECONDS * 2^(attempt-1) (at most an hour) before it "
+                   "is handed out again (server default 0).")
+@click.option("--task-timeout", type=click.FloatRange(min=0.001), metavar="SECONDS",
+              help="Workers stop a task running longer and report it failed with error "
+                   "\"timeout\".")
+@click.option("--batching", type=click.Choice(protocol.BATCHINGS),
+              help="fixed: the ask or the batch size; guided: leases shrink as the job nears "
+                   "its end (server default fixed).")
+@click.option("--speculate/--no-speculate", default=None,
+              help="Hand workers that would wait backup copies of straggling tasks.")
+@click.option("--webhook-url", metavar="URL",
+              help="POST a signed job.finished event here when the job finishes.")
+@click.option("--webhook-secret", envvar="JOBMASTER_WEBHOOK_SECRET", metavar="SECRET",
+              help="HMAC-SHA256 key of the webhook's signature [env JOBMASTER_WEBHOOK_SECRET].")
 @pass_settings
 def job_create(settings, name, range_, items, params, batch_size, lease_seconds,
-               max_attempts, priority):
+               max_attempts, priority, max_dead, retry_backoff, task_timeout, batching,
+               speculate, webhook_url, webhook_secret):
     """Create job NAME and print its id (alone, on stdout).
 
     \b
@@ -189,8 +208,18 @@ def job_create(settings, name, range_, items, params, batch_size, lease_seconds,
     status = settings.client.create_job(
         name, range=range_, items=_read_items(items) if items is not None else None,
         params=params_value, batch_size=batch_size, lease_seconds=lease_seconds,
-        max_attempts=max_attempts, priority=priority)
+        max_attempts=max_attempts, priority=priority, max_dead=max_dead,
+        retry_backoff=retry_backoff, task_timeout=task_timeout, batching=batching,
+        speculate=speculate, webhook=_webhook(webhook_url, webhook_secret))
     click.echo(status["id"])
+
+
+def _webhook(url, secret):
+    if url is None:
+        if secret is not None and os.environ.get("JOBMASTER_WEBHOOK_SECRET") != secret:
+            raise click.UsageError("--webhook-secret needs --webhook-url")
+        return None
+    return {"url": url, "secret": secret or ""}
 
 
 def _when(epoch):
@@ -258,13 +287,25 @@ def job_status(settings, job_id, watch, interval, as_json):
             click.echo(json.dumps(doc, indent=2))
             return
         s = doc.get("settings", {})
-        click.echo("%s  %s  %s" % (doc.get("id"), doc.get("name"), doc.get("state")))
+        outcome = " (%s)" % doc["outcome"] if doc.get("outcome") else ""
+        click.echo("%s  %s  %s%s" % (doc.get("id"), doc.get("name"), doc.get("state"), outcome))
         click.echo(_progress_line(doc))
         click.echo("created %s  finished %s  batch_size %s  lease_seconds %s  "
                    "max_attempts %s  priority %s  sealed %s" % (
                        _when(doc.get("created_at")), _when(doc.get("finished_at")),
                        s.get("batch_size"), s.get("lease_seconds"), s.get("max_attempts"),
                        s.get("priority"), doc.get("sealed")))
+        extra = ["%s %s" % (k, s[k]) for k in ("max_dead", "retry_backoff", "task_timeout",
+                                               "batching", "speculate") if s.get(k)]
+        if doc.get("webhook"):
+            hook = doc["webhook"]
+            extra.append("webhook %s (%d attempts%s)" % (
+                hook["state"], hook["attempts"],
+                ", last error: %s" % hook["last_error"] if hook.get("last_error") else ""))
+        if doc.get("schedule"):
+            extra.append("schedule %s" % doc["schedule"])
+        if extra:
+            click.echo("  ".join(extra))
         return
     tty = sys.stdout.isatty()
     last = None
@@ -407,6 +448,29 @@ def job_workers(settings, job_id):
     click.echo(json.dumps(settings.client.workers(job_id), indent=2))
 
 
+@job.command("token", context_settings=CONTEXT)
+@click.argument("job_id", metavar="ID")
+@click.option("--ttl", "ttl_seconds", type=click.FloatRange(min=1,
+              max=protocol.MAX_TOKEN_TTL_SECONDS), metavar="SECONDS",
+              help="Lifetime [default: %d s, a week]." % protocol.DEFAULT_TOKEN_TTL_SECONDS)
+@click.option("--revoke", is_flag=True, help="Revoke every token of job ID instead.")
+@click.option("--json", "as_json", is_flag=True, help="Print {token, job, expires_at}.")
+@pass_settings
+def job_token(settings, job_id, ttl_seconds, revoke, as_json):
+    """Print a worker token valid for job ID only (alone, on stdout).
+
+    \b
+    It may lease, heartbeat, complete, release and upload files for this job
+    and nothing else; the master keeps only its SHA-256. For a pod:
+      kubectl create secret generic jobmaster-job --from-literal=token="$(jobmaster job token $ID)"
+    """
+    if revoke:
+        click.echo(json.dumps(settings.client.revoke_tokens(job_id), separators=(",", ":")))
+        return
+    answer = settings.client.job_token(job_id, ttl_seconds)
+    click.echo(json.dumps(answer, separators=(",", ":")) if as_json else answer["token"])
+
+
 # ---------------------------------------------------------------- worker ...
 
 @cli.group(cls=_Group, context_settings=CONTEXT)
@@ -486,6 +550,8 @@ class _Slot(threading.Thread):
             return self.handler(task)
         except CommandAbandoned:
             raise WorkerStopped()
+        except CommandTimedOut:
+            raise TaskTimeout() from None  # reported as "error": "timeout"
         except CommandFailed as err:
             if self.worker.abandoned:
                 raise WorkerStopped()
@@ -502,7 +568,8 @@ class _Slot(threading.Thread):
 @click.option("--call", "call_spec", metavar="MODULE:FUNCTION",
               help="Call a Python function per task instead of a command.")
 @click.option("--timeout", type=click.FloatRange(min=0.001),
-              help="Kill a command running longer than this many seconds (the task fails).")
+              help="Kill a command running longer than this many seconds (the task fails with "
+                   "error \"timeout\"); the job's task_timeout applies too, the shorter wins.")
 @click.option("--tail", type=click.IntRange(min=1), default=DEFAULT_TAIL, show_default=True,
               help="Bytes of stdout (result) and stderr (error) kept per task.")
 @click.option("--on-term", type=click.Choice(["finish", "kill"]), default="finish",
@@ -570,8 +637,10 @@ def worker_run(settings, job_id, concurrency, name, max_tasks, call_spec, timeou
             runner = CommandRunner(command, workdir, timeout=timeout, tail=tail, slot=index) \
                 if command else None
             handler = runner if runner is not None else _call_handler(fn)
+            # a command's runner enforces the job's task_timeout itself (it
+            # kills the process group); a --call function is left to Worker
             w = Worker(settings.client, job=job_id, name=name, max_tasks=max_tasks,
-                       heartbeat=True, handle_signals=False)
+                       heartbeat=True, handle_signals=False, task_timeouts=runner is None)
             slots.append(_Slot(index, w, handler, runner, wake))
         for slot in slots:
             slot.start()

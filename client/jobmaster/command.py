@@ -10,6 +10,9 @@
   (a string, trailing newlines removed as ``$(...)`` does). Anything else:
   the task failed, its error is the exit status and the tail of standard
   error.
+- A command running longer than the job's ``task_timeout`` (or the
+  runner's own ``--timeout``, whichever is shorter) is killed with its
+  process group and the task fails with ``"error": "timeout"``.
 - Environment: ``JOBMASTER_JOB``, ``JOBMASTER_TASK_ID``,
   ``JOBMASTER_ATTEMPT``, ``JOBMASTER_LEASE`` and ``JOBMASTER_PARAMS_FILE``
   (a file holding the job's params as JSON); ``JOBMASTER_PARAMS`` holds the
@@ -30,6 +33,11 @@ PARAMS_ENV_LIMIT = 32 * 1024
 
 class CommandFailed(Exception):
     """The command exited non-zero, was killed, or could not start."""
+
+
+class CommandTimedOut(CommandFailed):
+    """The command ran longer than its timeout (the job's ``task_timeout``
+    or the runner's own) and was killed."""
 
 
 class CommandAbandoned(Exception):
@@ -84,6 +92,8 @@ class CommandRunner:
         if not self.placeholder:
             stdin_bytes = (json.dumps(task.payload, ensure_ascii=False) + "\n").encode()
         env = self._env(task)
+        timeout = min((t for t in (self.timeout, getattr(task, "timeout", None)) if t),
+                      default=None)
         with tempfile.TemporaryFile(dir=self.workdir) as out, \
                 tempfile.TemporaryFile(dir=self.workdir) as err:
             try:
@@ -98,7 +108,7 @@ class CommandRunner:
                 raise CommandFailed("cannot run %s: %s" % (argv[0], exc.strerror or exc)) from None
             timed_out = False
             try:
-                proc.communicate(stdin_bytes, timeout=self.timeout)
+                proc.communicate(stdin_bytes, timeout=timeout)
             except subprocess.TimeoutExpired:
                 timed_out = True
                 _kill_group(proc)
@@ -109,8 +119,8 @@ class CommandRunner:
             if self._killed:
                 raise CommandAbandoned()
             if timed_out:
-                raise CommandFailed("timed out after %gs; stderr: %s"
-                                    % (self.timeout, read_tail(err, self.tail).strip()))
+                raise CommandTimedOut("timed out after %gs; stderr: %s"
+                                      % (timeout, read_tail(err, self.tail).strip()))
             if proc.returncode == 0:
                 return read_tail(out, self.tail).rstrip("\r\n")
             how = ("killed by signal %d" % -proc.returncode if proc.returncode < 0

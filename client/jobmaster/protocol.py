@@ -21,9 +21,45 @@ JOB_RUNNING = "running"
 JOB_PAUSED = "paused"
 JOB_CANCELLED = "cancelled"
 JOB_COMPLETED = "completed"
-JOB_STATES = (JOB_RUNNING, JOB_PAUSED, JOB_CANCELLED, JOB_COMPLETED)
-#: States after which nothing will ever be handed out again.
-JOB_FINAL_STATES = (JOB_CANCELLED, JOB_COMPLETED)
+#: More than ``max_dead`` tasks died (docs/contract.md §7); ``dead/retry`` revives it.
+JOB_FAILED = "failed"
+JOB_STATES = (JOB_RUNNING, JOB_PAUSED, JOB_CANCELLED, JOB_COMPLETED, JOB_FAILED)
+#: States in which the job may still hand out tasks.
+JOB_ACTIVE_STATES = (JOB_RUNNING, JOB_PAUSED)
+#: States after which nothing will be handed out again (a failed or completed
+#: job with dead tasks may be revived by ``dead/retry``).
+JOB_FINAL_STATES = (JOB_CANCELLED, JOB_COMPLETED, JOB_FAILED)
+
+# A finished job's ``outcome``: completed with no dead task, completed with
+# some (``partial``), failed (over its ``max_dead`` budget), cancelled.
+OUTCOME_SUCCESS = "success"
+OUTCOME_PARTIAL = "partial"
+OUTCOME_FAILED = "failed"
+OUTCOME_CANCELLED = "cancelled"
+OUTCOMES = (OUTCOME_SUCCESS, OUTCOME_PARTIAL, OUTCOME_FAILED, OUTCOME_CANCELLED)
+
+# How a job sizes its leases: ``fixed`` (the ask, or batch_size) or ``guided``
+# (shrinking with what is left, docs/contract.md §8).
+BATCHING_FIXED = "fixed"
+BATCHING_GUIDED = "guided"
+BATCHINGS = (BATCHING_FIXED, BATCHING_GUIDED)
+
+# Delivery state of a job's finish webhook (status document ``webhook.state``):
+# waiting for the job to finish or for its first try, delivered (a 2xx), failing
+# (retried with backoff), abandoned (retried for WEBHOOK_GIVE_UP_SECONDS).
+WEBHOOK_PENDING = "pending"
+WEBHOOK_DELIVERED = "delivered"
+WEBHOOK_FAILING = "failing"
+WEBHOOK_ABANDONED = "abandoned"
+WEBHOOK_STATES = (WEBHOOK_PENDING, WEBHOOK_DELIVERED, WEBHOOK_FAILING, WEBHOOK_ABANDONED)
+#: The one webhook event, and the header carrying its HMAC-SHA256 signature.
+EVENT_JOB_FINISHED = "job.finished"
+SIGNATURE_HEADER = "X-Jobmaster-Signature"
+#: Identifies one delivery (the same on every retry): receivers dedupe by it.
+EVENT_ID_HEADER = "X-Jobmaster-Event"
+
+#: The error text of a task stopped for running past its ``task_timeout``.
+ERROR_TIMEOUT = "timeout"
 
 # Task states (the keys of a status document's ``counts``, besides "total").
 TASK_PENDING = "pending"
@@ -57,7 +93,13 @@ MAX_BATCH_SIZE = 1000
 DEFAULT_LEASE_SECONDS = 300
 DEFAULT_MAX_ATTEMPTS = 3
 DEFAULT_PRIORITY = 0
+DEFAULT_RETRY_BACKOFF = 0
+#: Retry backoff never waits longer than this (seconds).
+MAX_RETRY_BACKOFF_DELAY = 3600
 MAX_NAME_LENGTH = 200
+#: Lifetime of a per-job worker token (POST /jobs/<id>/tokens): default, longest.
+DEFAULT_TOKEN_TTL_SECONDS = 7 * 86400
+MAX_TOKEN_TTL_SECONDS = 366 * 86400
 MAX_ATTEMPTS_LIMIT = 1000
 MAX_PRIORITY = 1_000_000
 

@@ -148,12 +148,16 @@ class Client:
     # ------------------------------------------------------------- admin API
 
     def create_job(self, name, range=None, items=None, params=None, batch_size=None,
-                   lease_seconds=None, max_attempts=None, priority=None, sealed=None):
+                   lease_seconds=None, max_attempts=None, priority=None, sealed=None,
+                   **settings):
         """Create a job; return its status document (``["id"]`` is the job id).
 
         Give exactly one of ``range=(start, stop)`` (payloads start..stop-1)
-        or ``items=[...]`` (one task per JSON item). This call is not
-        retried once the request may have reached the server.
+        or ``items=[...]`` (one task per JSON item). Further job settings
+        go by name (``max_dead``, ``retry_backoff``, ``task_timeout``,
+        ``batching``, ``speculate``, ``webhook={"url", "secret"}``); None
+        leaves one at the server's default. This call is not retried once
+        the request may have reached the server.
         """
         if (range is None) == (items is None):
             raise ValueError("give exactly one of range=(start, stop) or items=[...]")
@@ -162,10 +166,19 @@ class Client:
                 else {"items": list(items)}}
         for key, value in (("params", params), ("batch_size", batch_size),
                            ("lease_seconds", lease_seconds), ("max_attempts", max_attempts),
-                           ("priority", priority), ("sealed", sealed)):
+                           ("priority", priority), ("sealed", sealed), *settings.items()):
             if value is not None:
                 body[key] = value
         return self.call("POST", protocol.jobs_path(), body, idempotent=False)
+
+    def job_token(self, job_id, ttl_seconds=None):
+        """A worker token valid for this job only: ``{"token", "job", "expires_at"}``."""
+        body = {} if ttl_seconds is None else {"ttl_seconds": ttl_seconds}
+        return self.call("POST", protocol.job_path(job_id, "tokens"), body, idempotent=False)
+
+    def revoke_tokens(self, job_id):
+        """Revoke every per-job token of a job: ``{"revoked": n}``."""
+        return self.call("DELETE", protocol.job_path(job_id, "tokens"))
 
     def add_tasks(self, job_id, items):
         """Append items to an unsealed job; return ``{"added", "first_id", "total"}``.

@@ -25,6 +25,14 @@ Behind the scenes:
   :meth:`Worker.close`), finished tasks are reported and the rest of the
   batch is released at once, so other workers can take it immediately.
 - ``wait`` answers are slept off with jitter; ``done`` ends the loop.
+- A job's ``task_timeout`` (returned with every lease, ``task.timeout``):
+  :meth:`Worker.run` stops a handler that runs longer and reports the task
+  failed with ``"error": "timeout"``. In the main thread the handler is
+  interrupted by :class:`TaskTimeout` raised inside it (SIGALRM, so Python
+  code, not a C call that never returns to the interpreter); elsewhere the
+  handler runs in a thread of its own that is given up at the deadline. In
+  the ``for task in worker`` form the same TaskTimeout is raised inside the
+  loop body (main thread) after the task is marked failed: catch it to go on.
 
 Stopping (:meth:`Worker.stop`, or SIGTERM/SIGINT with ``handle_signals``):
 
@@ -55,6 +63,11 @@ log = logging.getLogger("jobmaster.worker")
 SHUTDOWN_RETRY_SECONDS = 20.0
 
 
+class TaskTimeout(Exception):
+    """A task ran past its job's ``task_timeout``; it is reported failed
+    with ``"error": "timeout"``."""
+
+
 class WorkerStopped(BaseException):
     """Raised inside an abandoned task to interrupt it (not an ``Exception``,
     so a task's own ``except Exception`` does not swallow it)."""
@@ -68,14 +81,22 @@ def default_worker_name():
 class Task:
     """One task of a batch: ``id``, ``attempt``, ``payload``, plus the job's ``params``."""
 
-    __slots__ = ("id", "attempt", "payload", "batch", "_outcome")
+    __slots__ = ("id", "attempt", "payload", "batch", "speculative", "_outcome")
 
     def __init__(self, batch, raw):
         self.batch = batch
         self.id = raw["id"]
         self.attempt = raw.get("attempt", 1)
         self.payload = raw.get("payload")
+        # a backup copy of a straggler's task (the job speculates): whichever
+        # result reaches the master first wins
+        self.speculative = bool(raw.get("speculative"))
         self._outcome = None
+
+    @property
+    def timeout(self):
+        """Seconds this task may run (the job's ``task_timeout``), or None."""
+        return self.batch.task_timeout
 
     @property
     def params(self):
@@ -120,6 +141,7 @@ class Batch:
         self.lease_seconds = float(lease.get("lease_seconds") or protocol.DEFAULT_LEASE_SECONDS)
         self.expires_at = lease.get("expires_at")
         self.params = answer.get("params") or {}
+        self.task_timeout = answer.get("task_timeout")
         self.tasks = [Task(self, raw) for raw in answer.get("tasks", [])]
         self.closed = False
         self.lost = False
@@ -177,6 +199,8 @@ class Worker:
         runs (main thread only).
     :param on_term: ``"finish"`` or ``"abandon"`` the current task on a signal.
     :param max_idle: longest sleep after a ``wait`` answer, in seconds.
+    :param task_timeouts: enforce the job's ``task_timeout`` (False for a
+        handler that enforces it itself, as the CLI's command runner does).
 
     After the loop, ``finished`` is True if the master said there is nothing
     left, ``stopped`` if :meth:`stop` (or a signal) ended it, and ``stats``
@@ -184,7 +208,7 @@ class Worker:
     """
 
     def __init__(self, client=None, job=None, name=None, max_tasks=None, heartbeat=True,
-                 handle_signals=False, on_term="finish", max_idle=30.0):
+                 handle_signals=False, on_term="finish", max_idle=30.0, task_timeouts=True):
         if on_term not in ("finish", "abandon"):
             raise ValueError("on_term must be 'finish' or 'abandon'")
         self.client = Client(client) if client is None or isinstance(client, str) else client
@@ -195,6 +219,7 @@ class Worker:
         self.handle_signals = handle_signals
         self.on_term = on_term
         self.max_idle = max_idle
+        self.task_timeouts = task_timeouts
         self.finished = False
         self.stopped = False
         self.abandoned = False
@@ -231,7 +256,8 @@ class Worker:
                         break
                     self._in_user_code = True
                     try:
-                        yield task
+                        with self._deadline(task, in_loop=True):
+                            yield task
                     finally:
                         self._in_user_code = False
                     if task._outcome is None:
@@ -291,7 +317,9 @@ class Worker:
         try:
             for task in self.tasks():
                 try:
-                    result = handler(task)
+                    result = self._call(handler, task)
+                except TaskTimeout:
+                    task.fail(protocol.ERROR_TIMEOUT)
                 except Exception as err:  # the task failed, the worker goes on
                     task.fail(format_exception(err))
                 else:
@@ -325,6 +353,23 @@ class Worker:
         self._restore_signals()
         self._closed = True
         self._stop_heartbeat()
+
+    # ------------------------------------------------------------ timeouts
+
+    def _call(self, handler, task):
+        """``handler(task)`` within the task's timeout (see the module docstring)."""
+        timeout = task.timeout if self.task_timeouts else None
+        if not timeout or _alarm_usable():
+            with self._deadline(task):
+                return handler(task)
+        return _call_in_thread(handler, task, timeout)
+
+    def _deadline(self, task, in_loop=False):
+        """Raise TaskTimeout in this (main) thread when ``task`` runs too long."""
+        timeout = task.timeout if self.task_timeouts else None
+        if not timeout or not _alarm_usable():
+            return _NO_DEADLINE
+        return _Alarm(timeout, task if in_loop else None)
 
     # ------------------------------------------------------------ internals
 
@@ -466,6 +511,67 @@ class Worker:
             self.abandoned = True
             if self._in_user_code:
                 raise WorkerStopped("stopped by signal %d" % signum)
+
+
+class _NoDeadline:
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        return False
+
+
+_NO_DEADLINE = _NoDeadline()
+
+
+def _alarm_usable():
+    return hasattr(signal, "setitimer") and threading.current_thread() is threading.main_thread()
+
+
+class _Alarm:
+    """SIGALRM after ``seconds``: TaskTimeout inside the running code. With
+    ``task`` (the ``for`` form), the task is marked failed first."""
+
+    def __init__(self, seconds, task=None):
+        self.seconds, self.task = seconds, task
+        self.saved = None
+
+    def _fire(self, signum, frame):
+        if self.task is not None and self.task._outcome is None:
+            self.task.fail(protocol.ERROR_TIMEOUT)
+        raise TaskTimeout("task ran longer than its task_timeout of %gs" % self.seconds)
+
+    def __enter__(self):
+        self.saved = signal.signal(signal.SIGALRM, self._fire)
+        signal.setitimer(signal.ITIMER_REAL, self.seconds)
+        return self
+
+    def __exit__(self, *exc):
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, self.saved)
+        return False
+
+
+def _call_in_thread(handler, task, timeout):
+    """``handler(task)`` in a daemon thread, given up (TaskTimeout) after
+    ``timeout``; Python cannot stop a thread, so it runs on unobserved."""
+    box = {}
+
+    def target():
+        try:
+            box["result"] = handler(task)
+        except BaseException as err:  # noqa: BLE001 - re-raised in the caller
+            box["error"] = err
+
+    thread = threading.Thread(target=target, daemon=True, name="jobmaster-task-%s" % task.id)
+    thread.start()
+    thread.join(timeout)
+    if thread.is_alive():
+        log.warning("%r ran past its task_timeout (%gs); reported as timed out", task, timeout)
+        raise TaskTimeout("task ran longer than its task_timeout of %gs" % timeout)
+    if "error" in box:
+        raise box["error"]
+    return box.get("result")
 
 
 def format_exception(err, limit=5):

@@ -157,3 +157,16 @@ def test_metrics_flood_quick_floods_and_reports(stack):
     with urllib.request.urlopen(stack.url + "/api/v1/jobs?limit=1000", timeout=30) as resp:
         names = [j["name"] for j in json.load(resp)["jobs"]]
     assert not [n for n in names if n.startswith("flood-kept-")]
+
+
+def test_tail_bench_smoke(redis_url):
+    """A tiny tail bench: the hung pod's batch is never done with fixed batching,
+    and guided + speculate completes the job (no timing asserted)."""
+    out = subprocess.run([sys.executable, "-m", "loadtest.tail_bench", "--json", "--tasks", "300",
+                          "--pods", "8", "--task-ms", "2", "--slow-share", "0.125",
+                          "--redis-url", redis_url, "--deadline", "60"],
+                         cwd=ROOT, capture_output=True, text=True, timeout=180)
+    assert out.returncode == 0, out.stderr
+    fixed, guided = json.loads(out.stdout)["modes"]
+    assert fixed["makespan_s"] is None and fixed["unfinished_tasks"] > 0
+    assert guided["speculate"] and guided["makespan_s"] is not None

@@ -160,7 +160,7 @@ for _, i in ipairs(careful) do
     elseif ok then
       -- late: the task is pending, leased to someone else, or dead
       if owner then unown(t, owner)
-      elseif redis.call('ZREM', K_PENDING, t) == 0 then redis.call('HDEL', K_DEAD, t) end
+      elseif not take_pending(t) then redis.call('HDEL', K_DEAD, t) end
       record(t, body)
       accepted = accepted + 1
     else
@@ -173,6 +173,8 @@ store_results(job, late)
 
 local released = 0
 if ARGV[3] == '1' then released = return_lease(job, lid, now, false) end
+if lease and lease.spec then settle_copy(job, lid, lease)
+elseif lease and redis.call('HEXISTS', K_LEASES, lid) == 0 then note_duration(job, lease, now) end
 touch_worker(worker, now, accepted, failed, 0, true)
 count_done(accepted, now)
 reclaim(job, now, tonumber(ARGV[4]))

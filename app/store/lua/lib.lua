@@ -5,7 +5,8 @@
 -- KEYS, for every per-job script, in app/keys.py JOB_KEYS order:
 --   1 meta  2 pending  3 owner  4 tries  5 fails  6 leases  7 left
 --   8 deadlines  9 items  10 results  11 dead  12 workers  13 appends  14 spans
---   15 gone  16 gone_at  17 done  18 outbox  19 gone_tries
+--   15 gone  16 gone_at  17 done  18 outbox  19 gone_tries  20 backoff  21 shun
+--   22 askers  23 born  24 copies  25 durations  26 tokens
 --
 -- Who holds a task. A lease made only of fresh range ids (the common case:
 -- nothing handed back yet) is a *span lease*: its record names ids a..b and
@@ -25,6 +26,8 @@ local K_LEASES, K_LEFT, K_DEADLINES, K_ITEMS = KEYS[6], KEYS[7], KEYS[8], KEYS[9
 local K_RESULTS, K_DEAD, K_WORKERS, K_APPENDS = KEYS[10], KEYS[11], KEYS[12], KEYS[13]
 local K_SPANS, K_GONE, K_GONE_AT = KEYS[14], KEYS[15], KEYS[16]
 local K_DONE, K_OUTBOX, K_GONE_TRIES = KEYS[17], KEYS[18], KEYS[19]
+local K_BACKOFF, K_SHUN, K_ASKERS, K_BORN, K_COPIES, K_DURATIONS, K_TOKENS =
+  KEYS[20], KEYS[21], KEYS[22], KEYS[23], KEYS[24], KEYS[25], KEYS[26]
 
 -- Rates are exponentially decayed counts over this window: each done task
 -- adds 1/60 task/s, which fades with a one-minute time constant. O(1) memory
@@ -49,13 +52,17 @@ local function now_ms()
   return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 end
 
+-- The job's settings and state. max_dead nil: no failure budget;
+-- backoff_ms 0: a failed task is leasable again at once.
 local function load_job()
   local v = redis.call('HMGET', K_META, 'state', 'sealed', 'total', 'cursor', 'batch_size',
-                       'lease_ms', 'max_attempts', 'kind', 'outbox')
+                       'lease_ms', 'max_attempts', 'kind', 'outbox', 'max_dead', 'backoff_ms',
+                       'batching', 'speculate')
   if not v[1] then return nil end
   return {state = v[1], sealed = v[2] == '1', total = tonumber(v[3]), cursor = tonumber(v[4]),
           batch = tonumber(v[5]), lease_ms = tonumber(v[6]), max_attempts = tonumber(v[7]),
-          kind = v[8], outbox = tonumber(v[9]) or 0}
+          kind = v[8], outbox = tonumber(v[9]) or 0, max_dead = tonumber(v[10]),
+          backoff_ms = tonumber(v[11]) or 0, guided = v[12] == 'guided', speculate = v[13] == '1'}
 end
 
 -- Run a variadic command over a long flat argument list, CHUNK at a time.
@@ -86,17 +93,22 @@ local function store_items(first, from)
   bulk('HSET', K_ITEMS, fields)
 end
 
--- A lease record: "<any>|<created ms>|<tasks>|<worker>", the worker last
+-- A lease record: "<flags>|<created ms>|<tasks>|<worker>", the worker last
 -- because its name may hold '|'; <tasks> is "a-b" for a span lease, else
--- "id,id,...". Plain text: cheaper than cjson both ways.
+-- "id,id,...". Plain text: cheaper than cjson both ways. <flags>: 1 = leased
+-- from "any job" (kept for `complete ... next`), + SPECULATIVE for a backup
+-- copy of straggling tasks (see straggler copies below), which holds no task.
+local SPECULATIVE = 2
 local function encode_lease(any, created, tasks, worker)
   return fmt('%d|%d|', any, created) .. tasks .. '|' .. worker
 end
 
--- {any, created, w = worker, and first/last (span) or csv (list)}.
+-- {any, spec, created, w = worker, and first/last (span) or csv (list)}.
 local function decode_lease(raw)
-  local any, created, tasks, worker = string.match(raw, '^(%d)|(%d+)|([%d,%-]*)|(.*)$')
-  local lease = {any = tonumber(any), created = tonumber(created), w = worker}
+  local flags, created, tasks, worker = string.match(raw, '^(%d)|(%d+)|([%d,%-]*)|(.*)$')
+  flags = tonumber(flags)
+  local lease = {any = flags % SPECULATIVE, spec = flags >= SPECULATIVE,
+                 created = tonumber(created), w = worker}
   local a, b = string.match(tasks, '^(%d+)%-(%d+)$')
   if a then lease.first, lease.last = tonumber(a), tonumber(b) else lease.csv = tasks end
   return lease
@@ -243,6 +255,50 @@ local function maybe_complete(job, now)
   return false
 end
 
+-- The failure budget (docs/contract.md §7, like Kubernetes' maxFailedIndexes): a
+-- job with more than max_dead dead tasks fails at once. It keeps its counts
+-- and hands out nothing more; retry_dead.lua revives it.
+local function spend_budget(job, now)
+  if job.max_dead and (job.state == 'running' or job.state == 'paused')
+      and redis.call('HLEN', K_DEAD) > job.max_dead then
+    redis.call('HSET', K_META, 'state', 'failed', 'finished_at', now)
+    job.state = 'failed'
+  end
+end
+
+-- A revived job (retry_dead.lua) that finishes again owes its webhook a new
+-- event: wh_seq numbers the finishes, so each has its own event id.
+local function rearm_webhook()
+  if redis.call('HEXISTS', K_META, 'wh_state') == 0 then return end
+  redis.call('HSET', K_META, 'wh_state', 'pending', 'wh_attempts', 0, 'wh_error', '')
+  redis.call('HINCRBY', K_META, 'wh_seq', 1)
+end
+
+-- Retry backoff (docs/contract.md §8): the n-th failure of task t waits
+-- backoff_ms * 2^(n-1), at most BACKOFF_CAP_MS, less up to a fifth of it
+-- spread by task and time (a batch that failed together does not come back
+-- together; never more than the nominal delay, so a client can count on it).
+local BACKOFF_CAP_MS = 3600000
+local function backoff_until(job, t, n, now)
+  local delay = math.min(BACKOFF_CAP_MS, job.backoff_ms * 2 ^ (n - 1))
+  local spread = ((tonumber(t) * 7919 + now) % 1009) / 1009
+  return now + math.floor(delay * (1 - 0.2 * spread))
+end
+
+-- Backed-off tasks whose time has come join pending (at most CHUNK a call).
+local function promote_due(job, now)
+  if job.backoff_ms <= 0 then return end
+  local due = redis.call('ZRANGEBYSCORE', K_BACKOFF, '-inf', now, 'LIMIT', 0, CHUNK)
+  if #due == 0 then return end
+  bulk('ZADD', K_PENDING, interleave(due))
+  bulk('ZREM', K_BACKOFF, due)
+end
+
+-- Take task t out of pending (leasable or backing off); false if it was not there.
+local function take_pending(t)
+  return redis.call('ZREM', K_PENDING, t) == 1 or redis.call('ZREM', K_BACKOFF, t) == 1
+end
+
 -- Forget a lease: its record, its count, its deadline (and its span).
 local function close_lease(lid, span)
   redis.call('HDEL', K_LEASES, lid)
@@ -260,6 +316,8 @@ end
 -- An owner-less task goes back to pending, or to dead when this failure
 -- (failed = true) uses up its attempts. Returns 'dead' or 'retried'.
 -- `tries` holds a task's hand-outs beyond the first (absent: one).
+-- A failed task remembers who failed it (`shun`, see lease_new) and, with
+-- retry_backoff, waits in `backoff` before it is leasable again.
 local function give_back(job, t, failed, err, worker, now)
   if failed then
     local fails = redis.call('HINCRBY', K_FAILS, t, 1)
@@ -268,7 +326,14 @@ local function give_back(job, t, failed, err, worker, now)
       local tries = tonumber(redis.call('HGET', K_TRIES, t)) or 1
       redis.call('HSET', K_DEAD, t, cjson.encode({id = tonumber(t), attempts = tries, error = err,
                                                  worker = worker, at = now / 1000}))
+      redis.call('HDEL', K_SHUN, t)
+      spend_budget(job, now)
       return 'dead'
+    end
+    if worker then redis.call('HSET', K_SHUN, t, worker) end
+    if job.backoff_ms > 0 then
+      redis.call('ZADD', K_BACKOFF, backoff_until(job, t, fails, now), t)
+      return 'retried'
     end
   end
   redis.call('ZADD', K_PENDING, t, t)
@@ -313,7 +378,8 @@ local function return_lease(job, lid, now, failed)
       end
     end
     if failed and n > 0 then touch_worker(lease.w, now, 0, 0, n, false) end
-    if n > 0 then
+    -- (a copy lease holds nothing, but its late success may still win)
+    if n > 0 or lease.spec then
       remember(lid, raw, now)
       remember_attempts(lid, listed)  -- provenance of a late result (the outbox block)
     end
@@ -359,6 +425,82 @@ local function span_reply(job, lid, expires, first, last)
   return {'span', lid, expires, job.lease_ms, last - first + 1, first}
 end
 
+-- Straggler copies (docs/contract.md §8 `speculate`, MapReduce's backup tasks). In a
+-- job that asks for them, a request that would get 'wait' because every
+-- remaining task is leased may get copies of tasks whose lease has lived
+-- more than SPEC_FACTOR times the job's median lease (its last
+-- DURATIONS_KEPT leases closed by a complete). A copy lease is a lease
+-- record flagged SPECULATIVE: it owns nothing (the original keeps its
+-- tasks and counts), so whichever result comes first is accepted as a late
+-- result (complete.lua) and the other is a duplicate. `born` indexes the
+-- leases of such a job by creation (cleaned lazily as it is read), `copies`
+-- names each copied task's copy lease (one live copy per task).
+local SPEC_FACTOR, SPEC_MIN_SAMPLES, SPEC_SCAN, DURATIONS_KEPT = 3, 1, 200, 101
+
+-- Remember how long a lease of a speculating job lived (it just closed).
+local function note_duration(job, lease, now)
+  if not job.speculate or lease.spec then return end
+  redis.call('LPUSH', K_DURATIONS, now - lease.created)
+  redis.call('LTRIM', K_DURATIONS, 0, DURATIONS_KEPT - 1)
+end
+
+local function median_lease_ms()
+  local d = redis.call('LRANGE', K_DURATIONS, 0, -1)
+  if #d < SPEC_MIN_SAMPLES then return nil end
+  for i, v in ipairs(d) do d[i] = tonumber(v) end
+  table.sort(d)
+  return d[math.floor((#d + 1) / 2)]
+end
+
+-- Up to n ids (strings) held by straggling leases, oldest lease first, that
+-- have no live copy.
+local function straggling(n, now)
+  local median = median_lease_ms()
+  if not median then return {} end
+  local old = redis.call('ZRANGEBYSCORE', K_BORN, '-inf', now - SPEC_FACTOR * median,
+                         'LIMIT', 0, SPEC_SCAN)
+  local out = {}
+  for _, lid in ipairs(old) do
+    local raw = redis.call('HGET', K_LEASES, lid)
+    if not raw then
+      redis.call('ZREM', K_BORN, lid)
+    else
+      local lease = decode_lease(raw)
+      for _, t in ipairs(lease_ids(lease)) do
+        if lease.first or redis.call('HGET', K_OWNER, t) == lid then
+          local copy = redis.call('HGET', K_COPIES, t)
+          if not copy or redis.call('HEXISTS', K_LEASES, copy) == 0 then
+            out[#out + 1] = t
+            if #out >= n then return out end
+          end
+        end
+      end
+    end
+  end
+  return out
+end
+
+-- A copy lease for request r of the ids `ids`: {'spec', ...} as lease_reply.
+local function copy_lease(job, r, ids, now)
+  local expires = now + job.lease_ms
+  redis.call('HSET', K_LEASES, r.lid, encode_lease(r.any + SPECULATIVE, now,
+                                                   table.concat(ids, ','), r.worker))
+  redis.call('ZADD', K_DEADLINES, expires, r.lid)
+  bulk('HSET', K_COPIES, interleave(ids, r.lid))
+  local reply = lease_reply(job, r.lid, expires, ids, redis.call('HMGET', K_TRIES, unpack(ids)))
+  reply[1] = 'spec'
+  return reply
+end
+
+-- After a copy lease reported: it closes once none of its tasks is undone.
+local function settle_copy(job, lid, lease)
+  for _, t in ipairs(lease_ids(lease)) do
+    if not is_done(job, t) then return end
+  end
+  redis.call('HDEL', K_LEASES, lid)
+  redis.call('ZREM', K_DEADLINES, lid)
+end
+
 -- The lease lid as it stands (raw: its record): lets a re-run script
 -- (a retried request with the same lease id) answer with the lease it
 -- already made instead of a second one.
@@ -368,22 +510,113 @@ local function existing_lease(job, lid, raw)
   if lease.first then return span_reply(job, lid, expires, lease.first, lease.last) end
   local ids = {}
   for _, t in ipairs(lease_ids(lease)) do
-    if redis.call('HGET', K_OWNER, t) == lid then ids[#ids + 1] = t end
+    if lease.spec or redis.call('HGET', K_OWNER, t) == lid then ids[#ids + 1] = t end
   end
   local tries = {}
   if #ids > 0 then tries = redis.call('HMGET', K_TRIES, unpack(ids)) end
-  return lease_reply(job, lid, expires, ids, tries)
+  local reply = lease_reply(job, lid, expires, ids, tries)
+  if lease.spec then reply[1] = 'spec' end
+  return reply
 end
 
 -- Why nothing can be handed out now: {'done'} or {'wait', why, ms until the
--- first lease expires}.
+-- first lease expires or the first backed-off task is due}.
 local function nothing_to_lease(job, now)
   if maybe_complete(job, now) then return {'done'} end
-  local first = redis.call('ZRANGE', K_DEADLINES, 0, 0, 'WITHSCORES')
-  local hint = 0
-  if first[2] then hint = math.max(0, tonumber(first[2]) - now) end
-  if job.sealed then return {'wait', 'leased', hint} end
-  return {'wait', 'unsealed', hint}
+  local hint = nil
+  for _, key in ipairs({K_DEADLINES, K_BACKOFF}) do
+    local first = redis.call('ZRANGE', key, 0, 0, 'WITHSCORES')
+    if first[2] then
+      local ms = math.max(0, tonumber(first[2]) - now)
+      if not hint or ms < hint then hint = ms end
+    end
+  end
+  if job.sealed then return {'wait', 'leased', hint or 0} end
+  return {'wait', 'unsealed', hint or 0}
+end
+
+-- Active workers of a job: the distinct workers that asked it for a lease
+-- within the last lease length (`askers`, pruned here). Guided batching
+-- divides what is left among them, and a failed task skips the worker that
+-- failed it only while someone else is asking.
+local function note_askers(job, reqs, todo, now)
+  local args = {}
+  for _, i in ipairs(todo) do
+    args[#args + 1] = now
+    args[#args + 1] = reqs[i].worker
+  end
+  bulk('ZADD', K_ASKERS, args)
+  redis.call('ZREMRANGEBYSCORE', K_ASKERS, '-inf', now - job.lease_ms)
+end
+
+local function active_workers()
+  return math.max(1, redis.call('ZCARD', K_ASKERS))
+end
+
+-- How many tasks request r asks for: its max_tasks or the batch size, and
+-- for a guided job (docs/contract.md §8, guided self-scheduling) no more than
+-- ceil(left / (2 * active workers)), at least 1; `left` is what is leasable now.
+local function lease_sizes(job, reqs, todo)
+  local want, wanted, left, active = {}, 0, 0, 1
+  if job.guided then
+    left = job.total - job.cursor + redis.call('ZCARD', K_PENDING)
+    active = active_workers()
+  end
+  for _, i in ipairs(todo) do
+    local n = reqs[i].max
+    if n <= 0 then n = job.batch end
+    if job.guided then
+      n = math.max(1, math.min(n, math.ceil(left / (2 * active))))
+      left = math.max(0, left - n)
+    end
+    want[i] = n
+    wanted = wanted + n
+  end
+  return want, wanted
+end
+
+-- The handed-back tasks `back` (oldest work first) shared among the
+-- requests: request i gets up to want[i], in order. A task that its last
+-- holder failed skips that worker once (its `shun` entry is used up), so
+-- that while another worker asks, a sick pod does not get its failure back
+-- at once; bounded: one skip per failure, and a skipped task goes back to
+-- pending for the next asker. Returns {i -> {ids, tries}}.
+local function share_back(reqs, todo, want, back)
+  local got = {}
+  if #back == 0 then return got end
+  local shun = {}
+  if redis.call('HLEN', K_SHUN) > 0 then
+    for i = 1, #back, CHUNK do  -- (unpack's stack limit: a slice at a time)
+      local last = math.min(i + CHUNK - 1, #back)
+      local who = redis.call('HMGET', K_SHUN, unpack(back, i, last))
+      for j = i, last do if who[j - i + 1] then shun[back[j]] = who[j - i + 1] end end
+    end
+    if next(shun) then
+      bulk('HDEL', K_SHUN, back)
+      if active_workers() <= 1 then shun = {} end  -- nobody else is asking
+    end
+  end
+  local taken, free = {}, 1  -- back[free] is the first task not taken
+  for _, i in ipairs(todo) do
+    local ids, tries = {}, {}
+    while taken[free] do free = free + 1 end
+    for j = free, #back do
+      local t = back[j]
+      if #ids >= want[i] then break end
+      if not taken[j] and shun[t] ~= reqs[i].worker then
+        taken[j] = true
+        local k = redis.call('HINCRBY', K_TRIES, t, 1)
+        if k == 1 then k = redis.call('HINCRBY', K_TRIES, t, 1) end  -- the first was implicit
+        ids[#ids + 1] = t
+        tries[#ids] = k
+      end
+    end
+    got[i] = {ids, tries}
+  end
+  local left = {}
+  for j, t in ipairs(back) do if not taken[j] then left[#left + 1] = t end end
+  if #left > 0 then bulk('ZADD', K_PENDING, interleave(left)) end
+  return got
 end
 
 -- New leases for requests reqs[i], i in todo (no lease record yet); fills
@@ -396,36 +629,23 @@ local function lease_new(job, reqs, todo, replies, now)
     for _, i in ipairs(todo) do replies[i] = why end
     return replies
   end
-  local want, wanted = {}, 0
-  for _, i in ipairs(todo) do
-    local n = reqs[i].max
-    if n <= 0 then n = job.batch end
-    want[i] = n
-    wanted = wanted + n
-  end
+  note_askers(job, reqs, todo, now)
+  promote_due(job, now)
+  local want, wanted = lease_sizes(job, reqs, todo)
   -- Tasks handed back first: they are the oldest work, and the tail of a
   -- job is made of them.
-  local back, back_tries = {}, {}
+  local back = {}
   local popped = redis.call('ZPOPMIN', K_PENDING, wanted)
-  for j = 1, #popped, 2 do
-    local t = popped[j]
-    local k = redis.call('HINCRBY', K_TRIES, t, 1)
-    if k == 1 then k = redis.call('HINCRBY', K_TRIES, t, 1) end  -- the first was implicit
-    back[#back + 1] = t
-    back_tries[#back] = k
-  end
+  for j = 1, #popped, 2 do back[#back + 1] = popped[j] end
+  local shared = share_back(reqs, todo, want, back)
   local expires = now + job.lease_ms
   local cursor = job.cursor
-  local owners, records, lefts, deadlines, spans = {}, {}, {}, {}, {}
-  local b, empty = 1, false
+  local owners, records, lefts, deadlines, spans, born = {}, {}, {}, {}, {}, {}
+  local empty = false
   for _, i in ipairs(todo) do
     local r = reqs[i]
     local ids, tries = {}, {}
-    while #ids < want[i] and b <= #back do
-      ids[#ids + 1] = back[b]
-      tries[#ids] = back_tries[b]
-      b = b + 1
-    end
+    if shared[i] then ids, tries = shared[i][1], shared[i][2] end
     -- Never handed out before: first attempts, which `tries` does not store.
     local fresh = math.min(want[i] - #ids, job.total - job.cursor)
     local n, tasks = #ids + fresh
@@ -455,6 +675,8 @@ local function lease_new(job, reqs, todo, replies, now)
       lefts[#lefts + 1] = fmt('%d', n)
       deadlines[#deadlines + 1] = fmt('%d', expires)
       deadlines[#deadlines + 1] = r.lid
+      born[#born + 1] = now
+      born[#born + 1] = r.lid
     end
   end
   if job.cursor ~= cursor then redis.call('HSET', K_META, 'cursor', fmt('%d', job.cursor)) end
@@ -464,11 +686,18 @@ local function lease_new(job, reqs, todo, replies, now)
     bulk('HSET', K_LEASES, records)
     bulk('HSET', K_LEFT, lefts)
     bulk('ZADD', K_DEADLINES, deadlines)
+    if job.speculate then bulk('ZADD', K_BORN, born) end
   end
   if empty then
     local why = nothing_to_lease(job, now)
     for _, i in ipairs(todo) do
-      if not replies[i] then replies[i] = why end
+      if not replies[i] then
+        replies[i] = why
+        if job.speculate and why[1] == 'wait' and job.sealed then
+          local ids = straggling(want[i], now)
+          if #ids > 0 then replies[i] = copy_lease(job, reqs[i], ids, now) end
+        end
+      end
     end
   end
   return replies

@@ -1,7 +1,8 @@
 -- status.lua: a job's status after reclaiming its expired leases.
 -- KEYS: the job's keys (lib.lua)
 -- ARGV: 1 reclaim limit
--- Returns {'missing'} | {'ok', now ms, pending, leased, done, dead, meta field, value, ...}
+-- Returns {'missing'} | {'ok', now ms, pending, leased, done, dead, meta field, value, ...,
+--         '#backoff', tasks of pending that are backing off}
 -- Counts are derived from the structures themselves, never kept as separate
 -- counters, so they cannot drift: pending = never handed out + handed back.
 local now = now_ms()
@@ -12,8 +13,11 @@ maybe_complete(job, now)
 -- Leased: what the live leases still hold (span leases have no owner fields).
 local leased = 0
 for _, v in ipairs(redis.call('HVALS', K_LEFT)) do leased = leased + tonumber(v) end
+local backoff = redis.call('ZCARD', K_BACKOFF)
 local reply = {'ok', now,
-  job.total - job.cursor + redis.call('ZCARD', K_PENDING),
+  job.total - job.cursor + redis.call('ZCARD', K_PENDING) + backoff,
   leased, done_count(job), redis.call('HLEN', K_DEAD)}
 for _, v in ipairs(redis.call('HGETALL', K_META)) do reply[#reply + 1] = v end
+reply[#reply + 1] = '#backoff'
+reply[#reply + 1] = backoff
 return reply

@@ -1,1 +1,1 @@
-"""HTTP blueprints: ``jobs`` (admin), ``workers`` (lease protocol), ``ops``."""
+"""HTTP blueprints: ``jobs`` (admin), ``workers`` (lease protocol), ``schedules`` (admin), ``ops``."""

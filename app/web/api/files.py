@@ -2,7 +2,7 @@
 from flask import Blueprint, Response, g, jsonify, request
 
 from ...domain import files
-from ..auth import ADMIN, WORKER, requires
+from ..auth import ADMIN, WORKER, require_job, requires
 from ..openapi import describe
 from ...store.backend import backend, check_job_id
 
@@ -19,7 +19,7 @@ _ERRORS = (400, 401, 403, 404, 501)
           errors=_ERRORS + (409, 413))
 def upload(job_id, name):
     b = backend()
-    check_job_id(job_id)
+    require_job(request.environ, check_job_id(job_id))  # a per-job token: its job's files only
     # The body may be far larger than MAX_BODY_BYTES; it is read in chunks.
     request.max_content_length = b.config["MAX_FILE_BYTES"]
     who = request.headers.get("X-Worker-ID", "")[:200] or g.get("role") or "anonymous"

@@ -5,7 +5,7 @@ from jobmaster import protocol
 from ...domain import leases
 from ...store.backend import backend
 from .. import early_lease
-from ..auth import WORKER, requires
+from ..auth import WORKER, require_job, requires
 from ..openapi import describe
 from ..schemas import current as schemas
 from ..validation import json_body, read_body
@@ -19,6 +19,11 @@ def _respond(text, answer=None):
     if answer is not None and answer.retry_after is not None:
         response.headers["Retry-After"] = leases.retry_after_header(answer)
     return response
+
+
+def _own(lease_id):
+    """Forbidden for a per-job token on another job's lease (nothing changed)."""
+    require_job(request.environ, leases.job_of(backend(), lease_id))
 
 
 @bp.post(protocol.lease_path())
@@ -43,6 +48,7 @@ lease.required_role = WORKER  # checked inside the decision (published in OpenAP
 @describe("Extend a lease (a body is optional)", body="HEARTBEAT_REQUEST", ok="HEARTBEAT_ANSWER",
           tag="workers", errors=(400, 401, 403, 404, 409), body_required=False)
 def heartbeat(lease_id):
+    _own(lease_id)
     body = json_body(schemas().HEARTBEAT_REQUEST, allow_empty=True)
     return jsonify(leases.heartbeat(backend(), lease_id, body.get("lease_seconds")))
 
@@ -53,6 +59,7 @@ def heartbeat(lease_id):
           body="COMPLETE_REQUEST", ok="COMPLETE_ANSWER", tag="workers",
           errors=(400, 401, 403, 404, 413))
 def complete(lease_id):
+    _own(lease_id)
     body = json_body(schemas().COMPLETE_REQUEST)
     environ = request.environ
     doc, answer = leases.complete(backend(), lease_id, body, body.get("worker", ""),
@@ -66,4 +73,5 @@ def complete(lease_id):
 @describe("Give every unfinished task of a lease back now", ok="RELEASE_ANSWER",
           tag="workers")
 def release(lease_id):
+    _own(lease_id)
     return jsonify(leases.release(backend(), lease_id))
