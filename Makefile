@@ -12,11 +12,12 @@ help:  ## list the targets
 
 deps: sysdeps venv  ## install everything that is missing (system packages and the venv)
 
-sysdeps:  ## redis-server and nginx from Debian's packages, when missing
+sysdeps:  ## redis-server, nginx, wrk and chromium (the browser tests' browser) from Debian's packages, when missing
 	@missing=""; \
 	command -v redis-server >/dev/null 2>&1 || missing="$$missing redis-server"; \
 	command -v wrk >/dev/null 2>&1 || missing="$$missing wrk"; \
 	{ command -v nginx >/dev/null 2>&1 || test -x /usr/sbin/nginx; } || missing="$$missing nginx-light"; \
+	command -v chromium >/dev/null 2>&1 || missing="$$missing chromium"; \
 	if [ -n "$$missing" ]; then \
 	  echo "installing:$$missing"; \
 	  SUDO=""; [ "$$(id -u)" = 0 ] || SUDO="sudo"; \
