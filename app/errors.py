@@ -83,6 +83,13 @@ class TooLarge(JobmasterError):
     code = "too_large"
 
 
+class NotConfigured(JobmasterError):
+    """The deployment has not set up what this needs (e.g. no fleet launcher)."""
+
+    status = 501
+    code = "not_configured"
+
+
 class RateLimited(JobmasterError):
     """Too many requests from one client."""
 

@@ -43,6 +43,9 @@ def _settings(environ=None):
 
 def cmd_run(args):
     env = os.environ
+    # `make run` launches fleets as local processes unless told otherwise
+    # (DESIGN §10); the instances inherit this environment.
+    env.setdefault("JOBMASTER_LAUNCHER", "local")
     stop_leftovers(_settings())
     overrides = {}
     if not env.get("JOBMASTER_REDIS_URL"):

@@ -52,6 +52,14 @@ def status_document(job_id, reply, backend):
     else:
         eta = None
     params = backend.job_info(job_id).params
+    settings = {
+        "batch_size": int(meta["batch_size"]),
+        "lease_seconds": lease_seconds(lease_ms),
+        "max_attempts": int(meta["max_attempts"]),
+        "priority": int(meta["priority"]),
+    }
+    if meta.get("command"):  # only jobs that have one (DESIGN §10)
+        settings["command"] = json.loads(meta["command"])
     return {
         "id": job_id,
         "name": meta["name"],
@@ -60,12 +68,7 @@ def status_document(job_id, reply, backend):
         "created_at": _seconds(meta["created_at"]),
         "finished_at": _seconds(meta.get("finished_at")),
         "sealed": meta["sealed"] == "1",
-        "settings": {
-            "batch_size": int(meta["batch_size"]),
-            "lease_seconds": lease_seconds(lease_ms),
-            "max_attempts": int(meta["max_attempts"]),
-            "priority": int(meta["priority"]),
-        },
+        "settings": settings,
         "params": json.loads(params),
         "counts": {"total": total, "pending": pending, "leased": leased, "done": done,
                    "dead": dead},
@@ -83,6 +86,22 @@ def _range_total(spec, config):
     if stop - start > config["MAX_TOTAL"]:
         raise BadRequest("body.tasks.range: at most %d tasks per job" % config["MAX_TOTAL"])
     return start, stop - start
+
+
+def check_command(command):
+    """The job's ``command`` (DESIGN §10): an argv list of strings, or one
+    string for ``sh -c``; ``{}`` in it stands for the task's payload."""
+    if command is None:
+        return None
+    if isinstance(command, str):
+        if not command.strip():
+            raise BadRequest("body.command: must not be blank")
+        return command
+    if (isinstance(command, list) and command and all(isinstance(a, str) for a in command)
+            and command[0]):
+        return command
+    raise BadRequest("body.command: must be a non-empty list of strings (argv) or a string "
+                     "(run by sh -c)")
 
 
 def create(backend, body):
@@ -106,6 +125,7 @@ def create(backend, body):
     if lease_ms < 1:
         raise BadRequest("body.lease_seconds: must be at least 0.001")
     params = encode(body.get("params") or {}, config["MAX_RESULT_BYTES"], "params")
+    command = check_command(body.get("command"))
     priority = body.get("priority", 0)
     job_id = new_job_id()
     r, keys = backend.redis, backend.keys
@@ -120,7 +140,9 @@ def create(backend, body):
         pipe.execute()
     reply = backend.run("create", job_id, [
         body["name"], kind, start, total, 1 if sealed else 0, body.get("batch_size", 10),
-        lease_ms, body.get("max_attempts", 3), priority, params, *items])
+        lease_ms, body.get("max_attempts", 3), priority, params,
+        encode(command, config["MAX_RESULT_BYTES"], "command") if command is not None else "",
+        *items])
     if reply[1] != "running":
         r.zrem(keys.active, job_id)
     return status(backend, job_id)

@@ -113,9 +113,11 @@ def _ok(backend, job_id, reply):
     count_tasks("leased", n)
     # expires_at in seconds with its milliseconds, printed as integers
     # (cheaper than formatting a float, and exact)
+    # "command" only for a job that has one: other leases stay as small as before.
+    command = ',"command":%s' % info.command if info.command else ""
     text = ('{"status":"ok","lease":{"id":"%s","job":"%s","expires_at":%d.%03d,"lease_seconds":%s},'
-            '"params":%s,"tasks":[%s]}' % (lid, job_id, *divmod(expires, 1000),
-                                          lease_seconds(lease_ms), info.params, tasks))
+            '"params":%s%s,"tasks":[%s]}' % (lid, job_id, *divmod(expires, 1000),
+                                            lease_seconds(lease_ms), info.params, command, tasks))
     return Answer("ok", text)
 
 

@@ -28,12 +28,13 @@ _JOB_ID = re.compile(r"^[0-9a-f]{1,64}$")
 class JobInfo:
     """What never changes about a job: read once per process and cached."""
 
-    __slots__ = ("kind", "start", "params")
+    __slots__ = ("kind", "start", "params", "command")
 
-    def __init__(self, kind, start, params):
+    def __init__(self, kind, start, params, command=None):
         self.kind = kind
         self.start = int(start)  # a range job's payload is start + id
         self.params = params  # raw JSON text, spliced into lease answers
+        self.command = command  # raw JSON text or None (DESIGN §10), likewise
 
 
 class Backend:
@@ -111,11 +112,11 @@ class Backend:
         """The job's immutable facts (kind, start, params), or NotFound."""
         info = self._info.get(job_id)
         if info is None:
-            kind, start, params = self.redis.hmget(self.keys.job_key(job_id, "meta"),
-                                                   "kind", "start", "params")
+            kind, start, params, command = self.redis.hmget(
+                self.keys.job_key(job_id, "meta"), "kind", "start", "params", "command")
             if kind is None:
                 raise NotFound("no such job: %s" % job_id)
-            info = JobInfo(kind, start, params)
+            info = JobInfo(kind, start, params, command)
             self._info[job_id] = info
             if len(self._info) > self.INFO_CACHE_SIZE:
                 self._info.popitem(last=False)

@@ -13,7 +13,8 @@ name        type    holds
 meta        hash    name, state, created_at, finished_at (ms), sealed, kind
                     (range|items), start, total, cursor (ids below it were
                     handed out at least once), batch_size, lease_ms,
-                    max_attempts, priority, params (raw JSON), rate, rate_t
+                    max_attempts, priority, params (raw JSON), command (raw JSON
+                    argv list or string; absent: none), rate, rate_t
 pending     zset    ids handed back (failed, expired, released, retried),
                     score = id; together with [cursor, total) they are the
                     pending tasks, so a fresh range job stores no task at all
@@ -35,6 +36,9 @@ workers     hash    worker name -> JSON {d, f, x, s, r, rt} (done, failed,
 appends     hash    append token -> first id it added (makes appends retry-safe)
 spans       zset    span lease id -> its first task id (finds the lease holding
                     a fresh task; spans never overlap)
+fleet       hash    launch ref -> JSON record of one fleet launch (launcher,
+                    workers, host, pids or Kubernetes names, launched_at);
+                    written by fleet.lua, read by any instance (DESIGN §10)
 ==========  ======  ==========================================================
 
 Global:
@@ -48,6 +52,7 @@ Global:
 JOB_KEYS = (
     "meta", "pending", "owner", "tries", "fails", "leases", "left",
     "deadlines", "items", "results", "dead", "workers", "appends", "spans",
+    "fleet",
 )
 
 

@@ -54,7 +54,8 @@ def _operation(meta, rule, role):
 
 _REASONS = {400: "bad input; nothing changed", 401: "no or unknown token",
             403: "token's role may not do this", 404: "no such job, lease or route",
-            409: "wrong state or lost lease", 413: "too large"}
+            409: "wrong state or lost lease", 413: "too large",
+            501: "not configured on this server (e.g. no fleet launcher)"}
 
 
 def document(app):

@@ -27,6 +27,9 @@ JOB_CREATE = obj({
     "max_attempts": integer(1, 1000),
     "priority": integer(-1_000_000, 1_000_000, description="higher first"),
     "sealed": {"type": "boolean", "description": "false: add items later, then seal"},
+    # No "type": one of two shapes, checked by app.domain.jobs.check_command.
+    "command": {"description": "what a launched worker runs per task: an argv list of strings, "
+                               "or a string run by sh -c; {} stands for the task's payload"},
 }, required=("name",))
 
 COUNTS = obj({k: integer(0) for k in ("total", "pending", "leased", "done", "dead")})
@@ -38,7 +41,8 @@ JOB_STATUS = obj({
     "created_at": {"type": "number"}, "finished_at": {"type": "number", "nullable": True},
     "sealed": {"type": "boolean"},
     "settings": obj({"batch_size": integer(1), "lease_seconds": {"type": "number"},
-                     "max_attempts": integer(1), "priority": integer()}),
+                     "max_attempts": integer(1), "priority": integer(),
+                     "command": {"nullable": True, "description": "argv list or sh -c string"}}),
     "params": {"type": "object"}, "counts": COUNTS, "rate": {"type": "number"},
     "eta_seconds": {"type": "number", "nullable": True},
 }, required=("id", "name", "state", "counts"))
@@ -59,6 +63,7 @@ LEASE_ANSWER = obj({
     "lease": obj({"id": {"type": "string"}, "job": {"type": "string"},
                   "expires_at": {"type": "number"}, "lease_seconds": {"type": "number"}}),
     "params": {"type": "object"},
+    "command": {"description": "the job's command, when it has one (DESIGN §10)"},
     "tasks": {"type": "array", "items": TASK},
     "retry_after": {"type": "number"},
 }, required=("status",))
@@ -100,3 +105,23 @@ WORKER_LIST = obj({"workers": {"type": "array", "items": obj({
     "worker": {"type": "string"}, "done": integer(0), "failed": integer(0),
     "expired": integer(0), "leases": integer(0), "last_seen": {"type": "number"},
     "rate": {"type": "number"}})}})
+
+FLEET_REQUEST = obj({
+    "workers": integer(1, 100000, description="how many workers (pods or processes)"),
+    "dry_run": {"type": "boolean", "description": "answer what would be started; start nothing"},
+    "launcher": {"type": "string", "enum": ["local", "kubernetes"],
+                 "description": "the launcher of a dry run (a launch uses the configured one)"},
+    "image": string(1, 500, description="worker image (kubernetes); default JOBMASTER_WORKER_IMAGE"),
+    "concurrency": integer(1, 1024, description="tasks each worker runs at once"),
+}, required=("workers",))
+FLEET_ANSWER = obj({
+    "launcher": {"type": "string"}, "launched": integer(0), "ref": {"type": "string", "nullable": True},
+    "dry_run": {"type": "boolean"}, "workers": {"type": "array", "items": {"type": "string"}},
+    "manifest": {"type": "object", "description": "dry run: what would be started"},
+}, required=("launcher", "launched", "ref"))
+FLEET_STATUS = obj({
+    "job": {"type": "string"}, "launcher": {"type": "string", "nullable": True},
+    "launched": integer(0), "running": integer(0),
+    "launches": {"type": "array", "items": {"type": "object"}},
+}, required=("job", "launches"))
+FLEET_STOPPED = obj({"job": {"type": "string"}, "stopped": integer(0)})

@@ -22,7 +22,7 @@ import click
 from . import protocol
 from . import errors
 from .command import (DEFAULT_TAIL, CommandAbandoned, CommandFailed, CommandRunner,
-                      process_alive)
+                      JobCommandRunner, NoCommand, process_alive)
 from .session import DEFAULT_RETRY_SECONDS, Client
 from .worker import Worker, WorkerStopped, default_worker_name, format_exception
 
@@ -427,6 +427,9 @@ class _Slot(threading.Thread):
             return self.handler(task)
         except CommandAbandoned:
             raise WorkerStopped()
+        except NoCommand as err:  # the worker cannot run this job: stop, release
+            self.error = err
+            raise WorkerStopped()
         except CommandFailed as err:
             if self.worker.abandoned:
                 raise WorkerStopped()
@@ -468,6 +471,11 @@ def worker_run(settings, job_id, concurrency, name, max_tasks, call_spec, timeou
     JOBMASTER_LEASE, JOBMASTER_PARAMS(_FILE) in its environment.
 
     \b
+    With neither a command nor --call, the job's own `command` setting (sent
+    with every lease: an argv list, or a string run by sh -c) runs per task,
+    as a launched fleet does (POST /jobs/ID/fleet).
+
+    \b
     With --call package.module:function, per task:
       function(payload)                      its return value is the result,
       function(payload, params=..., task=...) if it declares those names;
@@ -491,7 +499,7 @@ def worker_run(settings, job_id, concurrency, name, max_tasks, call_spec, timeou
     command = list(command)
     if command and command[0] == "--":
         command = command[1:]
-    if bool(command) == bool(call_spec):
+    if command and call_spec:
         raise click.UsageError("give a command after -- or --call MODULE:FUNCTION (not both)")
     if command and shutil.which(command[0]) is None:
         raise click.UsageError("command not found: %s" % command[0])
@@ -505,8 +513,12 @@ def worker_run(settings, job_id, concurrency, name, max_tasks, call_spec, timeou
     slots = []
     try:
         for index in range(concurrency):
-            runner = CommandRunner(command, workdir, timeout=timeout, tail=tail, slot=index) \
-                if command else None
+            if command:
+                runner = CommandRunner(command, workdir, timeout=timeout, tail=tail, slot=index)
+            elif fn is None:  # neither: the job's own command, from its leases
+                runner = JobCommandRunner(workdir, timeout=timeout, tail=tail, slot=index)
+            else:
+                runner = None
             handler = runner if runner is not None else _call_handler(fn)
             w = Worker(settings.client, job=job_id, name=name, max_tasks=max_tasks,
                        heartbeat=True, handle_signals=False)

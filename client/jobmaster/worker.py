@@ -120,6 +120,7 @@ class Batch:
         self.lease_seconds = float(lease.get("lease_seconds") or protocol.DEFAULT_LEASE_SECONDS)
         self.expires_at = lease.get("expires_at")
         self.params = answer.get("params") or {}
+        self.command = answer.get("command")  # the job's own (DESIGN §10), or None
         self.tasks = [Task(self, raw) for raw in answer.get("tasks", [])]
         self.closed = False
         self.lost = False

@@ -2,7 +2,8 @@
 -- KEYS: the job's keys (lib.lua)
 -- ARGV: 1 name, 2 kind (range|items), 3 start, 4 total (range jobs; items
 --       jobs count their items), 5 sealed (0|1), 6 batch_size, 7 lease_ms,
---       8 max_attempts, 9 priority, 10 params (raw JSON), 11.. items (raw JSON)
+--       8 max_attempts, 9 priority, 10 params (raw JSON), 11 command (raw JSON,
+--       '' for none), 12.. items (raw JSON)
 -- Returns {'exists'} when the job is already there (a re-run is harmless),
 --         else {'ok', state}; a sealed job with no task is completed at once.
 if redis.call('EXISTS', K_META) == 1 then return {'exists'} end
@@ -10,10 +11,10 @@ local now = now_ms()
 local kind = ARGV[2]
 local total = tonumber(ARGV[4])
 if kind == 'items' then
-  total = #ARGV - 10
+  total = #ARGV - 11
   local fields = {}
-  for i = 11, #ARGV do
-    fields[#fields + 1] = i - 11
+  for i = 12, #ARGV do
+    fields[#fields + 1] = i - 12
     fields[#fields + 1] = ARGV[i]
   end
   bulk('HSET', K_ITEMS, fields)
@@ -24,4 +25,5 @@ redis.call('HSET', K_META, 'name', ARGV[1], 'kind', kind, 'start', ARGV[3], 'tot
            'cursor', 0, 'sealed', ARGV[5], 'batch_size', ARGV[6], 'lease_ms', ARGV[7],
            'max_attempts', ARGV[8], 'priority', ARGV[9], 'params', ARGV[10],
            'state', state, 'created_at', now, 'finished_at', finished, 'rate', 0, 'rate_t', now)
+if ARGV[11] ~= '' then redis.call('HSET', K_META, 'command', ARGV[11]) end
 return {'ok', state}

@@ -1,0 +1,65 @@
+"""Admin routes: launch, show and stop a job's worker fleet (DESIGN §10)."""
+from flask import Blueprint, jsonify, request
+
+from .. import schemas
+from ...domain import fleet
+from ..auth import ADMIN, requires
+from ...errors import BadRequest
+from ..openapi import describe
+from ...store.backend import backend, check_job_id
+from ..validation import json_body, validate
+
+bp = Blueprint("fleet", __name__, url_prefix="/api/v1/jobs")
+
+
+@bp.post("/<job_id>/fleet")
+@requires(ADMIN)
+@describe("Launch workers for a job (or, dry run, show what would be launched)",
+          body=schemas.FLEET_REQUEST, ok=schemas.FLEET_ANSWER, status=202,
+          errors=(400, 401, 403, 404, 409, 501))
+def launch(job_id):
+    body = json_body(schemas.FLEET_REQUEST)
+    doc = fleet.launch(backend(), check_job_id(job_id), body, request.host_url)
+    return jsonify(doc), 200 if body.get("dry_run") else 202
+
+
+def _dry_run_query():
+    """?dry_run=1&workers=n&launcher=...&image=...: the POST body of a dry run."""
+    body = {"dry_run": True}
+    for name in ("workers", "concurrency"):
+        raw = request.args.get(name, "1" if name == "concurrency" else None)
+        if raw is None:
+            raise BadRequest("?workers is required with ?dry_run=1")
+        try:
+            body[name] = int(raw)
+        except ValueError:
+            raise BadRequest("?%s must be an integer" % name) from None
+    for name in ("launcher", "image"):
+        if request.args.get(name):
+            body[name] = request.args[name]
+    validate(body, schemas.FLEET_REQUEST, path="query")
+    return body
+
+
+@bp.get("/<job_id>/fleet")
+@requires(ADMIN)
+@describe("What was launched for a job and what of it runs; ?dry_run=1&workers=n"
+          "[&launcher=kubernetes]: the manifest a launch would send",
+          ok=schemas.FLEET_STATUS, errors=(400, 401, 403, 404, 501),
+          query={"dry_run": {"type": "integer", "enum": [0, 1]},
+                 "workers": {"type": "integer", "minimum": 1},
+                 "launcher": {"type": "string", "enum": list(fleet.LAUNCHERS)},
+                 "image": {"type": "string"}})
+def show(job_id):
+    job_id = check_job_id(job_id)
+    if request.args.get("dry_run") not in (None, "", "0"):
+        return jsonify(fleet.launch(backend(), job_id, _dry_run_query(), request.host_url))
+    return jsonify(fleet.show(backend(), job_id))
+
+
+@bp.delete("/<job_id>/fleet")
+@requires(ADMIN)
+@describe("Stop a job's fleet: workers finish running tasks and release the rest",
+          ok=schemas.FLEET_STOPPED, errors=(400, 401, 403, 404, 409, 501))
+def stop(job_id):
+    return jsonify(fleet.stop(backend(), check_job_id(job_id)))
