@@ -11,6 +11,7 @@ import math
 import secrets
 
 from ..errors import BadRequest, Conflict, NotFound
+from . import series
 from .codec import MAX_SAFE, encode
 
 STATES = ("running", "paused", "cancelled", "completed")
@@ -37,20 +38,19 @@ def decayed_rate(rate, since_ms, now_ms):
     return float(rate) * math.exp(-(now_ms - int(since_ms)) / 60000.0)
 
 
-def status_document(job_id, reply, backend):
-    """The status document of DESIGN.md §3 from a status.lua reply."""
+def status_document(job_id, reply, backend, recent=None):
+    """The status document of DESIGN.md §3 from a status.lua reply (and a
+    series.lua 'recent' one, for rate, ETA and makespan)."""
     now, pending, leased, done, dead = (int(v) for v in reply[1:6])
     meta = dict(zip(reply[6::2], reply[7::2]))
     total = int(meta["total"])
     lease_ms = int(meta["lease_ms"])
-    rate = decayed_rate(meta.get("rate"), meta.get("rate_t"), now)
     state = meta["state"]
-    if state == "completed":
-        eta = 0.0
-    elif state == "running" and rate > 0 and meta["sealed"] == "1":
-        eta = round((pending + leased) / rate, 1)
-    else:
-        eta = None
+    counts = {"total": total, "pending": pending, "leased": leased, "done": done, "dead": dead}
+    created_at, finished_at = _seconds(meta["created_at"]), _seconds(meta.get("finished_at"))
+    rate, eta, makespan = series.figures(state, counts, created_at, finished_at, recent)
+    if meta["sealed"] != "1" and state != "completed":
+        eta = None  # more items may come
     params = backend.job_info(job_id).params
     settings = {
         "batch_size": int(meta["batch_size"]),
@@ -65,15 +65,15 @@ def status_document(job_id, reply, backend):
         "name": meta["name"],
         "state": state,
         "kind": meta["kind"],
-        "created_at": _seconds(meta["created_at"]),
-        "finished_at": _seconds(meta.get("finished_at")),
+        "created_at": created_at,
+        "finished_at": finished_at,
         "sealed": meta["sealed"] == "1",
         "settings": settings,
         "params": json.loads(params),
-        "counts": {"total": total, "pending": pending, "leased": leased, "done": done,
-                   "dead": dead},
-        "rate": round(rate, 3),
+        "counts": counts,
+        "rate": rate,
         "eta_seconds": eta,
+        "makespan_seconds": makespan,
     }
 
 
@@ -149,10 +149,13 @@ def create(backend, body):
 
 
 def status(backend, job_id):
-    reply = backend.run("status", job_id, [backend.reclaim_limit])
+    with backend.redis.pipeline(transaction=False) as pipe:
+        backend.run("status", job_id, [backend.reclaim_limit], client=pipe)
+        series.recent(backend, job_id, client=pipe)
+        reply, recent = pipe.execute()
     if reply[0] == "missing":
         raise NotFound("no such job: %s" % job_id)
-    return status_document(job_id, reply, backend)
+    return status_document(job_id, reply, backend, recent)
 
 
 def list_jobs(backend, state=None, limit=100):
@@ -165,12 +168,13 @@ def list_jobs(backend, state=None, limit=100):
         with r.pipeline(transaction=False) as pipe:
             for job_id in chunk:
                 backend.run("status", job_id, [backend.reclaim_limit], client=pipe)
+                series.recent(backend, job_id, client=pipe)
             replies = pipe.execute()
-        for job_id, reply in zip(chunk, replies):
+        for job_id, reply, recent in zip(chunk, replies[0::2], replies[1::2]):
             if reply[0] == "missing":
                 stale.append(job_id)
                 continue
-            doc = status_document(job_id, reply, backend)
+            doc = status_document(job_id, reply, backend, recent)
             if state is None or doc["state"] == state:
                 docs.append(doc)
         if len(docs) >= limit:

@@ -39,6 +39,10 @@ spans       zset    span lease id -> its first task id (finds the lease holding
 fleet       hash    launch ref -> JSON record of one fleet launch (launcher,
                     workers, host, pids or Kubernetes names, launched_at);
                     written by fleet.lua, read by any instance (DESIGN §10)
+series      hash    throughput over time: '<p><bucket>d' / '<p><bucket>f' -> tasks
+                    done / attempts failed in that bucket (p 's': 10 s buckets,
+                    last 360; 'm': 5 min, last 2016), '<p>' -> newest bucket,
+                    't0' -> first activity ms (lib.lua count_series)
 ==========  ======  ==========================================================
 
 Global:
@@ -52,7 +56,7 @@ Global:
 JOB_KEYS = (
     "meta", "pending", "owner", "tries", "fails", "leases", "left",
     "deadlines", "items", "results", "dead", "workers", "appends", "spans",
-    "fleet",
+    "fleet", "series",
 )
 
 

@@ -156,7 +156,8 @@ class Scripts:
     """The registered scripts of one Redis client, by operation name."""
 
     OPERATIONS = ("create", "append", "seal", "lease", "heartbeat", "complete",
-                  "release", "status", "set_state", "retry_dead", "delete", "fleet")
+                  "release", "status", "set_state", "retry_dead", "delete", "fleet",
+                  "series")
 
     def __init__(self, client, pool_size=64, pool_timeout=30.0):
         lib = _read("lib")

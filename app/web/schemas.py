@@ -45,6 +45,8 @@ JOB_STATUS = obj({
                      "command": {"nullable": True, "description": "argv list or sh -c string"}}),
     "params": {"type": "object"}, "counts": COUNTS, "rate": {"type": "number"},
     "eta_seconds": {"type": "number", "nullable": True},
+    "makespan_seconds": {"type": "number", "nullable": True,
+                         "description": "finished jobs: created to finished"},
 }, required=("id", "name", "state", "counts"))
 
 JOB_LIST = obj({"jobs": {"type": "array", "items": JOB_STATUS}}, required=("jobs",))
@@ -125,3 +127,10 @@ FLEET_STATUS = obj({
     "launches": {"type": "array", "items": {"type": "object"}},
 }, required=("job", "launches"))
 FLEET_STOPPED = obj({"job": {"type": "string"}, "stopped": integer(0)})
+SERIES = obj({
+    "job": {"type": "string"}, "resolution": {"type": "string", "enum": ["s", "m"]},
+    "interval_seconds": {"type": "number"}, "start": {"type": "number"}, "now": {"type": "number"},
+    "first_activity": {"type": "number", "nullable": True},
+    "done": {"type": "array", "items": integer(0)},
+    "failed": {"type": "array", "items": integer(0), "description": "reported or expired attempts"},
+}, required=("interval_seconds", "start", "done", "failed"))

@@ -4,7 +4,7 @@ import secrets
 from flask import Blueprint, Response, jsonify, request, stream_with_context
 
 from .. import schemas
-from ...domain import jobs
+from ...domain import jobs, series
 from ..auth import ADMIN, requires
 from ...errors import BadRequest, TooLarge
 from ..openapi import describe
@@ -165,3 +165,12 @@ def retry_dead(job_id):
 def workers(job_id):
     return jsonify(jobs.workers(backend(), check_job_id(job_id)))
 
+
+
+@bp.get("/<job_id>/series")
+@requires(ADMIN)
+@describe("Throughput over time: tasks done and attempts failed per interval, oldest first",
+          ok=schemas.SERIES, query={"resolution": {"type": "string", "enum": ["s", "m"]}})
+def series_(job_id):
+    return jsonify(series.document(backend(), check_job_id(job_id),
+                                   request.args.get("resolution")))

@@ -1,0 +1,64 @@
+"""A job's throughput over time (``GET /jobs/<id>/series``) and the rate,
+ETA and makespan every status document shows, both from the per-job series
+that ``count_series`` (``app/store/lua/lib.lua``) keeps in Redis.
+
+Rate while a job runs: tasks done in the 10-second buckets of about the last
+minute, divided by the time those buckets cover (from the job's first
+activity, if that is later), so a job that ran 2,000 tasks in two seconds
+reads ~1,000/s, not 2,000/60. A finished job shows its average rate over
+its active span (first activity to finish) and its makespan (created to
+finished); neither decays afterwards.
+"""
+from ..errors import BadRequest, NotFound
+
+#: The series.lua resolutions: prefix -> (bucket seconds, buckets kept).
+RESOLUTIONS = {"s": (10, 360), "m": (300, 2016)}
+FINISHED = ("completed", "cancelled")
+
+
+def recent(backend, job_id, client=None):
+    """Queue or run series.lua 'recent' for one job."""
+    return backend.run("series", job_id, ["recent"], client=client)
+
+
+def figures(state, counts, created_at, finished_at, reply):
+    """(rate, eta_seconds, makespan_seconds) from a status and a 'recent' reply."""
+    if not reply or reply[0] != "ok":
+        return 0.0, None, None
+    now, t0, done, _failed, since = (int(v) for v in reply[1:6])
+    remaining = counts["pending"] + counts["leased"]
+    if state in FINISHED and finished_at is not None:
+        makespan = round(max(0.0, finished_at - created_at), 3)
+        active = finished_at - t0 / 1000.0 if t0 >= 0 else 0
+        rate = counts["done"] / active if active > 0 else 0.0
+        return round(rate, 3), (0.0 if state == "completed" else None), makespan
+    span = max(1.0, (now - since) / 1000.0)  # at least a second: no 1-ms spikes
+    rate = done / span if t0 >= 0 else 0.0
+    eta = round(remaining / rate, 1) if state == "running" and rate > 0 else None
+    return round(rate, 3), eta, None
+
+
+def document(backend, job_id, resolution=None):
+    """GET /jobs/<id>/series: done and failed per bucket, oldest first."""
+    if resolution is not None and resolution not in RESOLUTIONS:
+        raise BadRequest("?resolution must be one of %s" % ", ".join(sorted(RESOLUTIONS)))
+    reply = None
+    if resolution is None:  # the fine one while it covers the job's whole activity
+        reply = backend.run("series", job_id, ["points", "s"])
+        if reply[0] == "missing":
+            raise NotFound("no such job: %s" % job_id)
+        now, t0 = int(reply[1]), int(reply[2])
+        if t0 >= 0 and now - t0 > RESOLUTIONS["s"][0] * RESOLUTIONS["s"][1] * 1000:
+            resolution = "m"
+        else:
+            resolution = "s"
+    if resolution == "m" or reply is None:
+        reply = backend.run("series", job_id, ["points", resolution])
+        if reply[0] == "missing":
+            raise NotFound("no such job: %s" % job_id)
+    now, t0, width, first = (int(v) for v in reply[1:5])
+    values = [int(v) for v in reply[5:]]
+    return {"job": job_id, "resolution": resolution, "interval_seconds": width / 1000.0,
+            "start": first * width / 1000.0, "now": now / 1000.0,
+            "first_activity": t0 / 1000.0 if t0 >= 0 else None,
+            "done": values[0::2], "failed": values[1::2]}
