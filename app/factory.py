@@ -26,10 +26,11 @@ def create_app(test_config=None):
     metrics.init_app(app)
     early_lease.init_app(app)
 
-    from .web.api import dashboard, fleet, jobs, ops, workers
+    from .web.api import console, dashboard, fleet, jobs, ops, workers
     app.register_blueprint(ops.bp)
     app.register_blueprint(jobs.bp)
     app.register_blueprint(fleet.bp)
+    app.register_blueprint(console.bp)
     app.register_blueprint(workers.bp)
     app.register_blueprint(dashboard.bp)
 

@@ -239,10 +239,13 @@ def seal(backend, job_id):
     return status(backend, job_id)
 
 
-def retry_dead(backend, job_id):
-    reply = backend.run("retry_dead", job_id)
+def retry_dead(backend, job_id, task=None):
+    """Every dead task, or only ``task``, back to pending with fresh attempts."""
+    reply = backend.run("retry_dead", job_id, ["" if task is None else "%d" % task])
     if reply[0] == "missing":
         raise NotFound("no such job: %s" % job_id)
+    if reply[0] == "not_dead":
+        raise NotFound("task %d of job %s is not dead" % (task, job_id))
     if reply[0] == "conflict":
         raise Conflict("the job is %s" % reply[1])
     sync_active(backend, job_id, reply[2])

@@ -157,7 +157,7 @@ class Scripts:
 
     OPERATIONS = ("create", "append", "seal", "lease", "heartbeat", "complete",
                   "release", "status", "set_state", "retry_dead", "delete", "fleet",
-                  "series")
+                  "series", "task")
 
     def __init__(self, client, pool_size=64, pool_timeout=30.0):
         lib = _read("lib")

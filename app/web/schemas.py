@@ -134,3 +134,19 @@ SERIES = obj({
     "done": {"type": "array", "items": integer(0)},
     "failed": {"type": "array", "items": integer(0), "description": "reported or expired attempts"},
 }, required=("interval_seconds", "start", "done", "failed"))
+TASK_DETAIL = obj({
+    "job": {"type": "string"}, "id": integer(0),
+    "state": {"type": "string", "enum": ["pending", "leased", "done", "dead"]},
+    "payload": {}, "attempts": integer(0), "failed_attempts": integer(0),
+    "lease": {"type": "object", "nullable": True}, "result": {"type": "object", "nullable": True},
+    "dead": {"type": "object", "nullable": True},
+    "history": {"type": "array", "items": obj({
+        "attempt": integer(0), "worker": {"type": "string"}, "outcome": {"type": "string"},
+        "error": {}, "at": {"type": "number"}})},
+}, required=("id", "state"))
+ALL_WORKERS = obj({"now": {"type": "number"}, "workers": {"type": "array", "items": obj({
+    "worker": {"type": "string"}, "job": {"type": "string"}, "job_name": {"type": "string"},
+    "job_state": {"type": "string"}, "done": integer(0), "failed": integer(0),
+    "expired": integer(0), "leases": integer(0), "last_seen": {"type": "number"},
+    "rate": {"type": "number"}, "silent_seconds": {"type": "number"},
+    "stale": {"type": "boolean"}})}})

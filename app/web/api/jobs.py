@@ -4,7 +4,7 @@ import secrets
 from flask import Blueprint, Response, jsonify, request, stream_with_context
 
 from .. import schemas
-from ...domain import jobs, series
+from ...domain import inspect, jobs, series
 from ..auth import ADMIN, requires
 from ...errors import BadRequest, TooLarge
 from ..openapi import describe
@@ -159,6 +159,13 @@ def retry_dead(job_id):
     return jsonify(jobs.retry_dead(backend(), check_job_id(job_id)))
 
 
+@bp.post("/<job_id>/dead/<int:task>/retry")
+@requires(ADMIN)
+@describe("Give one dead task a fresh set of attempts", ok=schemas.RETRIED, errors=_CONFLICT)
+def retry_one_dead(job_id, task):
+    return jsonify(jobs.retry_dead(backend(), check_job_id(job_id), task))
+
+
 @bp.get("/<job_id>/workers")
 @requires(ADMIN)
 @describe("Per-worker figures of a job", ok=schemas.WORKER_LIST)
@@ -174,3 +181,11 @@ def workers(job_id):
 def series_(job_id):
     return jsonify(series.document(backend(), check_job_id(job_id),
                                    request.args.get("resolution")))
+
+
+@bp.get("/<job_id>/tasks/<int:task>")
+@requires(ADMIN)
+@describe("One task: payload, state, attempts, the lease holding it, result or dead record",
+          ok=schemas.TASK_DETAIL)
+def task(job_id, task):
+    return jsonify(inspect.task(backend(), check_job_id(job_id), task))
