@@ -148,11 +148,14 @@ class Client:
     # ------------------------------------------------------------- admin API
 
     def create_job(self, name, range=None, items=None, params=None, batch_size=None,
-                   lease_seconds=None, max_attempts=None, priority=None, sealed=None):
+                   lease_seconds=None, max_attempts=None, priority=None, sealed=None,
+                   command=None):
         """Create a job; return its status document (``["id"]`` is the job id).
 
         Give exactly one of ``range=(start, stop)`` (payloads start..stop-1)
-        or ``items=[...]`` (one task per JSON item). This call is not
+        or ``items=[...]`` (one task per JSON item). ``command`` (an argv
+        list, or a string for ``sh -c``; ``{}`` is the payload) is what
+        launched workers run per task. This call is not
         retried once the request may have reached the server.
         """
         if (range is None) == (items is None):
@@ -162,7 +165,7 @@ class Client:
                 else {"items": list(items)}}
         for key, value in (("params", params), ("batch_size", batch_size),
                            ("lease_seconds", lease_seconds), ("max_attempts", max_attempts),
-                           ("priority", priority), ("sealed", sealed)):
+                           ("priority", priority), ("sealed", sealed), ("command", command)):
             if value is not None:
                 body[key] = value
         return self.call("POST", protocol.jobs_path(), body, idempotent=False)

@@ -199,7 +199,8 @@ class Worker:
         self.stopped = False
         self.abandoned = False
         self.signalled = None
-        self.stats = {"batches": 0, "ok": 0, "failed": 0, "released": 0, "duplicates": 0}
+        self.stats = {"batches": 0, "ok": 0, "failed": 0, "released": 0, "duplicates": 0,
+                      "dead": 0}
         self._lock = threading.RLock()
         self._stop_event = threading.Event()
         self._batch = None
@@ -402,6 +403,7 @@ class Worker:
             self.stats["ok" if entry.get("ok") else "failed"] += 1
         self.stats["released"] += int(answer.get("released") or 0)
         self.stats["duplicates"] += int(answer.get("duplicates") or 0)
+        self.stats["dead"] += int(answer.get("dead") or 0)  # failures that used up the task
 
     # ------------------------------------------------------------ heartbeat
 
