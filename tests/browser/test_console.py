@@ -23,7 +23,7 @@ def _status(web, job):
 
 
 def _chart_done(page):
-    return int(page.locator("#chart svg").get_attribute("data-done") or 0)
+    return int(page.locator("svg#chart").get_attribute("data-done") or 0)
 
 
 def _kill_fleet(web, job):

@@ -9,7 +9,7 @@
 (function () {
   "use strict";
 
-  var NS = "http://www.w3.org/2000/svg";
+  var NS = null;  // the SVG namespace, read from the page's own <svg>: no URL here
   var W = 600, H = 160, PAD_L = 44, PAD_R = 8, PAD_T = 10, PAD_B = 22;
 
   function el(tag, attrs, text) {
@@ -40,7 +40,7 @@
     return pts.join(" ");
   }
 
-  /* Draw `series` (the GET .../series document) into `container`. */
+  /* Draw `series` (the GET .../series document) into the <svg> `container`. */
   function draw(container, series) {
     var done = series.done || [], failed = series.failed || [];
     var dt = series.interval_seconds || 10;
@@ -55,9 +55,11 @@
     var totalDone = done.reduce(function (a, b) { return a + b; }, 0);
     var totalFailed = failed.reduce(function (a, b) { return a + b; }, 0);
 
-    var svg = el("svg", { viewBox: "0 0 " + W + " " + H, class: "chart-svg", role: "img",
-      "aria-label": "Tasks done and failed per second over time",
-      "data-points": done.length, "data-done": totalDone, "data-failed": totalFailed });
+    NS = container.namespaceURI;
+    var svg = container;
+    svg.replaceChildren();
+    [["viewBox", "0 0 " + W + " " + H], ["data-points", done.length], ["data-done", totalDone],
+      ["data-failed", totalFailed]].forEach(function (a) { svg.setAttribute(a[0], String(a[1])); });
     svg.appendChild(el("title", {}, "Done " + totalDone + ", failed " + totalFailed +
       " over " + done.length + " × " + dt + " s"));
     [0, 0.5, 1].forEach(function (f) {
@@ -77,7 +79,6 @@
       svg.appendChild(el("text", { x: W / 2, y: H / 2, class: "chart-label chart-empty" },
         "no activity yet"));
     }
-    container.replaceChildren(svg);
   }
 
   window.JMChart = { draw: draw };
