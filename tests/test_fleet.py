@@ -198,3 +198,100 @@ def test_delete_stops_a_waiting_fleet_and_the_token_is_never_on_a_command_line(s
         assert _call(st, "GET", "/jobs/" + job).json()["counts"]["leased"] == 0
     finally:
         _kill_leftovers(st, job)
+
+
+# -- the kubernetes launcher against a stand-in API server on loopback ------
+
+class _KubeAPI:
+    """Just enough of the Kubernetes API for the launcher: it records every
+    request, and answers like the API server (201 with the object, status)."""
+
+    def __init__(self):
+        import http.server
+        import threading
+
+        self.calls = []
+        api = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def log_message(self, *args):
+                pass
+
+            def _answer(self, code, doc):
+                body = json.dumps(doc).encode()
+                self.send_response(code)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def _record(self):
+                size = int(self.headers.get("Content-Length") or 0)
+                body = json.loads(self.rfile.read(size)) if size else None
+                api.calls.append((self.command, self.path, body))
+                return body
+
+            def do_POST(self):
+                body = self._record()
+                body.setdefault("metadata", {})["uid"] = "uid-1"
+                self._answer(201, body)
+
+            def do_GET(self):
+                self._record()
+                self._answer(200, {"apiVersion": "batch/v1", "kind": "Job",
+                                   "metadata": {"name": self.path.split("/")[-2]},
+                                   "status": {"active": 3, "succeeded": 1}})
+
+            def do_DELETE(self):
+                self._record()
+                self._answer(200, {"kind": "Status", "apiVersion": "v1", "status": "Success"})
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = "http://127.0.0.1:%d" % self.server.server_address[1]
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+
+    def close(self):
+        self.server.shutdown()
+        self.server.server_close()
+
+
+@pytest.fixture
+def kube(tmp_path, monkeypatch):
+    api = _KubeAPI()
+    config = tmp_path / "kubeconfig"
+    config.write_text(json.dumps({
+        "apiVersion": "v1", "kind": "Config", "current-context": "t",
+        "clusters": [{"name": "t", "cluster": {"server": api.url}}],
+        "contexts": [{"name": "t", "context": {"cluster": "t", "user": "t", "namespace": "sims"}}],
+        "users": [{"name": "t", "user": {"token": "kube-token"}}]}))
+    monkeypatch.setenv("KUBECONFIG", str(config))
+    monkeypatch.delenv("KUBERNETES_SERVICE_HOST", raising=False)
+    yield api
+    api.close()
+
+
+def test_the_kubernetes_launcher_creates_reads_and_deletes_through_the_client(api, tokens_app,
+                                                                               kube):
+    tokens_app.config.update(LAUNCHER="kubernetes", WORKER_IMAGE="reg/sim:2")
+    job = _job(api, command=["./sim", "{}"])
+    r = api("POST", "/jobs/%s/fleet" % job, {"workers": 12})
+    assert r.status_code == 202, r.get_json()
+    (m1, p1, secret), (m2, p2, kjob) = kube.calls
+    assert (m1, p1) == ("POST", "/api/v1/namespaces/sims/secrets")
+    assert secret["stringData"] == {"token": WORKER}  # the real token, only to the cluster
+    assert (m2, p2) == ("POST", "/apis/batch/v1/namespaces/sims/jobs")
+    assert kjob["spec"]["parallelism"] == 12
+    assert kjob["spec"]["template"]["spec"]["containers"][0]["image"] == "reg/sim:2"
+    shown = api("GET", "/jobs/%s/fleet" % job).get_json()
+    (launch,) = shown["launches"]
+    assert launch["running"] == 3 and launch["succeeded"] == 1 and launch["namespace"] == "sims"
+    assert WORKER not in json.dumps(shown)
+    assert api("DELETE", "/jobs/%s/fleet" % job).get_json()["stopped"] == 12
+    deletes = [(m, p) for m, p, _ in kube.calls if m == "DELETE"]
+    assert deletes == [("DELETE", "/apis/batch/v1/namespaces/sims/jobs/" + kjob["metadata"]["name"]),
+                       ("DELETE", "/api/v1/namespaces/sims/secrets/" + secret["metadata"]["name"])]
+    assert api("GET", "/jobs/%s/fleet" % job).get_json()["launches"] == []
+    tokens_app.config["WORKER_IMAGE"] = ""
+    r = api("POST", "/jobs/%s/fleet" % job, {"workers": 1})
+    assert r.status_code == 400 and "image" in r.get_json()["message"]
