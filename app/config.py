@@ -6,6 +6,8 @@ configuration table is written from this module.
 import os
 import socket
 
+from jobmaster import protocol
+
 #: Each setting: (name, default, parser, why).
 SETTINGS = [
     ("REDIS_URL", "redis://127.0.0.1:6379/0", str,
@@ -34,10 +36,12 @@ SETTINGS = [
      "most items one request may create or append"),
     ("MAX_TOTAL", 1_000_000_000, int,
      "most tasks one job may hold (task ids must stay exact in Lua's doubles)"),
-    ("MAX_BATCH", 1000, int,
+    ("MAX_BATCH", protocol.MAX_BATCH_SIZE, int,
      "most tasks one lease may hold"),
     ("MAX_LEASE_SECONDS", 7 * 24 * 3600, int,
-     "longest lease a job may ask for"),
+     "longest lease a job may ask for, or a heartbeat may extend one to"),
+    ("MAX_RESULTS_PER_CALL", 10000, int,
+     "most results one complete call may report"),
     ("MAX_RESULT_BYTES", 1024 * 1024, int,
      "largest encoded result or error of one task"),
     ("WAIT_SECONDS", 2.0, float,

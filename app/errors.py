@@ -14,7 +14,9 @@
 The tree is shared by every layer (the domain and the Redis layer raise
 these); :mod:`app.web.errors` is the one handler that turns them (and
 werkzeug's own HTTP errors, and Redis outages) into ``{"error", "message"}``.
+The codes are the wire constants of :mod:`jobmaster.protocol`.
 """
+from jobmaster import protocol
 
 
 class JobmasterError(Exception):
@@ -38,14 +40,14 @@ class BadRequest(JobmasterError):
     """The request is malformed or breaks a limit; nothing was changed."""
 
     status = 400
-    code = "bad_request"
+    code = protocol.ERR_BAD_REQUEST
 
 
 class Unauthorized(JobmasterError):
     """No bearer token, or one nobody configured."""
 
     status = 401
-    code = "unauthorized"
+    code = protocol.ERR_UNAUTHORIZED
     headers = {"WWW-Authenticate": 'Bearer realm="jobmaster"'}
 
 
@@ -53,34 +55,34 @@ class Forbidden(JobmasterError):
     """A valid token whose role may not do this."""
 
     status = 403
-    code = "forbidden"
+    code = protocol.ERR_FORBIDDEN
 
 
 class NotFound(JobmasterError):
     """No such job, lease or route."""
 
     status = 404
-    code = "not_found"
+    code = protocol.ERR_NOT_FOUND
 
 
 class Conflict(JobmasterError):
     """The job is in a state that does not allow this."""
 
     status = 409
-    code = "conflict"
+    code = protocol.ERR_CONFLICT
 
 
 class LeaseLost(Conflict):
     """The lease expired and its tasks were given back."""
 
-    code = "lease_lost"
+    code = protocol.ERR_LEASE_LOST
 
 
 class TooLarge(JobmasterError):
     """The body or a list in it is over a limit."""
 
     status = 413
-    code = "too_large"
+    code = protocol.ERR_TOO_LARGE
 
 
 class NotConfigured(JobmasterError):
@@ -94,14 +96,14 @@ class RateLimited(JobmasterError):
     """Too many requests from one client."""
 
     status = 429
-    code = "rate_limited"
+    code = protocol.ERR_RATE_LIMITED
 
 
 class Unavailable(JobmasterError):
     """Redis (or another required backend) cannot be reached right now."""
 
     status = 503
-    code = "unavailable"
+    code = protocol.ERR_UNAVAILABLE
 
     def __init__(self, message, retry_after=1):
         super().__init__(message)

@@ -5,7 +5,7 @@ from flask import Flask
 
 from . import config, metrics
 from .store import backend as store
-from .web import auth, early_lease, errors, requestid
+from .web import auth, early_lease, errors, requestid, schemas
 
 
 def create_app(test_config=None):
@@ -24,6 +24,7 @@ def create_app(test_config=None):
     auth.init_app(app)
     store.init_app(app)
     metrics.init_app(app)
+    schemas.init_app(app)
     early_lease.init_app(app)
 
     from .web.api import console, dashboard, fleet, jobs, ops, workers

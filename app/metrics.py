@@ -12,6 +12,7 @@ import os
 import time
 
 from flask import Response, g, request
+from jobmaster import protocol
 
 _metrics = {}
 
@@ -105,7 +106,7 @@ def _job_lines(docs):
     yield "# HELP jobmaster_job_tasks Tasks of a job by state."
     yield "# TYPE jobmaster_job_tasks gauge"
     for doc in docs:
-        for state in ("total", "pending", "leased", "done", "dead"):
+        for state in ("total",) + protocol.TASK_STATES:
             yield 'jobmaster_job_tasks{job="%s",name="%s",state="%s"} %d' % (
                 doc["id"], _escape(doc["name"]), state, doc["counts"][state])
     yield "# HELP jobmaster_job_rate Tasks done per second over about the last minute."
@@ -114,7 +115,7 @@ def _job_lines(docs):
         yield 'jobmaster_job_rate{job="%s",name="%s"} %s' % (doc["id"], _escape(doc["name"]), doc["rate"])
     yield "# HELP jobmaster_jobs Jobs by state."
     yield "# TYPE jobmaster_jobs gauge"
-    for state in ("running", "paused", "cancelled", "completed"):
+    for state in protocol.JOB_STATES:
         yield 'jobmaster_jobs{state="%s"} %d' % (state, sum(1 for d in docs if d["state"] == state))
 
 

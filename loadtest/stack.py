@@ -11,26 +11,13 @@ import argparse
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
 
+from stack.net import free_port, wait_until
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def wait_until(pred, timeout, what):
-    deadline = time.monotonic() + timeout
-    while not pred():
-        if time.monotonic() > deadline:
-            raise TimeoutError("timed out waiting for " + what)
-        time.sleep(0.05)
 
 
 class ProdStack:
@@ -90,7 +77,7 @@ class ProdStack:
                     return r.status == 200
             except OSError:
                 return False
-        wait_until(ready, timeout, "the stack at %s" % self.url)
+        wait_until(ready, timeout, 0.05, "the stack at %s" % self.url)
         if self.proc.poll() is not None:
             raise SystemExit("`python -m stack run` exited; see %s/stack.log" % self.dir)
         return self

@@ -12,7 +12,6 @@ import glob
 import json
 import os
 import signal
-import socket
 import sys
 import time
 import urllib.error
@@ -21,20 +20,7 @@ import urllib.request
 from jobmaster.command import process_alive
 
 from . import render as R
-
-
-def _port_busy(port, host="127.0.0.1"):
-    try:
-        with socket.create_connection((host, port), timeout=0.3):
-            return True
-    except OSError:
-        return False
-
-
-def _free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+from .net import free_port, port_open
 
 
 def _settings(environ=None):
@@ -50,16 +36,16 @@ def cmd_run(args):
     overrides = {}
     if not env.get("JOBMASTER_REDIS_URL"):
         port = int(env.get("JOBMASTER_REDIS_PORT") or 6379)
-        if _port_busy(port):
+        if port_open(port):
             if env.get("JOBMASTER_REDIS_PORT"):
                 sys.exit("port %d (JOBMASTER_REDIS_PORT) is taken; pick another" % port)
             # Debian's redis-server service usually holds 6379; the stack
             # keeps its own Redis (data under var/) on another port.
-            overrides["redis_port"] = _free_port()
+            overrides["redis_port"] = free_port()
             print("note: port %d is taken (a system Redis?); the stack's Redis uses port %d"
                   % (port, overrides["redis_port"]), flush=True)
     settings = R.Settings.from_env(env, **overrides)
-    if _port_busy(settings.port, settings.host if settings.host != "0.0.0.0" else "127.0.0.1"):
+    if port_open(settings.port, settings.host if settings.host != "0.0.0.0" else "127.0.0.1"):
         sys.exit("%s:%d is taken; stop whatever listens there or set JOBMASTER_PORT"
                  % (settings.host, settings.port))
     plan = R.render(settings)

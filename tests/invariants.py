@@ -1,4 +1,4 @@
-"""Checks of DESIGN.md §4 read straight from Redis, shared by the tests."""
+"""Checks of docs/contract.md §4 read straight from Redis, shared by the tests."""
 
 
 def holders(rds, keys, job_id):

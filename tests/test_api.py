@@ -1,4 +1,4 @@
-"""The HTTP API of DESIGN.md §3 through Flask's test client on real Redis."""
+"""The HTTP API of docs/contract.md §3 through Flask's test client on real Redis."""
 import json
 
 import pytest

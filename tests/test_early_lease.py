@@ -8,6 +8,7 @@ import redis
 
 from app import create_app
 from app.web import early_lease
+from jobmaster import protocol
 from tests.helpers import lease, make_job
 
 WORKER_TOKEN, ADMIN_TOKEN = "wrk-1", "adm-1"
@@ -42,7 +43,7 @@ def _watch(app):
     @app.before_request
     def _look():
         from flask import request
-        if request.path == early_lease.PATH:
+        if request.path == protocol.lease_path():
             seen.append(early_lease.KEY in request.environ)
 
     def counting(*args):
@@ -100,9 +101,11 @@ def test_a_request_the_view_refuses_leases_nothing(secured, case, headers, body,
     assert r.status_code == code, (case, r.get_json())
     assert r.get_json()["error"]
     assert _counts(c, job)["leased"] == 0 and _counts(c, job)["pending"] == 10
-    # the unknown job alone passes every check made up front: its lease
-    # finds no job, and the view answers with that error
-    assert len(calls) == (1 if case == "unknown job" else 0) and seen == [len(calls) == 1]
+    # Every refusal is decided before Flask, once, except a body over the
+    # limit (not read up front: werkzeug refuses it). The unknown job alone
+    # passes every check: its lease finds no job, and that is the answer.
+    assert len(calls) == (1 if case == "unknown job" else 0)
+    assert seen == [code != 413]
 
 
 def test_bodies_that_are_not_json_lease_nothing(secured):
@@ -113,7 +116,9 @@ def test_bodies_that_are_not_json_lease_nothing(secured):
         r = c.post("/api/v1/lease", data=raw, headers=dict(_bearer(WORKER_TOKEN),
                                                             **{"Content-Type": "application/json"}))
         assert r.status_code == 400 and r.get_json()["error"] == "bad_request", raw
-    assert calls == [] and seen == [False] * 4
+    # refused once, before Flask; the empty body came without a Content-Length,
+    # so the view read it (werkzeug's reader) and made the same decision
+    assert calls == [] and seen == [False, True, True, True]
     assert _counts(c, job)["leased"] == 0
 
 
@@ -158,3 +163,21 @@ def test_a_leases_latency_metric_counts_its_early_call(secured, monkeypatch):
     backend.lease = slow
     lease(c, job=job, headers=_bearer(WORKER_TOKEN))
     assert seconds_so_far() - before == 7.0
+
+
+@pytest.mark.parametrize("token, code", [(WORKER_TOKEN, 200), ("forged", 401), (ADMIN_TOKEN, 200)])
+def test_a_lease_request_is_authenticated_once(secured, token, code):
+    c = secured.test_client()
+    job = make_job(c, total=10, headers=_bearer(ADMIN_TOKEN))["id"]
+    tokens = secured.extensions["jobmaster.tokens"]
+    asked = []
+    real = tokens.role_of
+
+    def counting(presented):
+        asked.append(presented)
+        return real(presented)
+
+    tokens.role_of = counting
+    r = c.post("/api/v1/lease", json={"worker": "w", "job": job}, headers=_bearer(token))
+    assert r.status_code == code
+    assert asked == [token]  # the early decision's, never again in the view

@@ -1,5 +1,5 @@
 """Random sequences of lease, complete (ok/fail/duplicate/late), heartbeat,
-release, expiry, pause/resume and cancel, with DESIGN.md §4's invariants
+release, expiry, pause/resume and cancel, with docs/contract.md §4 (the invariants)
 checked against Redis after every step."""
 import json
 

@@ -250,7 +250,7 @@ def test_status_counts_and_delete(b):
 
 
 def test_pending_million_task_range_job_is_small(b):
-    """DESIGN: a pending 1,000,000-task range job costs almost nothing."""
+    """A pending 1,000,000-task range job costs almost nothing in Redis."""
     create(b, total=1000000)
     used = sum(b.redis.memory_usage(k) or 0 for k in b.redis.keys("*{aa}*"))
     assert used < 2 * 1024 * 1024

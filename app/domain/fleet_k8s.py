@@ -17,6 +17,7 @@ Configuration: in-cluster (a service account) when running in a pod, else
 the kubeconfig (``$KUBECONFIG`` or ``~/.kube/config``). ``examples/k8s/
 fleet.yaml`` is this module's output: ``python -m app.domain.fleet_k8s``.
 """
+import os
 import socket
 
 from kubernetes import client as k8s
@@ -97,12 +98,14 @@ def _load():
             return fh.read().strip()
     except (config.ConfigException, OSError):
         pass
+    # $KUBECONFIG read now: the client reads it once, when it is imported.
+    path = os.environ.get("KUBECONFIG") or os.path.expanduser("~/.kube/config")
     try:
-        config.load_kube_config()
+        config.load_kube_config(config_file=path)
+        _contexts, active = config.list_kube_config_contexts(config_file=path)
     except (config.ConfigException, OSError, TypeError) as err:
         raise NotConfigured("JOBMASTER_LAUNCHER=kubernetes but no cluster is reachable: not in "
                             "a pod and no kubeconfig (%s)" % err) from None
-    _contexts, active = config.list_kube_config_contexts()
     return (active or {}).get("context", {}).get("namespace") or "default"
 
 

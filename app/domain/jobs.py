@@ -10,12 +10,14 @@ import json
 import math
 import secrets
 
+from jobmaster import protocol
+
 from ..errors import BadRequest, Conflict, NotFound
 from . import series
 from .codec import MAX_SAFE, encode
 
-STATES = ("running", "paused", "cancelled", "completed")
-ACTIVE_STATES = ("running", "paused")
+STATES = protocol.JOB_STATES
+ACTIVE_STATES = (protocol.JOB_RUNNING, protocol.JOB_PAUSED)
 
 
 def new_job_id():
@@ -39,8 +41,8 @@ def decayed_rate(rate, since_ms, now_ms):
 
 
 def status_document(job_id, reply, backend, recent=None):
-    """The status document of DESIGN.md §3 from a status.lua reply (and a
-    series.lua 'recent' one, for rate, ETA and makespan)."""
+    """The status document of docs/contract.md §3 from a status.lua reply (and
+    a series.lua 'recent' one, for rate, ETA and makespan)."""
     now, pending, leased, done, dead = (int(v) for v in reply[1:6])
     meta = dict(zip(reply[6::2], reply[7::2]))
     total = int(meta["total"])
@@ -49,7 +51,7 @@ def status_document(job_id, reply, backend, recent=None):
     counts = {"total": total, "pending": pending, "leased": leased, "done": done, "dead": dead}
     created_at, finished_at = _seconds(meta["created_at"]), _seconds(meta.get("finished_at"))
     rate, eta, makespan = series.figures(state, counts, created_at, finished_at, recent)
-    if meta["sealed"] != "1" and state != "completed":
+    if meta["sealed"] != "1" and state != protocol.JOB_COMPLETED:
         eta = None  # more items may come
     params = backend.job_info(job_id).params
     settings = {
@@ -121,12 +123,12 @@ def create(backend, body):
     else:
         kind, start, total = "items", 0, len(tasks["items"])
         items = [encode(item, config["MAX_RESULT_BYTES"], "an item") for item in tasks["items"]]
-    lease_ms = int(round(body.get("lease_seconds", 300) * 1000))
+    lease_ms = int(round(body.get("lease_seconds", protocol.DEFAULT_LEASE_SECONDS) * 1000))
     if lease_ms < 1:
         raise BadRequest("body.lease_seconds: must be at least 0.001")
     params = encode(body.get("params") or {}, config["MAX_RESULT_BYTES"], "params")
     command = check_command(body.get("command"))
-    priority = body.get("priority", 0)
+    priority = body.get("priority", protocol.DEFAULT_PRIORITY)
     job_id = new_job_id()
     r, keys = backend.redis, backend.keys
     # Index first: a listed id without a job is skipped and cleaned later,
@@ -139,11 +141,12 @@ def create(backend, body):
         pipe.zadd(keys.active, {job_id: priority})
         pipe.execute()
     reply = backend.run("create", job_id, [
-        body["name"], kind, start, total, 1 if sealed else 0, body.get("batch_size", 10),
-        lease_ms, body.get("max_attempts", 3), priority, params,
+        body["name"], kind, start, total, 1 if sealed else 0,
+        body.get("batch_size", protocol.DEFAULT_BATCH_SIZE), lease_ms,
+        body.get("max_attempts", protocol.DEFAULT_MAX_ATTEMPTS), priority, params,
         encode(command, config["MAX_RESULT_BYTES"], "command") if command is not None else "",
         *items])
-    if reply[1] != "running":
+    if reply[1] != protocol.JOB_RUNNING:
         r.zrem(keys.active, job_id)
     return status(backend, job_id)
 

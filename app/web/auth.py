@@ -73,9 +73,31 @@ def role_for(tokens, header):
     return role
 
 
-def _authenticate():
-    return role_for(current_app.extensions["jobmaster.tokens"],
-                    request.headers.get("Authorization", ""))
+# environ key of a request's authentication outcome: its role, or the
+# Unauthorized it raised. A request is authenticated once, whoever asks
+# first (the early lease before Flask, or the view's decorator).
+_AUTH = "jobmaster.auth"
+
+
+def authenticate(environ, tokens):
+    """The role this request's token grants; raises Unauthorized. Decided
+    once per request and remembered in ``environ``."""
+    outcome = environ.get(_AUTH)
+    if outcome is None:
+        try:
+            outcome = role_for(tokens, environ.get("HTTP_AUTHORIZATION", ""))
+        except Unauthorized as err:
+            outcome = err
+        environ[_AUTH] = outcome
+    if isinstance(outcome, Unauthorized):
+        raise outcome
+    return outcome
+
+
+def check_role(granted, role):
+    """Forbidden unless ``granted`` may act as ``role`` (admin always may)."""
+    if role == ADMIN and granted != ADMIN:
+        raise Forbidden("this needs an admin token")
 
 
 def requires(role):
@@ -84,9 +106,8 @@ def requires(role):
     def decorate(view):
         @functools.wraps(view)
         def wrapped(*args, **kwargs):
-            granted = _authenticate()
-            if role == ADMIN and granted != ADMIN:
-                raise Forbidden("this needs an admin token")
+            granted = authenticate(request.environ, current_app.extensions["jobmaster.tokens"])
+            check_role(granted, role)
             g.role = granted
             return view(*args, **kwargs)
 

@@ -8,30 +8,30 @@ measured through nginx on the bench machine (2-s alternating A/B runs, 14
 rounds each), machine CPU per lease 854 -> 771 µs and lease÷healthz 0.71
 -> 0.82 when the lease was made here first.
 
-So this WSGI middleware leases for ``POST /api/v1/lease`` *before* Flask sees
-the request, after the same checks the view makes first (a worker's token, a
-body of known length within the limit, the schema, the job id if one is
-named) and with the same function the view calls (``leases.lease``). Flask
-then handles the request as always (hooks, auth, metrics); the view finds
-the answer (or the error the lease raised) in the environ and responds with
-it, without reading the body again. A request that fails a check goes the
-ordinary way and gets the usual error: a request the view would refuse never
-leases anything. A check added to the lease route must be added to
-``_checked`` as well.
+So a lease request has one decision, :func:`decide` (token, role, body,
+schema, job id, then the lease itself), and this WSGI middleware makes it
+for ``POST`` to the lease route *before* Flask sees the request. The view
+(app/web/api/workers.py) answers with the outcome it finds in the environ:
+the lease, or the error the decision raised. Only a body this middleware
+cannot read up front (chunked, or over the size limit) leaves the decision
+to the view, which makes the same one with werkzeug's body reader. Either
+way every check runs once, in one place: a check added to :func:`decide`
+applies to both.
 """
+from jobmaster import protocol
+from redis.exceptions import RedisError
+
 from .. import metrics
 from ..domain import leases
-from . import schemas
-from .auth import role_for
+from ..errors import JobmasterError
+from .auth import WORKER, authenticate, check_role
 from .validation import parse_body, take_body
 
-PATH = "/api/v1/lease"
-KEY = "jobmaster.early_lease"  # environ key of the Early made for a request
+KEY = "jobmaster.early_lease"  # environ key of the Outcome made for a request
 
 
-class Early:
-    """What the lease call made for one request gave: its answer, or the
-    exception it raised."""
+class Outcome:
+    """What a lease request's decision gave: its answer, or the error."""
 
     __slots__ = ("_answer", "_error")
 
@@ -39,50 +39,54 @@ class Early:
         self._answer, self._error = answer, error
 
     def answer(self):
-        """The answer; raises what the call raised, as if the view had made it."""
+        """The answer; raises what the decision raised, as if the view had."""
         if self._error is not None:
             raise self._error
         return self._answer
 
 
+def decide(app_state, environ, read_body, schema):
+    """The whole decision on one lease request, or None when ``read_body``
+    cannot give the body (it returns None: the caller reads it otherwise).
+    Every refusal is an error of our tree (or Redis's), kept in the Outcome
+    so it is answered exactly as if the view had raised it."""
+    backend, tokens = app_state
+    try:
+        check_role(authenticate(environ, tokens), WORKER)
+        raw = read_body()
+        if raw is None:
+            return None
+        job_id, worker, max_tasks, key = leases.lease_request(parse_body(raw, schema), environ)
+        return Outcome(leases.lease(backend, worker, max_tasks, job_id, key))
+    except (JobmasterError, RedisError) as err:
+        return Outcome(error=err)
+
+
 class EarlyLease:
     def __init__(self, wsgi_app, app):
         self.wsgi_app = wsgi_app
-        self.backend = app.extensions["jobmaster.backend"]
-        self.tokens = app.extensions["jobmaster.tokens"]
+        self.app_state = state(app)
+        self.schema = app.extensions["jobmaster.schemas"].LEASE_REQUEST
         self.limit = app.config.get("MAX_CONTENT_LENGTH")
+        self.path = protocol.lease_path()
 
     def __call__(self, environ, start_response):
-        if environ.get("PATH_INFO") == PATH and environ.get("REQUEST_METHOD") == "POST":
+        if environ.get("PATH_INFO") == self.path and environ.get("REQUEST_METHOD") == "POST":
             metrics.mark_start(environ)  # the request's latency includes the lease
-            self._lease(environ)
+            outcome = decide(self.app_state, environ,
+                             lambda: take_body(environ, self.limit), self.schema)
+            if outcome is not None:
+                environ[KEY] = outcome
         return self.wsgi_app(environ, start_response)
 
-    def _lease(self, environ):
-        request = self._checked(environ)
-        if request is None:
-            return
-        job_id, worker, max_tasks, key = request
-        try:
-            environ[KEY] = Early(leases.lease(self.backend, worker, max_tasks, job_id, key))
-        except Exception as err:
-            environ[KEY] = Early(error=err)
 
-    def _checked(self, environ):
-        """(job id or None, worker, max tasks, idempotency key) of a lease
-        request the view would accept, else None."""
-        try:
-            role_for(self.tokens, environ.get("HTTP_AUTHORIZATION", ""))
-            raw = take_body(environ, self.limit)
-            if raw is None:
-                return None
-            return leases.lease_request(parse_body(raw, schemas.LEASE_REQUEST), environ)
-        except Exception:  # refused, or odder: the view gives its usual answer
-            return None
+def state(app):
+    """What :func:`decide` needs from an application: (backend, tokens)."""
+    return app.extensions["jobmaster.backend"], app.extensions["jobmaster.tokens"]
 
 
 def take(environ):
-    """The Early made for this request before Flask saw it, or None."""
+    """The Outcome made for this request before Flask saw it, or None."""
     return environ.pop(KEY, None)
 
 

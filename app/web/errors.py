@@ -5,18 +5,20 @@ import redis
 from flask import jsonify, request
 from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
-from ..errors import JobmasterError
+from jobmaster import protocol
+
+from ..errors import (BadRequest, Conflict, Forbidden, JobmasterError, NotFound, RateLimited,
+                      TooLarge, Unauthorized, Unavailable)
 
 log = logging.getLogger(__name__)
 
 
 # werkzeug's own errors (unknown route, wrong method, body too large, bad
 # JSON) keep their status but get our shape and a stable code.
-_HTTP_CODES = {
-    400: "bad_request", 401: "unauthorized", 403: "forbidden", 404: "not_found",
-    405: "method_not_allowed", 409: "conflict", 413: "too_large",
-    415: "unsupported_media_type", 429: "rate_limited",
-}
+_HTTP_CODES = {cls.status: cls.code for cls in (BadRequest, Unauthorized, Forbidden, NotFound,
+                                                 Conflict, TooLarge, RateLimited)}
+_HTTP_CODES.update({405: protocol.ERR_METHOD_NOT_ALLOWED,
+                    415: protocol.ERR_UNSUPPORTED_MEDIA_TYPE})
 
 
 def _drain_body():
@@ -77,7 +79,7 @@ def register(app):
     @app.errorhandler(redis.exceptions.BusyLoadingError)
     def _redis_down(err):
         log.warning("redis unavailable: %s", err)
-        return _respond(503, "unavailable", "Redis is unavailable; retry shortly",
+        return _respond(503, Unavailable.code, "Redis is unavailable; retry shortly",
                         {"Retry-After": "1"})
 
     @app.errorhandler(Exception)

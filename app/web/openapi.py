@@ -6,14 +6,14 @@ without appearing here (a test checks that every route is described).
 """
 import re
 
-from . import schemas
-
 _PARAM = re.compile(r"<(?:[a-z]+:)?([a-z_]+)>")
 
 
 def describe(summary, body=None, ok=None, status=200, tag="jobs", content="application/json",
              query=None, errors=(400, 401, 403, 404)):
-    """Attach the OpenAPI description of one route to its view."""
+    """Attach the OpenAPI description of one route to its view. ``body`` and
+    ``ok`` are schemas, or the name of one of the application's
+    (:class:`app.web.schemas.Schemas`, built from its config)."""
 
     def decorate(view):
         view.openapi = {"summary": summary, "body": body, "ok": ok, "status": status,
@@ -24,7 +24,7 @@ def describe(summary, body=None, ok=None, status=200, tag="jobs", content="appli
     return decorate
 
 
-def _operation(meta, rule, role):
+def _operation(meta, rule, role, schemas):
     op = {"summary": meta["summary"], "tags": [meta["tag"]],
           "operationId": rule.endpoint.replace(".", "_")}
     params = [{"name": name, "in": "path", "required": True, "schema": {"type": "string"}}
@@ -34,10 +34,11 @@ def _operation(meta, rule, role):
     if params:
         op["parameters"] = params
     if meta["body"] is not None:
-        op["requestBody"] = {"required": True, "content": {"application/json": {"schema": meta["body"]}}}
+        op["requestBody"] = {"required": True, "content": {"application/json": {
+            "schema": _schema(schemas, meta["body"])}}}
     ok = {"description": "success"}
     if meta["ok"] is not None:
-        ok["content"] = {meta["content"]: {"schema": meta["ok"]}}
+        ok["content"] = {meta["content"]: {"schema": _schema(schemas, meta["ok"])}}
     responses = {str(meta["status"]): ok}
     error = {"content": {"application/json": {"schema": schemas.ERROR}}}
     for status in meta["errors"]:
@@ -58,7 +59,12 @@ _REASONS = {400: "bad input; nothing changed", 401: "no or unknown token",
             501: "not configured on this server (e.g. no fleet launcher)"}
 
 
+def _schema(schemas, schema):
+    return getattr(schemas, schema) if isinstance(schema, str) else schema
+
+
 def document(app):
+    schemas = app.extensions["jobmaster.schemas"]
     paths = {}
     for rule in app.url_map.iter_rules():
         if rule.endpoint == "static":
@@ -70,7 +76,7 @@ def document(app):
         path = _PARAM.sub(r"{\1}", rule.rule)
         role = getattr(view, "required_role", None)
         for method in sorted(rule.methods - {"HEAD", "OPTIONS"}):
-            paths.setdefault(path, {})[method.lower()] = _operation(meta, rule, role)
+            paths.setdefault(path, {})[method.lower()] = _operation(meta, rule, role, schemas)
     return {
         "openapi": "3.0.3",
         "info": {"title": "jobmaster", "version": "1",

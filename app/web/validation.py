@@ -53,14 +53,17 @@ def validate(value, schema, path="body"):
     raise BadRequest("%s: does not match the schema" % path)  # checker stricter than _explain
 
 
+# Compiled checkers by id(schema). Each entry keeps its schema alive, so
+# an id is never reused by another dict while its checker is cached (each
+# application builds its own schemas).
 _CHECKERS = {}
 
 
 def _checker(schema):
-    fn = _CHECKERS.get(id(schema))
-    if fn is None:
-        fn = _CHECKERS[id(schema)] = _compile(schema)
-    return fn
+    entry = _CHECKERS.get(id(schema))
+    if entry is None:
+        entry = _CHECKERS[id(schema)] = (schema, _compile(schema))
+    return entry[1]
 
 
 def _compile(schema):
@@ -210,7 +213,7 @@ def take_body(environ, limit):
     return data
 
 
-def _raw_body():
+def read_body():
     """The request body (see take_body)."""
     data = take_body(request.environ, current_app.config.get("MAX_CONTENT_LENGTH"))
     return request.get_data(cache=True) if data is None else data
@@ -218,7 +221,7 @@ def _raw_body():
 
 def json_body(schema, allow_empty=False):
     """The request's JSON body, validated against ``schema``."""
-    return parse_body(_raw_body(), schema, allow_empty)
+    return parse_body(read_body(), schema, allow_empty)
 
 
 def parse_body(raw, schema, allow_empty=False):

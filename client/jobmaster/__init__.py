@@ -1,7 +1,8 @@
 """The worker-side client of jobmaster: a library and the ``jobmaster`` CLI.
 
 Depends only on requests, click and the standard library (never on Flask,
-gevent or redis), so a pod installs just ``pip install jobmaster``.
+gevent or redis), so a pod installs just this distribution,
+``jobmaster-client`` (``pip install ./client`` from a clone).
 
 - :class:`Client` (``session.py``): one method per HTTP API call, with
   timeouts and retries.

@@ -180,7 +180,7 @@ def _read_items(fh):
               help="Tasks from a JSON array or NDJSON file (- for stdin), one task per item.")
 @click.option("--params", type=click.File("r"), metavar="FILE",
               help="A JSON object handed to every worker with each lease.")
-@click.option("--batch-size", type=click.IntRange(1, protocol.MAX_BATCH_SIZE),
+@click.option("--batch-size", type=click.IntRange(1),
               help="Tasks per lease (server default %d)." % protocol.DEFAULT_BATCH_SIZE)
 @click.option("--lease-seconds", type=click.IntRange(min=1),
               help="Lease length before unreported tasks go back (server default %d)."
@@ -475,7 +475,7 @@ class _Slot(threading.Thread):
 @click.option("--concurrency", "-c", type=click.IntRange(1, 1024), default=1, show_default=True,
               help="Tasks run at the same time (each slot holds its own lease).")
 @click.option("--name", default=None, help="Worker name shown by the master [default: host:pid].")
-@click.option("--max-tasks", type=click.IntRange(1, protocol.MAX_BATCH_SIZE),
+@click.option("--max-tasks", type=click.IntRange(1),
               help="Tasks per lease [default: the job's batch size].")
 @click.option("--call", "call_spec", metavar="MODULE:FUNCTION",
               help="Call a Python function per task instead of a command.")

@@ -1,4 +1,4 @@
-"""The wire contract of the jobmaster HTTP API (DESIGN.md §3), without I/O.
+"""The wire contract of the jobmaster HTTP API (docs/contract.md §3), without I/O.
 
 Paths, state words, answer words and defaults shared by the server and the
 worker-side client. Like Flask's ``sansio`` package, this module does no I/O
@@ -30,6 +30,7 @@ TASK_PENDING = "pending"
 TASK_LEASED = "leased"
 TASK_DONE = "done"
 TASK_DEAD = "dead"
+TASK_STATES = (TASK_PENDING, TASK_LEASED, TASK_DONE, TASK_DEAD)
 
 # The ``status`` word of a lease answer.
 LEASE_OK = "ok"
@@ -46,14 +47,19 @@ ERR_LEASE_LOST = "lease_lost"
 ERR_TOO_LARGE = "too_large"
 ERR_RATE_LIMITED = "rate_limited"
 ERR_UNAVAILABLE = "unavailable"
+ERR_METHOD_NOT_ALLOWED = "method_not_allowed"
+ERR_UNSUPPORTED_MEDIA_TYPE = "unsupported_media_type"
 
 # Job settings and their defaults (what the server uses when a field is absent).
 DEFAULT_BATCH_SIZE = 10
+#: The server's default MAX_BATCH (a deployment may set another).
 MAX_BATCH_SIZE = 1000
 DEFAULT_LEASE_SECONDS = 300
 DEFAULT_MAX_ATTEMPTS = 3
 DEFAULT_PRIORITY = 0
 MAX_NAME_LENGTH = 200
+MAX_ATTEMPTS_LIMIT = 1000
+MAX_PRIORITY = 1_000_000
 
 
 def jobs_path():

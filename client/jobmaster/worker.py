@@ -166,8 +166,9 @@ class Batch:
 class Worker:
     """Lease tasks from the master and report them; see the module docstring.
 
-    :param client: a :class:`~jobmaster.session.Client` (default: from the
-        environment, ``$JOBMASTER_URL`` / ``$JOBMASTER_TOKEN``).
+    :param client: the master's base URL (a string), or a
+        :class:`~jobmaster.session.Client` (default: from the environment,
+        ``$JOBMASTER_URL`` / ``$JOBMASTER_TOKEN``).
     :param job: only this job's tasks (default: any running job, highest
         priority first).
     :param name: the worker name the master records (default ``host:pid``).
@@ -187,7 +188,7 @@ class Worker:
                  handle_signals=False, on_term="finish", max_idle=30.0):
         if on_term not in ("finish", "abandon"):
             raise ValueError("on_term must be 'finish' or 'abandon'")
-        self.client = client or Client()
+        self.client = Client(client) if client is None or isinstance(client, str) else client
         self.job = job
         self.name = name or default_worker_name()
         self.max_tasks = max_tasks

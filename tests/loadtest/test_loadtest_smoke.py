@@ -99,7 +99,7 @@ def test_burst_warm_mode(stack):
 @pytest.mark.parametrize("script,named", [("healthz.lua", True), ("lease.lua", True),
                                           ("lease.lua", False), ("lease_complete.lua", True)])
 def test_wrk_scripts_run(stack, script, named):
-    from loadtest.bench import parse_wrk
+    from loadtest.bench_wrk import parse_wrk
     from loadtest.common import Admin
 
     admin = Admin(stack.url)

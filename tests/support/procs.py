@@ -8,34 +8,8 @@ import shutil
 import signal
 import socket
 import subprocess
-import time
 
-
-def free_port():
-    """A TCP port on 127.0.0.1 that nobody listens on right now."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def wait_until(predicate, timeout=20.0, interval=0.02, what="condition"):
-    """Poll ``predicate`` until it is truthy; raise after ``timeout`` seconds."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise TimeoutError("timed out waiting for %s" % what)
-        time.sleep(interval)
-
-
-def port_open(port, host="127.0.0.1"):
-    try:
-        with socket.create_connection((host, port), timeout=0.2):
-            return True
-    except OSError:
-        return False
+from stack.net import free_port, port_open, wait_until  # noqa: F401 (re-exported)
 
 
 def which_or_fail(name, *extra_dirs):

@@ -25,7 +25,7 @@ import socket
 import struct
 import sys
 
-from tests.support.procs import Process, free_port, wait_until
+from tests.support.procs import Process, free_port, port_open, wait_until
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 if ROOT not in sys.path:
@@ -249,11 +249,7 @@ def _wait_port(port, proc, timeout=30):
     def up():
         if not proc.alive():
             raise RuntimeError("%s exited:\n%s" % (proc.argv[0], proc.log_tail()))
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
-                return True
-        except OSError:
-            return False
+        return port_open(port, timeout=0.5)
     wait_until(up, timeout=timeout, what="port %d" % port)
 
 

@@ -17,7 +17,7 @@
 -- is held by lease L iff owner[t] = L, or t lies in the span of L (found
 -- through `spans`, first id -> lease id; spans never overlap).
 --
--- Time is Redis's own TIME (DESIGN.md §4.7): app hosts' clocks never decide
+-- Time is Redis's own TIME (docs/contract.md §4.7): app hosts' clocks never decide
 -- whether a lease is alive. Scripts are replicated by effects (Redis >= 5),
 -- so reading TIME before writing is allowed.
 local K_META, K_PENDING, K_OWNER, K_TRIES, K_FAILS = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]

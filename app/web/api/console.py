@@ -1,20 +1,20 @@
 """Admin routes across jobs, for the operator's console."""
 from flask import Blueprint, jsonify, request
+from jobmaster import protocol
 
-from .. import schemas
 from ...domain import inspect
 from ..auth import ADMIN, requires
 from ...errors import BadRequest
 from ..openapi import describe
 from ...store.backend import backend
 
-bp = Blueprint("console", __name__, url_prefix="/api/v1")
+bp = Blueprint("console", __name__, url_prefix=protocol.API_PREFIX)
 
 
 @bp.get("/workers")
 @requires(ADMIN)
 @describe("Every worker of the newest jobs, with its job; stale when silent past its lease",
-          ok=schemas.ALL_WORKERS, errors=(400, 401, 403),
+          ok="ALL_WORKERS", errors=(400, 401, 403),
           query={"jobs": {"type": "integer", "minimum": 1, "maximum": 1000}})
 def all_workers():
     raw = request.args.get("jobs", "100")

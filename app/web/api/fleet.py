@@ -1,24 +1,25 @@
 """Admin routes: launch, show and stop a job's worker fleet (DESIGN §10)."""
 from flask import Blueprint, jsonify, request
+from jobmaster import protocol
 
-from .. import schemas
 from ...domain import fleet
 from ..auth import ADMIN, requires
 from ...errors import BadRequest
 from ..openapi import describe
 from ...store.backend import backend, check_job_id
+from ..schemas import current as schemas
 from ..validation import json_body, validate
 
-bp = Blueprint("fleet", __name__, url_prefix="/api/v1/jobs")
+bp = Blueprint("fleet", __name__, url_prefix=protocol.jobs_path())
 
 
 @bp.post("/<job_id>/fleet")
 @requires(ADMIN)
 @describe("Launch workers for a job (or, dry run, show what would be launched)",
-          body=schemas.FLEET_REQUEST, ok=schemas.FLEET_ANSWER, status=202,
+          body="FLEET_REQUEST", ok="FLEET_ANSWER", status=202,
           errors=(400, 401, 403, 404, 409, 501))
 def launch(job_id):
-    body = json_body(schemas.FLEET_REQUEST)
+    body = json_body(schemas().FLEET_REQUEST)
     doc = fleet.launch(backend(), check_job_id(job_id), body, request.host_url)
     return jsonify(doc), 200 if body.get("dry_run") else 202
 
@@ -37,7 +38,7 @@ def _dry_run_query():
     for name in ("launcher", "image"):
         if request.args.get(name):
             body[name] = request.args[name]
-    validate(body, schemas.FLEET_REQUEST, path="query")
+    validate(body, schemas().FLEET_REQUEST, path="query")
     return body
 
 
@@ -45,7 +46,7 @@ def _dry_run_query():
 @requires(ADMIN)
 @describe("What was launched for a job and what of it runs; ?dry_run=1&workers=n"
           "[&launcher=kubernetes]: the manifest a launch would send",
-          ok=schemas.FLEET_STATUS, errors=(400, 401, 403, 404, 501),
+          ok="FLEET_STATUS", errors=(400, 401, 403, 404, 501),
           query={"dry_run": {"type": "integer", "enum": [0, 1]},
                  "workers": {"type": "integer", "minimum": 1},
                  "launcher": {"type": "string", "enum": list(fleet.LAUNCHERS)},
@@ -60,6 +61,6 @@ def show(job_id):
 @bp.delete("/<job_id>/fleet")
 @requires(ADMIN)
 @describe("Stop a job's fleet: workers finish running tasks and release the rest",
-          ok=schemas.FLEET_STOPPED, errors=(400, 401, 403, 404, 409, 501))
+          ok="FLEET_STOPPED", errors=(400, 401, 403, 404, 409, 501))
 def stop(job_id):
     return jsonify(fleet.stop(backend(), check_job_id(job_id)))

@@ -2,17 +2,18 @@
 import secrets
 
 from flask import Blueprint, Response, jsonify, request, stream_with_context
+from jobmaster import protocol
 
-from .. import schemas
 from ...domain import inspect, jobs, series
-from ..auth import ADMIN, requires
-from ...errors import BadRequest, TooLarge
-from ..openapi import describe
-from ...store.backend import backend, check_job_id
 from ...domain.codec import loads
+from ...errors import BadRequest, NotFound, TooLarge
+from ...store.backend import backend, check_job_id
+from ..auth import ADMIN, requires
+from ..openapi import describe
+from ..schemas import current as schemas
 from ..validation import json_body
 
-bp = Blueprint("jobs", __name__, url_prefix="/api/v1/jobs")
+bp = Blueprint("jobs", __name__, url_prefix=protocol.jobs_path())
 
 _CONFLICT = (400, 401, 403, 404, 409)
 
@@ -32,17 +33,17 @@ def _int_arg(name, default, low, high):
 
 @bp.post("")
 @requires(ADMIN)
-@describe("Create a job", body=schemas.JOB_CREATE, ok=schemas.JOB_STATUS, status=201,
+@describe("Create a job", body="JOB_CREATE", ok="JOB_STATUS", status=201,
           errors=(400, 401, 403, 413))
 def create():
-    body = json_body(schemas.JOB_CREATE)
+    body = json_body(schemas().JOB_CREATE)
     doc = jobs.create(backend(), body)
     return jsonify(doc), 201
 
 
 @bp.get("")
 @requires(ADMIN)
-@describe("List jobs, newest first", ok=schemas.JOB_LIST, errors=(400, 401, 403),
+@describe("List jobs, newest first", ok="JOB_LIST", errors=(400, 401, 403),
           query={"state": {"type": "string", "enum": list(jobs.STATES)},
                  "limit": {"type": "integer", "minimum": 1, "maximum": 1000}})
 def list_jobs():
@@ -54,14 +55,14 @@ def list_jobs():
 
 @bp.get("/<job_id>")
 @requires(ADMIN)
-@describe("A job's status", ok=schemas.JOB_STATUS)
+@describe("A job's status", ok="JOB_STATUS")
 def status(job_id):
     return jsonify(jobs.status(backend(), check_job_id(job_id)))
 
 
 def _state_route(action, summary):
     @requires(ADMIN)
-    @describe(summary, ok=schemas.JOB_STATUS, errors=_CONFLICT)
+    @describe(summary, ok="JOB_STATUS", errors=_CONFLICT)
     def view(job_id):
         return jsonify(jobs.set_state(backend(), check_job_id(job_id), action))
 
@@ -76,7 +77,7 @@ _state_route("cancel", "Cancel a job: leases answer done")
 
 @bp.delete("/<job_id>")
 @requires(ADMIN)
-@describe("Delete a job and everything it holds", ok=schemas.DELETED)
+@describe("Delete a job and everything it holds", ok="DELETED")
 def delete(job_id):
     return jsonify(jobs.delete(backend(), check_job_id(job_id)))
 
@@ -102,7 +103,7 @@ def _items_from_body(limit):
 @bp.post("/<job_id>/tasks")
 @requires(ADMIN)
 @describe("Add items to an unsealed items job (JSON array or NDJSON)",
-          body={"type": "array", "items": {}}, ok=schemas.APPEND_ANSWER,
+          body={"type": "array", "items": {}}, ok="APPEND_ANSWER",
           errors=(400, 401, 403, 404, 409, 413))
 def append(job_id):
     check_job_id(job_id)
@@ -114,7 +115,7 @@ def append(job_id):
 
 @bp.post("/<job_id>/seal")
 @requires(ADMIN)
-@describe("Seal a job: no more items; it completes when all are done", ok=schemas.JOB_STATUS)
+@describe("Seal a job: no more items; it completes when all are done", ok="JOB_STATUS")
 def seal(job_id):
     return jsonify(jobs.seal(backend(), check_job_id(job_id)))
 
@@ -136,7 +137,7 @@ def results(job_id):
 
 @bp.get("/<job_id>/dead")
 @requires(ADMIN)
-@describe("Dead tasks (attempts used up)", ok=schemas.DEAD_LIST,
+@describe("Dead tasks (attempts used up)", ok="DEAD_LIST",
           query={"limit": {"type": "integer", "minimum": 1, "maximum": 100000}})
 def dead(job_id):
     b = backend()
@@ -154,21 +155,28 @@ def dead(job_id):
 
 @bp.post("/<job_id>/dead/retry")
 @requires(ADMIN)
-@describe("Give every dead task a fresh set of attempts", ok=schemas.RETRIED, errors=_CONFLICT)
+@describe("Give every dead task a fresh set of attempts", ok="RETRIED", errors=_CONFLICT)
 def retry_dead(job_id):
     return jsonify(jobs.retry_dead(backend(), check_job_id(job_id)))
 
 
-@bp.post("/<job_id>/dead/<int:task>/retry")
+def _task_id(raw):
+    """A task id from the path: a decimal integer, or no such task."""
+    if not raw.isascii() or not raw.isdigit() or len(raw) > 16:
+        raise NotFound("no such task: %s" % raw[:40])
+    return int(raw)
+
+
+@bp.post("/<job_id>/dead/<task>/retry")
 @requires(ADMIN)
-@describe("Give one dead task a fresh set of attempts", ok=schemas.RETRIED, errors=_CONFLICT)
+@describe("Give one dead task a fresh set of attempts", ok="RETRIED", errors=_CONFLICT)
 def retry_one_dead(job_id, task):
-    return jsonify(jobs.retry_dead(backend(), check_job_id(job_id), task))
+    return jsonify(jobs.retry_dead(backend(), check_job_id(job_id), _task_id(task)))
 
 
 @bp.get("/<job_id>/workers")
 @requires(ADMIN)
-@describe("Per-worker figures of a job", ok=schemas.WORKER_LIST)
+@describe("Per-worker figures of a job", ok="WORKER_LIST")
 def workers(job_id):
     return jsonify(jobs.workers(backend(), check_job_id(job_id)))
 
@@ -177,15 +185,15 @@ def workers(job_id):
 @bp.get("/<job_id>/series")
 @requires(ADMIN)
 @describe("Throughput over time: tasks done and attempts failed per interval, oldest first",
-          ok=schemas.SERIES, query={"resolution": {"type": "string", "enum": ["s", "m"]}})
+          ok="SERIES", query={"resolution": {"type": "string", "enum": ["s", "m"]}})
 def series_(job_id):
     return jsonify(series.document(backend(), check_job_id(job_id),
                                    request.args.get("resolution")))
 
 
-@bp.get("/<job_id>/tasks/<int:task>")
+@bp.get("/<job_id>/tasks/<task>")
 @requires(ADMIN)
 @describe("One task: payload, state, attempts, the lease holding it, result or dead record",
-          ok=schemas.TASK_DETAIL)
+          ok="TASK_DETAIL")
 def task(job_id, task):
-    return jsonify(inspect.task(backend(), check_job_id(job_id), task))
+    return jsonify(inspect.task(backend(), check_job_id(job_id), _task_id(task)))

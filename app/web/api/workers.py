@@ -1,14 +1,17 @@
 """Worker routes: lease, heartbeat, complete, release."""
-from flask import Blueprint, Response, jsonify, request
+from flask import Blueprint, Response, current_app, jsonify, request
+from jobmaster import protocol
 
-from .. import early_lease, schemas
 from ...domain import leases
+from ...store.backend import backend
+from .. import early_lease
 from ..auth import WORKER, requires
 from ..openapi import describe
-from ...store.backend import backend
-from ..validation import json_body
+from ..schemas import current as schemas
+from ..validation import json_body, read_body
 
-bp = Blueprint("workers", __name__, url_prefix="/api/v1")
+API = protocol.API_PREFIX
+bp = Blueprint("workers", __name__)
 
 
 def _respond(text, answer=None):
@@ -18,45 +21,47 @@ def _respond(text, answer=None):
     return response
 
 
-@bp.post("/lease")
-@requires(WORKER)
+@bp.post(protocol.lease_path())
 @describe("Lease a batch of tasks (ok), or learn to wait or that all is done",
-          body=schemas.LEASE_REQUEST, ok=schemas.LEASE_ANSWER, tag="workers")
+          body="LEASE_REQUEST", ok="LEASE_ANSWER", tag="workers")
 def lease():
-    early = early_lease.take(request.environ)
-    if early is not None:  # leased before Flask built this request
-        answer = early.answer()
-    else:
-        job_id, worker, max_tasks, key = leases.lease_request(json_body(schemas.LEASE_REQUEST),
-                                                              request.environ)
-        answer = leases.lease(backend(), worker, max_tasks, job_id, key)
+    # Decided by app/web/early_lease.py before Flask built this request; only
+    # a body it could not read up front is decided here, the same way.
+    outcome = early_lease.take(request.environ)
+    if outcome is None:
+        outcome = early_lease.decide(early_lease.state(current_app), request.environ, read_body,
+                                     schemas().LEASE_REQUEST)
+    answer = outcome.answer()
     return _respond(answer.text, answer)
 
 
-@bp.post("/leases/<lease_id>/heartbeat")
+lease.required_role = WORKER  # checked inside the decision (published in OpenAPI)
+
+
+@bp.post(API + "/leases/<lease_id>/heartbeat")
 @requires(WORKER)
-@describe("Extend a lease", body=schemas.HEARTBEAT_REQUEST, ok=schemas.HEARTBEAT_ANSWER,
+@describe("Extend a lease", body="HEARTBEAT_REQUEST", ok="HEARTBEAT_ANSWER",
           tag="workers", errors=(400, 401, 403, 404, 409))
 def heartbeat(lease_id):
-    body = json_body(schemas.HEARTBEAT_REQUEST, allow_empty=True)
+    body = json_body(schemas().HEARTBEAT_REQUEST, allow_empty=True)
     return jsonify(leases.heartbeat(backend(), lease_id, body.get("lease_seconds")))
 
 
-@bp.post("/leases/<lease_id>/complete")
+@bp.post(API + "/leases/<lease_id>/complete")
 @requires(WORKER)
 @describe("Report results (idempotent); optionally release the rest and lease the next batch",
-          body=schemas.COMPLETE_REQUEST, ok=schemas.COMPLETE_ANSWER, tag="workers",
+          body="COMPLETE_REQUEST", ok="COMPLETE_ANSWER", tag="workers",
           errors=(400, 401, 403, 404, 413))
 def complete(lease_id):
-    body = json_body(schemas.COMPLETE_REQUEST)
+    body = json_body(schemas().COMPLETE_REQUEST)
     doc, answer = leases.complete(backend(), lease_id, body, body.get("worker", ""),
                                   leases.idempotency_key(request.environ))
     return _respond(leases.merge(doc, answer), answer)
 
 
-@bp.post("/leases/<lease_id>/release")
+@bp.post(API + "/leases/<lease_id>/release")
 @requires(WORKER)
-@describe("Give every unfinished task of a lease back now", ok=schemas.RELEASE_ANSWER,
+@describe("Give every unfinished task of a lease back now", ok="RELEASE_ANSWER",
           tag="workers")
 def release(lease_id):
     return jsonify(leases.release(backend(), lease_id))

@@ -1,0 +1,294 @@
+"""Every setting in app/config.py does what it says: each test changes one
+and sees its effect. A setting without a test here fails the last test."""
+import os
+import socket
+import subprocess
+import sys
+import threading
+
+import pytest
+import redis
+
+from app import create_app
+from app.config import SETTINGS
+from tests.helpers import expire_now, lease, make_job
+
+TESTED = set()
+
+
+def effect_of(*names):
+    TESTED.update(names)
+    return lambda fn: fn
+
+
+@pytest.fixture
+def make_app(redis_url):
+    made = []
+
+    def make(**config):
+        app = create_app({"REDIS_URL": redis_url, **config})
+        made.append(app)
+        return app, app.test_client()
+
+    yield make
+    for app in made:
+        app.extensions["jobmaster.backend"].close()
+
+
+@effect_of("REDIS_URL")
+def test_redis_url_is_where_state_lives(make_app, redis_url):
+    app, c = make_app()
+    job = make_job(c)["id"]
+    assert redis.Redis.from_url(redis_url).exists("jm:{%s}:meta" % job)
+    with socket.socket() as s:  # a port nobody listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    _app, nowhere = make_app(REDIS_URL="redis://127.0.0.1:%d/0" % port)
+    assert nowhere.get("/readyz").status_code == 503
+
+
+@effect_of("KEY_PREFIX")
+def test_key_prefix_starts_every_key(make_app, redis_url):
+    _app, c = make_app(KEY_PREFIX="other")
+    job = make_job(c)["id"]
+    lease(c, job=job)
+    keys = redis.Redis.from_url(redis_url, decode_responses=True).keys("*")
+    assert keys and all(k.startswith("other:") for k in keys)
+
+
+@effect_of("REDIS_POOL_SIZE", "REDIS_POOL_TIMEOUT")
+def test_a_request_waits_for_a_pooled_connection_then_answers_503(make_app):
+    app, c = make_app(REDIS_POOL_SIZE=1, REDIS_POOL_TIMEOUT=0.2)
+    pool = app.extensions["jobmaster.backend"].redis.connection_pool
+    held = pool.get_connection()
+    try:
+        r = c.get("/api/v1/jobs")
+        assert r.status_code == 503 and r.headers["Retry-After"]
+    finally:
+        pool.release(held)
+    assert c.get("/api/v1/jobs").status_code == 200
+
+
+@effect_of("REDIS_SOCKET_TIMEOUT")
+def test_a_redis_that_never_answers_gives_503_not_a_hang(make_app):
+    silent = socket.socket()
+    silent.bind(("127.0.0.1", 0))
+    silent.listen(16)  # accepts connections (the kernel does) and never answers
+    try:
+        _app, c = make_app(REDIS_URL="redis://127.0.0.1:%d/0" % silent.getsockname()[1],
+                           REDIS_SOCKET_TIMEOUT=0.2)
+        r = c.get("/api/v1/jobs")
+        assert r.status_code == 503 and r.get_json()["error"] == "unavailable"
+    finally:
+        silent.close()
+
+
+@effect_of("ADMIN_TOKENS", "WORKER_TOKENS")
+def test_tokens_grant_their_roles(make_app):
+    _app, c = make_app(ADMIN_TOKENS="a1, a2", WORKER_TOKENS="w1")
+    assert c.get("/api/v1/jobs").status_code == 401
+    assert c.get("/api/v1/jobs", headers={"Authorization": "Bearer a2"}).status_code == 200
+    assert c.get("/api/v1/jobs", headers={"Authorization": "Bearer w1"}).status_code == 403
+    r = c.post("/api/v1/lease", json={"worker": "w"}, headers={"Authorization": "Bearer w1"})
+    assert r.status_code == 200
+
+
+@effect_of("INSTANCE")
+def test_instance_names_the_server(make_app):
+    _app, c = make_app(INSTANCE="blue-7")
+    assert c.get("/healthz").headers["X-Served-By"] == "blue-7"
+
+
+@effect_of("MAX_BODY_BYTES")
+def test_max_body_bytes(make_app):
+    _app, c = make_app(MAX_BODY_BYTES=500)
+    r = c.post("/api/v1/jobs", json={"name": "x" * 600, "tasks": {"range": [0, 1]}})
+    assert r.status_code == 413
+
+
+@effect_of("MAX_ITEMS")
+def test_max_items(make_app):
+    _app, c = make_app(MAX_ITEMS=3)
+    r = c.post("/api/v1/jobs", json={"name": "j", "tasks": {"items": [1, 2, 3, 4]}})
+    assert r.status_code == 413
+    job = make_job(c, tasks={"items": []}, sealed=False)["id"]
+    assert c.post("/api/v1/jobs/%s/tasks" % job, json=[1, 2, 3, 4]).status_code == 413
+    assert c.post("/api/v1/jobs/%s/tasks" % job, json=[1, 2, 3]).status_code == 200
+
+
+@effect_of("MAX_TOTAL")
+def test_max_total(make_app):
+    _app, c = make_app(MAX_TOTAL=100)
+    assert c.post("/api/v1/jobs", json={"name": "j", "tasks": {"range": [0, 101]}}).status_code == 400
+    make_job(c, total=100)
+
+
+@effect_of("MAX_BATCH")
+def test_max_batch_limits_and_is_published(make_app):
+    app, c = make_app(MAX_BATCH=5)
+    assert c.post("/api/v1/jobs", json={"name": "j", "tasks": {"range": [0, 9]},
+                                        "batch_size": 6}).status_code == 400
+    job = make_job(c, total=9)["id"]
+    assert c.post("/api/v1/lease", json={"worker": "w", "job": job, "max_tasks": 6}).status_code == 400
+    assert len(lease(c, job=job, max_tasks=5)["tasks"]) == 5
+    doc = c.get("/api/v1/openapi.json").get_json()
+    body = doc["paths"]["/api/v1/lease"]["post"]["requestBody"]["content"]["application/json"]
+    assert body["schema"]["properties"]["max_tasks"]["maximum"] == 5
+
+
+@effect_of("MAX_LEASE_SECONDS")
+def test_max_lease_seconds(make_app):
+    _app, c = make_app(MAX_LEASE_SECONDS=60)
+    assert c.post("/api/v1/jobs", json={"name": "j", "tasks": {"range": [0, 1]},
+                                        "lease_seconds": 61}).status_code == 400
+    job = make_job(c, total=1, lease_seconds=60)["id"]
+    lid = lease(c, job=job)["lease"]["id"]
+    r = c.post("/api/v1/leases/%s/heartbeat" % lid, json={"lease_seconds": 61})
+    assert r.status_code == 400
+
+
+@effect_of("MAX_RESULTS_PER_CALL")
+def test_max_results_per_call(make_app):
+    _app, c = make_app(MAX_RESULTS_PER_CALL=2)
+    job = make_job(c, total=3)["id"]
+    got = lease(c, job=job, max_tasks=3)
+    results = [{"id": t["id"], "ok": True} for t in got["tasks"]]
+    r = c.post("/api/v1/leases/%s/complete" % got["lease"]["id"], json={"results": results})
+    assert r.status_code == 413
+    assert c.get("/api/v1/jobs/" + job).get_json()["counts"]["done"] == 0
+
+
+@effect_of("MAX_RESULT_BYTES")
+def test_max_result_bytes(make_app):
+    _app, c = make_app(MAX_RESULT_BYTES=50)
+    job = make_job(c, total=1)["id"]
+    got = lease(c, job=job)
+    r = c.post("/api/v1/leases/%s/complete" % got["lease"]["id"],
+               json={"results": [{"id": 0, "ok": True, "result": "x" * 60}]})
+    assert r.status_code == 413
+
+
+@effect_of("WAIT_SECONDS")
+def test_wait_seconds_sets_retry_after(make_app):
+    _app, c = make_app(WAIT_SECONDS=7.0)
+    job = make_job(c, total=1)["id"]
+    lease(c, job=job)
+    got = lease(c, job=job)
+    assert got["status"] == "wait" and 7.0 <= got["retry_after"] <= 10.5
+
+
+@effect_of("RECLAIM_LIMIT")
+def test_reclaim_limit_bounds_one_call(make_app):
+    app, c = make_app(RECLAIM_LIMIT=1)
+    backend = app.extensions["jobmaster.backend"]
+    job = make_job(c, total=3, batch_size=1)["id"]
+    lids = [lease(c, worker="w%d" % i, job=job)["lease"]["id"] for i in range(3)]
+    for lid in lids:
+        expire_now(backend.redis, backend.keys, job, lid)
+    counts = [c.get("/api/v1/jobs/" + job).get_json()["counts"]["leased"] for _ in range(3)]
+    assert counts == [2, 1, 0]  # one expired lease reclaimed per call
+
+
+@effect_of("LEASE_COMBINE")
+def test_lease_combine_one_makes_a_call_per_request(make_app):
+    app, c = make_app(LEASE_COMBINE=1)
+    backend = app.extensions["jobmaster.backend"]
+    job = make_job(c, total=40)["id"]
+    threads = [threading.Thread(target=lease, args=(app.test_client(),), kwargs={"job": job})
+               for _ in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert backend._leases.calls == 8
+
+
+@effect_of("LEASE_GATHER_MS")
+def test_lease_gather_only_under_gevent_and_when_asked(make_app):
+    code = ("from gevent import monkey; monkey.patch_all()\n"
+            "from app import create_app\n"
+            "for ms in (0, 3):\n"
+            "    b = create_app({'REDIS_URL': %r, 'LEASE_GATHER_MS': ms}).extensions['jobmaster.backend']\n"
+            "    print(ms, b._leases._gather is not None)\n")
+    out = subprocess.run([sys.executable, "-c", code % "redis://127.0.0.1:1/0"], check=True,
+                         capture_output=True, text=True).stdout.split("\n")
+    assert out[:2] == ["0 False", "3 True"]
+
+
+@effect_of("PROMETHEUS_MULTIPROC_DIR")
+def test_multiprocess_metrics_are_written_to_the_directory(redis_url, tmp_path):
+    code = ("from app import create_app\n"
+            "c = create_app({'REDIS_URL': %r, 'PROMETHEUS_MULTIPROC_DIR': %r}).test_client()\n"
+            "c.get('/healthz')\n" % (redis_url, str(tmp_path)))
+    subprocess.run([sys.executable, "-c", code], check=True, capture_output=True,
+                   env={k: v for k, v in os.environ.items() if k != "PROMETHEUS_MULTIPROC_DIR"})
+    assert any(name.endswith(".db") for name in os.listdir(tmp_path))
+
+
+def _fleet_app(make_app, **config):
+    app, c = make_app(**config)
+    job = c.post("/api/v1/jobs", json={"name": "f", "tasks": {"range": [0, 3]},
+                                       "command": ["true"]}).get_json()["id"]
+    return app, c, job
+
+
+@effect_of("LAUNCHER")
+def test_launcher_decides_whether_and_how_a_fleet_starts(make_app):
+    _app, c, job = _fleet_app(make_app)
+    r = c.post("/api/v1/jobs/%s/fleet" % job, json={"workers": 1})
+    assert r.status_code == 501
+    _app, c, job = _fleet_app(make_app, LAUNCHER="kubernetes")
+    r = c.post("/api/v1/jobs/%s/fleet" % job, json={"workers": 1, "dry_run": True})
+    assert r.get_json()["launcher"] == "kubernetes"  # a dry run of the configured one
+
+
+@effect_of("FLEET_URL")
+def test_fleet_url_is_what_launched_workers_are_given(make_app):
+    _app, c, job = _fleet_app(make_app, LAUNCHER="local", FLEET_URL="http://10.1.2.3:8080/")
+    r = c.get("/api/v1/jobs/%s/fleet?dry_run=1&workers=1" % job)
+    (proc,) = r.get_json()["manifest"]["processes"]
+    assert proc["argv"][proc["argv"].index("--url") + 1] == "http://10.1.2.3:8080"
+    _app, c, job = _fleet_app(make_app, LAUNCHER="local")  # default: the request's own URL
+    (proc,) = c.get("/api/v1/jobs/%s/fleet?dry_run=1&workers=1" % job).get_json()["manifest"]["processes"]
+    assert proc["argv"][proc["argv"].index("--url") + 1] == "http://localhost"
+
+
+@effect_of("FLEET_MAX_WORKERS")
+def test_fleet_max_workers_bounds_a_launch(make_app):
+    _app, c, job = _fleet_app(make_app, FLEET_MAX_WORKERS=5)
+    r = c.post("/api/v1/jobs/%s/fleet" % job, json={"workers": 6, "dry_run": True})
+    assert r.status_code == 400 and "body.workers" in r.get_json()["message"]
+    assert c.post("/api/v1/jobs/%s/fleet" % job, json={"workers": 5, "dry_run": True}).status_code == 200
+
+
+@effect_of("FLEET_LOCAL_MAX_WORKERS", "FLEET_LOCAL_DIR")
+def test_local_fleet_bound_and_log_directory(make_app, tmp_path):
+    from jobmaster.command import process_alive
+    from tests.support.procs import wait_until
+
+    _app, c, job = _fleet_app(make_app, LAUNCHER="local", FLEET_LOCAL_MAX_WORKERS=1,
+                              FLEET_LOCAL_DIR=str(tmp_path), FLEET_URL="http://127.0.0.1:1")
+    r = c.post("/api/v1/jobs/%s/fleet" % job, json={"workers": 2})
+    assert r.status_code == 400 and "at most 1" in r.get_json()["message"]
+    r = c.post("/api/v1/jobs/%s/fleet" % job, json={"workers": 1})
+    assert r.status_code == 202, r.get_json()
+    (launch,) = c.get("/api/v1/jobs/%s/fleet" % job).get_json()["launches"]
+    (proc,) = launch["processes"]
+    try:
+        assert proc["log"] == str(tmp_path / job / (proc["name"] + ".log"))
+        assert os.path.exists(proc["log"])
+    finally:
+        assert c.delete("/api/v1/jobs/%s/fleet" % job).get_json()["stopped"] == 1
+        wait_until(lambda: not process_alive(proc["pid"]), timeout=30, what="the worker exiting")
+
+
+@effect_of("WORKER_IMAGE", "K8S_NAMESPACE")
+def test_worker_image_and_namespace_of_kubernetes_fleets(make_app):
+    _app, c, job = _fleet_app(make_app, WORKER_IMAGE="reg/w:7", K8S_NAMESPACE="sims")
+    doc = c.get("/api/v1/jobs/%s/fleet?dry_run=1&workers=2&launcher=kubernetes" % job).get_json()
+    assert doc["manifest"]["namespace"] == "sims"
+    assert doc["manifest"]["objects"][1]["spec"]["template"]["spec"]["containers"][0]["image"] == "reg/w:7"
+
+
+def test_every_setting_has_a_test_of_its_effect():
+    assert {name for name, *_ in SETTINGS} - TESTED == set()
