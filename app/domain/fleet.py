@@ -20,12 +20,14 @@ import json
 import secrets
 import time
 
+from jobmaster import protocol
+
 from ..errors import BadRequest, Conflict, NotConfigured, NotFound
 from ..config import split_tokens
 from . import fleet_local
 
 LAUNCHERS = ("local", "kubernetes")
-FINISHED = ("completed", "cancelled")
+FINISHED = protocol.JOB_FINAL_STATES
 #: What a dry run shows instead of the token (it is never shown or logged).
 TOKEN_PLACEHOLDER = "<the worker token, set at launch>"
 

@@ -9,11 +9,13 @@ reads ~1,000/s, not 2,000/60. A finished job shows its average rate over
 its active span (first activity to finish) and its makespan (created to
 finished); neither decays afterwards.
 """
+from jobmaster import protocol
+
 from ..errors import BadRequest, NotFound
 
-#: The series.lua resolutions: prefix -> (bucket seconds, buckets kept).
-RESOLUTIONS = {"s": (10, 360), "m": (300, 2016)}
-FINISHED = ("completed", "cancelled")
+#: The resolutions of lib.lua's SERIES (10 s and 5 min buckets).
+RESOLUTIONS = ("s", "m")
+FINISHED = protocol.JOB_FINAL_STATES
 
 
 def recent(backend, job_id, client=None):
@@ -41,24 +43,14 @@ def figures(state, counts, created_at, finished_at, reply):
 def document(backend, job_id, resolution=None):
     """GET /jobs/<id>/series: done and failed per bucket, oldest first."""
     if resolution is not None and resolution not in RESOLUTIONS:
-        raise BadRequest("?resolution must be one of %s" % ", ".join(sorted(RESOLUTIONS)))
-    reply = None
-    if resolution is None:  # the fine one while it covers the job's whole activity
-        reply = backend.run("series", job_id, ["points", "s"])
-        if reply[0] == "missing":
-            raise NotFound("no such job: %s" % job_id)
-        now, t0 = int(reply[1]), int(reply[2])
-        if t0 >= 0 and now - t0 > RESOLUTIONS["s"][0] * RESOLUTIONS["s"][1] * 1000:
-            resolution = "m"
-        else:
-            resolution = "s"
-    if resolution == "m" or reply is None:
-        reply = backend.run("series", job_id, ["points", resolution])
-        if reply[0] == "missing":
-            raise NotFound("no such job: %s" % job_id)
-    now, t0, width, first = (int(v) for v in reply[1:5])
-    values = [int(v) for v in reply[5:]]
-    return {"job": job_id, "resolution": resolution, "interval_seconds": width / 1000.0,
+        raise BadRequest("?resolution must be one of %s" % ", ".join(RESOLUTIONS))
+    reply = backend.run("series", job_id, ["points", resolution or ""])
+    if reply[0] == "missing":
+        raise NotFound("no such job: %s" % job_id)
+    now, t0 = int(reply[1]), int(reply[2])
+    width, first = int(reply[4]), int(reply[5])
+    values = [int(v) for v in reply[6:]]
+    return {"job": job_id, "resolution": reply[3], "interval_seconds": width / 1000.0,
             "start": first * width / 1000.0, "now": now / 1000.0,
             "first_activity": t0 / 1000.0 if t0 >= 0 else None,
             "done": values[0::2], "failed": values[1::2]}
