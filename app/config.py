@@ -11,7 +11,10 @@ from jobmaster import protocol
 #: Each setting: (name, default, parser, why).
 SETTINGS = [
     ("REDIS_URL", "redis://127.0.0.1:6379/0", str,
-     "where all job, task and lease state lives"),
+     "where all job, task and lease state lives (in cluster mode: any node of the cluster)"),
+    ("REDIS_MODE", "single", str,
+     "single (one Redis, or a primary with replicas behind one address) or cluster (a Redis "
+     "Cluster: each job lives in one hash slot, so jobs spread over the shards)"),
     ("KEY_PREFIX", "jm", str,
      "first part of every Redis key; lets several deployments share a Redis"),
     ("REDIS_POOL_SIZE", 32, int,
@@ -21,13 +24,20 @@ SETTINGS = [
     ("REDIS_POOL_TIMEOUT", 30.0, float,
      "seconds a request waits for a pooled connection before answering 503 (a 2-core "
      "machine saturated by 500 pods needed more than 5)"),
-    ("REDIS_SOCKET_TIMEOUT", 30.0, float,
-     "seconds before a Redis call is abandoned; a saturated worker can take seconds to "
-     "read a reply it already has, and each timeout re-runs the script (safely, but twice)"),
+    ("REDIS_SOCKET_TIMEOUT", 5.0, float,
+     "seconds a Redis call waits for a reply before answering 503 (a paused or stalled "
+     "Redis); a reply that arrived while the process was too busy to read it is still "
+     "read, so a saturated worker does not time out (app/store/connection.py)"),
+    ("REDIS_READY_TIMEOUT", 1.0, float,
+     "seconds /readyz waits for Redis to answer a PING before answering 503"),
     ("ADMIN_TOKENS", "", str,
      "comma-separated bearer tokens that may do everything"),
     ("WORKER_TOKENS", "", str,
      "comma-separated bearer tokens that may only lease, heartbeat, complete and release"),
+    ("LEASE_SECRET", "", str,
+     "key that lease ids are signed with (HMAC), so no lease id can be made up; unset: "
+     "a random one made once in Redis and shared by every instance (set it when Redis "
+     "keeps no data across restarts)"),
     ("INSTANCE", "", str,
      "name sent back in X-Served-By; defaults to host:pid"),
     ("MAX_BODY_BYTES", 64 * 1024 * 1024, int,
@@ -56,6 +66,13 @@ SETTINGS = [
      "under gevent, how long at most a process lets the lease requests it is already "
      "reading reach a combined call before sending it (it sends as soon as it has "
      "nothing else to do); 0 sends at once"),
+    ("METRICS_TOKEN", "", str,
+     "bearer token a Prometheus scraper sends to see every job's series with its id and "
+     "name (an admin token does too); set, a scrape without a token gets only the totals; "
+     "unset, it gets job ids but no names"),
+    ("METRICS_CACHE_SECONDS", 2.0, float,
+     "how long a process answers /metrics with the same text (reading the job figures runs "
+     "a status script per job): a flood of scrapes costs one read per window"),
     ("LAUNCHER", "", str,
      "how POST /jobs/<id>/fleet starts workers: local (processes on this host; `make run` "
      "sets it) or kubernetes (a Kubernetes Job); empty: launching answers 501"),

@@ -16,8 +16,8 @@ def sweep_once(backend):
     ids = backend.redis.zrange(backend.keys.active, 0, -1)
     with backend.redis.pipeline(transaction=False) as pipe:
         for job_id in ids:
-            backend.run("status", job_id, [backend.reclaim_limit], client=pipe)
-        pipe.execute()
+            backend.ops.status(job_id, client=pipe)
+        backend.scripts.execute(pipe)
     return len(ids)
 
 

@@ -51,7 +51,7 @@ def lease_groups(be, jobs, leases, args):
         calls = max(1, args.leases // k)
         c0 = redis_cpu(be.redis)
         for i in range(calls):
-            be._run_leases(job_id, [(leases.new_lease_id(job_id), "w%d" % i, args.batch, 0)
+            be._run_leases(job_id, [(leases.new_lease_id(be, job_id), "w%d" % i, args.batch, 0)
                                     for _ in range(k)])
         used = redis_cpu(be.redis) - c0
         out["rows"].append({"per_call": k, "redis_usec_per_lease": round(1e6 * used / (calls * k), 1),

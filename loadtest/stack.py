@@ -32,7 +32,8 @@ class ProdStack:
     Any other ``JOBMASTER_*`` setting can be passed in ``env``.
     """
 
-    def __init__(self, instances=4, port=None, redis_port=None, workdir=None, env=None):
+    def __init__(self, instances=4, port=None, redis_port=None, workdir=None, env=None, root=None):
+        self.root = root or ROOT  # another checkout's code (loadtest/ab.py)
         self.instances = instances
         self.port = port or free_port()
         self.redis_port = redis_port or free_port()
@@ -64,7 +65,7 @@ class ProdStack:
         shutil.rmtree(self.dir, ignore_errors=True)
         os.makedirs(self.dir)
         log = open(os.path.join(self.dir, "stack.log"), "ab")
-        self.proc = subprocess.Popen([sys.executable, "-m", "stack", "run"], cwd=ROOT, env=self.env,
+        self.proc = subprocess.Popen([sys.executable, "-m", "stack", "run"], cwd=self.root, env=self.env,
                                      stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
         log.close()
         self.procs = [("stack", self.proc)]
@@ -89,7 +90,7 @@ class ProdStack:
         if not self.proc:
             return
         try:
-            subprocess.run([sys.executable, "-m", "stack", "stop"], cwd=ROOT, env=self.env,
+            subprocess.run([sys.executable, "-m", "stack", "stop"], cwd=self.root, env=self.env,
                            capture_output=True, timeout=60)
         except subprocess.TimeoutExpired:
             pass

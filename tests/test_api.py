@@ -162,11 +162,14 @@ def test_complete_next_moves_to_another_job_when_unpinned(client):
 
 
 def test_heartbeat_and_lost_lease(client, rds, app):
-    job = make_job(client, total=2)["id"]
+    job = make_job(client, total=2, lease_seconds=60)["id"]
     got = lease(client, job=job)
     lid = got["lease"]["id"]
-    r = client.post("/api/v1/leases/%s/heartbeat" % lid, json={"lease_seconds": 600})
-    assert r.status_code == 200 and r.get_json()["expires_at"] > got["lease"]["expires_at"]
+    r = client.post("/api/v1/leases/%s/heartbeat" % lid, json={"lease_seconds": 10})
+    assert r.status_code == 200 and r.get_json()["expires_at"] < got["lease"]["expires_at"]
+    # A week asked for: the job's 60 s given (no pinning its tasks for a week).
+    r = client.post("/api/v1/leases/%s/heartbeat" % lid, json={"lease_seconds": 604800})
+    assert got["lease"]["expires_at"] <= r.get_json()["expires_at"] < got["lease"]["expires_at"] + 59
     expire_now(rds, app.extensions["jobmaster.backend"].keys, job, lid)
     r = client.post("/api/v1/leases/%s/heartbeat" % lid)
     assert r.status_code == 409 and r.get_json()["error"] == "lease_lost"
@@ -277,8 +280,9 @@ def test_bad_lease_bodies(client, body):
 
 BAD_RESULTS = [{"results": "x"}, {"results": [{"id": 0}]}, {"results": [{"ok": True}]},
                {"results": [{"id": -1, "ok": True}]}, {"results": [{"id": "0", "ok": True}]},
-               {"results": [{"id": 0, "ok": "yes"}]}, {"results": [{"id": 99, "ok": True}]},
-               {"results": [{"id": 0, "ok": True}, {"id": 99, "ok": True}]},
+               {"results": [{"id": 0, "ok": "yes"}]}, {"results": [{"id": 2 ** 53 + 1, "ok": True}]},
+               {"results": [{"id": 0, "ok": True, "attempt": 1}]},
+               {"results": [{"id": 0, "ok": True}], "batchsize": 3},
                {"results": [], "next": {"max_tasks": 0}}, {"results": [], "release": 1}]
 
 
@@ -391,7 +395,10 @@ def test_openapi_describes_every_route(client, app):
     assert lease_op["requestBody"]["content"]["application/json"]["schema"]["required"] == ["worker"]
 
 
-def test_task_counts_written_in_bulk_are_all_in_the_next_scrape(client):
+def test_task_counts_written_in_bulk_are_all_in_the_next_scrape(redis_url):
+    app = create_app({"REDIS_URL": redis_url, "METRICS_CACHE_SECONDS": 0})
+    client = app.test_client()
+
     def leased():
         text = client.get("/metrics").get_data(as_text=True)
         line = [x for x in text.splitlines() if x.startswith('jobmaster_tasks_total{event="leased"}')]
@@ -402,6 +409,7 @@ def test_task_counts_written_in_bulk_are_all_in_the_next_scrape(client):
     for _ in range(3):  # within the second after it: counted, not yet written
         lease(client, job=job, max_tasks=2)
     assert leased() == before + 6
+    app.extensions["jobmaster.backend"].close()
 
 
 def test_metrics(client):
@@ -497,21 +505,22 @@ def test_readme_documents_every_setting_with_its_default():
         assert "| `JOBMASTER_%s` | %s |" % (name, shown) in readme, name
 
 
-def test_lease_ids_are_random_and_never_shared_with_a_forked_child():
+def test_lease_ids_are_random_and_never_shared_with_a_forked_child(app):
     import os
 
     from app.domain import leases
 
-    leases.new_lease_id("ab")  # suffixes are drawn in batches: the rest are buffered now
+    b = app.extensions["jobmaster.backend"]
+    leases.new_lease_id(b, "ab")  # nonces are drawn in batches: the rest are buffered now
     r, w = os.pipe()
     pid = os.fork()
     if pid == 0:  # the child: its first id must not be one the parent holds
-        os.write(w, leases.new_lease_id("ab").encode())
+        os.write(w, leases.new_lease_id(b, "ab").encode())
         os._exit(0)
     os.waitpid(pid, 0)
     child = os.read(r, 100).decode()
     os.close(r)
     os.close(w)
-    mine = leases.new_lease_id("ab")
-    assert child.startswith("ab.") and len(child) == 19 and child != mine
-    assert len({leases.new_lease_id("ab") for _ in range(600)}) == 600
+    mine = leases.new_lease_id(b, "ab")
+    assert child.startswith("ab.") and len(child) == 36 and child != mine
+    assert len({leases.new_lease_id(b, "ab") for _ in range(600)}) == 600

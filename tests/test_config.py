@@ -83,6 +83,34 @@ def test_a_redis_that_never_answers_gives_503_not_a_hang(make_app):
         silent.close()
 
 
+@effect_of("REDIS_READY_TIMEOUT")
+def test_readyz_waits_only_its_own_timeout_for_redis(redis_url):
+    # A Redis that never answers, calls that would wait 60 s for it, and a
+    # readiness probe that must not: it answers 503 within its 0.2 s (the
+    # subprocess's 20-s bound fails the test if it waited the 60).
+    code = ("import socket\n"
+            "from app import create_app\n"
+            "silent = socket.socket(); silent.bind(('127.0.0.1', 0)); silent.listen(16)\n"
+            "url = 'redis://127.0.0.1:%d/0' % silent.getsockname()[1]\n"
+            "c = create_app({'REDIS_URL': url, 'REDIS_SOCKET_TIMEOUT': 60,\n"
+            "                'REDIS_READY_TIMEOUT': 0.2}).test_client()\n"
+            "print(c.get('/readyz').status_code)\n")
+    out = subprocess.run([sys.executable, "-c", code], check=True, capture_output=True,
+                         text=True, timeout=20)
+    assert out.stdout.split() == ["503"]
+
+
+@effect_of("REDIS_MODE")
+def test_redis_mode_cluster_needs_a_cluster(make_app):
+    _app, single = make_app(REDIS_MODE="single")
+    assert single.get("/readyz").status_code == 200
+    # The test Redis is no cluster node: the cluster client finds no cluster.
+    with pytest.raises(redis.exceptions.RedisClusterException, match="Cluster mode"):
+        make_app(REDIS_MODE="cluster")
+    with pytest.raises(ValueError):
+        make_app(REDIS_MODE="sharded")
+
+
 @effect_of("ADMIN_TOKENS", "WORKER_TOKENS")
 def test_tokens_grant_their_roles(make_app):
     _app, c = make_app(ADMIN_TOKENS="a1, a2", WORKER_TOKENS="w1")
@@ -288,6 +316,34 @@ def test_worker_image_and_namespace_of_kubernetes_fleets(make_app):
     doc = c.get("/api/v1/jobs/%s/fleet?dry_run=1&workers=2&launcher=kubernetes" % job).get_json()
     assert doc["manifest"]["namespace"] == "sims"
     assert doc["manifest"]["objects"][1]["spec"]["template"]["spec"]["containers"][0]["image"] == "reg/w:7"
+
+
+@effect_of("LEASE_SECRET")
+def test_lease_secret_signs_lease_ids(make_app, redis_url):
+    _a, one = make_app(LEASE_SECRET="k1")
+    _b, same = make_app(LEASE_SECRET="k1")
+    _c, other = make_app(LEASE_SECRET="k2")
+    lid = lease(one, job=make_job(one, total=2)["id"])["lease"]["id"]
+    assert same.post("/api/v1/leases/%s/heartbeat" % lid).status_code == 200
+    assert other.post("/api/v1/leases/%s/heartbeat" % lid).status_code == 404
+    assert not redis.Redis.from_url(redis_url).exists("jm:secret")  # none made in Redis
+
+
+@effect_of("METRICS_TOKEN")
+def test_metrics_token_shows_the_jobs_series(make_app):
+    _app, c = make_app(ADMIN_TOKENS="a", METRICS_TOKEN="m")
+    job = make_job(c, name="hidden", headers={"Authorization": "Bearer a"})["id"]
+    assert job not in c.get("/metrics").get_data(as_text=True)
+    text = c.get("/metrics", headers={"Authorization": "Bearer m"}).get_data(as_text=True)
+    assert 'job="%s",name="hidden"' % job in text
+
+
+@effect_of("METRICS_CACHE_SECONDS")
+def test_metrics_cache_seconds_is_the_window_of_one_text(make_app):
+    _app, cached = make_app(METRICS_CACHE_SECONDS=60)
+    _app, fresh = make_app(METRICS_CACHE_SECONDS=0)
+    assert len({cached.get("/metrics").get_data() for _ in range(3)}) == 1
+    assert len({fresh.get("/metrics").get_data() for _ in range(3)}) == 3  # each counts the last
 
 
 def test_every_setting_has_a_test_of_its_effect():

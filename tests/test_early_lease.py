@@ -16,8 +16,10 @@ WORKER_TOKEN, ADMIN_TOKEN = "wrk-1", "adm-1"
 
 @pytest.fixture
 def secured(redis_url):
+    # (METRICS_CACHE_SECONDS 0: each scrape reads the counters afresh)
     app = create_app({"REDIS_URL": redis_url, "ADMIN_TOKENS": ADMIN_TOKEN,
-                      "WORKER_TOKENS": WORKER_TOKEN, "MAX_BODY_BYTES": 4096})
+                      "WORKER_TOKENS": WORKER_TOKEN, "MAX_BODY_BYTES": 4096,
+                      "METRICS_CACHE_SECONDS": 0})
     app.seen, app.calls = _watch(app)
     yield app
     app.extensions["jobmaster.backend"].close()

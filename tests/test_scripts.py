@@ -6,6 +6,7 @@ import pytest
 from tests.invariants import check_job, holders
 
 LIMIT = 100
+MAX_MS = 7 * 24 * 3600 * 1000
 
 
 @pytest.fixture
@@ -134,13 +135,17 @@ def test_complete_first_result_wins_and_counts(b):
     check_job(b.redis, b.keys, "aa")
 
 
-def test_complete_rejects_ids_outside_the_job_and_changes_nothing(b):
+def test_complete_refuses_non_ids_and_ignores_ids_outside_the_job(b):
     create(b, total=2)
     lease(b, "aa.1")
     before = holders(b.redis, b.keys, "aa")
-    assert complete(b, "aa.1", [(0, True, "1"), (2, True, "1")]) == ["bad", "2"]
+    assert complete(b, "aa.1", [(0, True, "1"), (-1, True, "1")]) == ["bad", "-1"]
     assert holders(b.redis, b.keys, "aa") == before
     assert b.redis.hlen(b.keys.job_key("aa", "results")) == 0
+    # an id past the job's end was never handed out: ignored, like any task
+    # the lease did not hold (the schema cannot know a job's total)
+    assert complete(b, "aa.1", [(2, True, "1"), (2 ** 53, True, "1")])[1:7] == [0, 0, 0, 0, 2, 0]
+    assert holders(b.redis, b.keys, "aa") == before
 
 
 def test_failures_use_up_attempts_then_dead_then_retry(b):
@@ -163,7 +168,7 @@ def test_expiry_returns_tasks_and_counts_as_failure(b):
     create(b, total=2, attempts=1)
     lease(b, "aa.1")
     b.redis.zadd(b.keys.job_key("aa", "deadlines"), {"aa.1": 0})
-    assert b.run("heartbeat", "aa", ["aa.1", 0, LIMIT]) == ["lost"]
+    assert b.run("heartbeat", "aa", ["aa.1", 0, LIMIT, MAX_MS]) == ["lost"]
     counts = check_job(b.redis, b.keys, "aa")
     assert counts["dead"] == 2  # max_attempts 1: the expiry used it up
     w = json.loads(b.redis.hget(b.keys.job_key("aa", "workers"), "w"))
@@ -184,14 +189,19 @@ def test_lease_reclaims_expired_leases_of_others(b):
     check_job(b.redis, b.keys, "aa")
 
 
-def test_heartbeat_extends_by_redis_time(b):
-    create(b, total=1, lease_ms=1000)
-    first = lease(b, "aa.1")
-    out = b.run("heartbeat", "aa", ["aa.1", 60000, LIMIT])
-    assert out[0] == "ok" and out[1] >= first[2] + 59000 - 1000 and out[2] == "running"
+def test_heartbeat_extends_by_redis_time_within_the_jobs_lease_length(b):
+    create(b, total=1, lease_ms=60000)
+    first = lease(b, "aa.1")  # expires at first[2], 60 s after it was made
+    beat = lambda ms, cap=MAX_MS: b.run("heartbeat", "aa", ["aa.1", ms, LIMIT, cap])  # noqa: E731
+    out = beat(1000)  # shorter than the job's: as asked
+    assert out[0] == "ok" and first[2] - 60000 + 1000 <= out[1] < first[2] and out[2] == "running"
+    # longer than the job's lease_seconds (a week): only the job's 60 s
+    assert first[2] <= beat(7 * 24 * 3600 * 1000)[1] < first[2] + 59000
+    assert beat(0)[1] >= first[2]  # 0: the job's own length
+    assert beat(0, cap=5000)[1] < first[2] - 50000  # never past the server's longest lease
     assert tasks_of(first)[0]["id"] == 0
-    assert b.run("heartbeat", "aa", ["aa.nope", 0, LIMIT]) == ["lost"]
-    assert b.run("heartbeat", "zz", ["zz.1", 0, LIMIT]) == ["missing"]
+    assert b.run("heartbeat", "aa", ["aa.nope", 0, LIMIT, MAX_MS]) == ["lost"]
+    assert b.run("heartbeat", "zz", ["zz.1", 0, LIMIT, MAX_MS]) == ["missing"]
 
 
 def test_release_is_not_a_failure(b):
@@ -293,19 +303,61 @@ def test_a_partial_or_failed_report_turns_a_span_lease_into_an_ordinary_one(b):
     check_job(b.redis, b.keys, "aa")
 
 
-def test_a_late_result_finds_the_span_lease_that_holds_its_task(b):
+def test_a_result_from_a_lease_that_never_held_the_task_is_ignored(b):
     create(b, total=4, batch=2)
     lease(b, "aa.1")
     assert complete(b, "aa.1", [(0, True, "1"), (1, True, "1")])[1] == 2  # aa.1 is gone
     lease(b, "aa.2")  # span 2-3
-    # aa.1 no longer exists, so its "late" success for task 2 is accepted and
-    # task 2 leaves the span lease that holds it.
-    assert complete(b, "aa.1", [(2, True, '"late"')])[1] == 1
-    assert holders(b.redis, b.keys, "aa") == {3: "aa.2"} and spans(b) == []
-    assert b.redis.hget(b.keys.job_key("aa", "left"), "aa.2") == "1"
-    assert complete(b, "aa.2", [(2, True, "1"), (3, True, "1")])[1:3] == [1, 1]
+    # Neither aa.1 (it held 0 and 1) nor a lease that never existed may report
+    # task 2: ignored, and the span lease that holds it keeps it untouched.
+    for lid in ("aa.1", "aa.9"):
+        out = complete(b, lid, [(2, True, '"forged"'), (3, False, "forged")], worker="w2")
+        assert out[1:7] == [0, 0, 0, 0, 2, 0]
+    assert spans(b) == [("aa.2", 2.0)] and b.redis.hlen(b.keys.job_key("aa", "owner")) == 0
+    assert b.redis.hlen(b.keys.job_key("aa", "results")) == 2
+    assert complete(b, "aa.2", [(2, True, "1"), (3, True, "1")])[1:3] == [2, 0]
+    assert b.redis.hget(b.keys.job_key("aa", "results"), "2").find("forged") == -1
     assert b.redis.hget(b.keys.job_key("aa", "meta"), "state") == "completed"
     check_job(b.redis, b.keys, "aa")
+
+
+def test_an_expired_lease_may_report_late_only_the_tasks_it_held(b):
+    create(b, total=6, batch=2)
+    lease(b, "aa.1")  # span 0-1
+    lease(b, "aa.2")  # span 2-3
+    b.redis.zadd(b.keys.job_key("aa", "deadlines"), {"aa.1": 0, "aa.2": 0}, xx=True)
+    lease(b, "aa.3", n=3)  # reclaims both: 0, 1, 2 (attempt 2) to aa.3; 3 pending
+    assert holders(b.redis, b.keys, "aa") == {0: "aa.3", 1: "aa.3", 2: "aa.3"}
+    # aa.1 held 0 and 1: its late success for 1 is accepted (taken from aa.3);
+    # for 2 (aa.2's) and 4 (never handed out) it is ignored.
+    out = complete(b, "aa.1", [(1, True, '"late"'), (2, True, '"x"'), (4, True, '"x"')])
+    assert out[1:7] == [1, 0, 0, 0, 2, 0] and out[8] == "w"  # recorded under aa.1's worker
+    assert holders(b.redis, b.keys, "aa") == {0: "aa.3", 2: "aa.3"}
+    # aa.2 held 3, which is pending now: its late success takes it from pending
+    assert complete(b, "aa.2", [(3, True, '"late"')])[1] == 1
+    assert b.redis.zcard(b.keys.job_key("aa", "pending")) == 0
+    check_job(b.redis, b.keys, "aa")
+
+
+def test_remembered_leases_are_bounded(b):
+    create(b, total=10, batch=1)
+    gone = b.keys.job_key("aa", "gone")
+    for i in range(3):
+        lease(b, "aa.%d" % i)
+        assert b.run("release", "aa", ["aa.%d" % i]) == ["ok", 1]
+    assert b.redis.hlen(gone) == 3
+    # a remembered lease older than a day is forgotten by the next one remembered
+    b.redis.zadd(b.keys.job_key("aa", "gone_at"), {"aa.0": 0, "aa.1": 0}, xx=True)
+    lease(b, "aa.3")
+    b.run("release", "aa", ["aa.3"])
+    assert sorted(b.redis.hkeys(gone)) == ["aa.2", "aa.3"]
+    assert sorted(b.redis.zrange(b.keys.job_key("aa", "gone_at"), 0, -1)) == ["aa.2", "aa.3"]
+    # forgotten: its late result is ignored (the safe side)
+    assert complete(b, "aa.0", [(0, True, "1")])[1:7:4] == [0, 1]
+    # a lease that reported everything itself is not remembered
+    reply = lease(b, "aa.4")
+    complete(b, "aa.4", [(ids_of(reply)[0], True, "1")])
+    assert b.redis.hlen(gone) == 2
 
 
 def test_a_lease_with_handed_back_tasks_has_owner_fields(b):
@@ -327,7 +379,7 @@ def test_released_or_expired_span_leases_give_every_task_back(b):
     lease(b, "aa.2")
     assert b.run("release", "aa", ["aa.1"]) == ["ok", 3]
     b.redis.zadd(b.keys.job_key("aa", "deadlines"), {"aa.2": 0})
-    assert b.run("heartbeat", "aa", ["aa.2", 0, LIMIT]) == ["lost"]
+    assert b.run("heartbeat", "aa", ["aa.2", 0, LIMIT, MAX_MS]) == ["lost"]
     assert spans(b) == [] and holders(b.redis, b.keys, "aa") == {}
     assert b.redis.hgetall(b.keys.job_key("aa", "fails")) == {"3": "1", "4": "1", "5": "1"}
     assert b.run("status", "aa", [LIMIT])[2:4] == [6, 0]

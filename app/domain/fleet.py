@@ -102,12 +102,14 @@ def launch(backend, job_id, body, base_url):
         raise Conflict("the job is %s: there is nothing for workers to do" % doc["state"])
     record = launcher.launch(backend.config, job_id, ref, opts, worker_token(backend, job_id), doc)
     record.update(launcher=name, ref=ref, workers=opts["workers"], launched_at=time.time())
-    reply = backend.run("fleet", job_id, ["save", ref, json.dumps(record)])
-    if reply[0] != "ok":  # finished (or deleted) while we launched: undo
+    try:
+        saved = backend.ops.fleet_save(job_id, ref, json.dumps(record))
+    except NotFound:  # deleted while we launched: undo
         launcher.stop(record)
-        if reply[0] == "missing":
-            raise NotFound("no such job: %s" % job_id)
-        raise Conflict("the job is %s: there is nothing for workers to do" % reply[1])
+        raise
+    if saved.status != "ok":  # finished while we launched: undo
+        launcher.stop(record)
+        raise Conflict("the job is %s: there is nothing for workers to do" % saved.state)
     return {"launcher": name, "launched": opts["workers"], "ref": ref,
             "workers": record.get("names", [])}
 
@@ -137,7 +139,7 @@ def stop(backend, job_id):
             elsewhere.append(record)
             continue
         stopped += launcher.stop(record)
-        backend.run("fleet", job_id, ["drop", record["ref"]])
+        backend.ops.fleet_drop(job_id, record["ref"])
     if elsewhere:
         raise Conflict("stopped %d; %d launch(es) run on another host (%s): send the DELETE "
                        "to an instance there" % (stopped, len(elsewhere), ", ".join(

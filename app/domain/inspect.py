@@ -9,12 +9,12 @@ from .codec import loads
 
 def task(backend, job_id, task_id):
     """GET /jobs/<id>/tasks/<task>: payload, state, attempts, holder, result."""
-    reply = backend.run("task", job_id, ["%d" % task_id])
-    if reply[0] == "missing":
-        raise NotFound("no such job: %s" % job_id)
-    if reply[0] == "no_task":
+    view = backend.ops.task(job_id, task_id)
+    if view.status == "no_task":
         raise NotFound("job %s has no task %d" % (job_id, task_id))
-    state, tries, fails, item, result, dead, lid, record, expires = reply[1:10]
+    state, tries, fails, item, result, dead, lid, record, expires = (
+        view.state, view.tries, view.fails, view.item, view.result, view.dead, view.lease_id,
+        view.lease, view.expires_ms)
     info = backend.job_info(job_id)
     payload = info.start + task_id if info.kind == "range" else (loads(item) if item else None)
     doc = {"job": job_id, "id": task_id, "state": state, "payload": payload,

@@ -40,15 +40,15 @@ def decayed_rate(rate, since_ms, now_ms):
     return float(rate) * math.exp(-(now_ms - int(since_ms)) / 60000.0)
 
 
-def status_document(job_id, reply, backend, recent=None):
-    """The status document of docs/contract.md §3 from a status.lua reply (and
-    a series.lua 'recent' one, for rate, ETA and makespan)."""
-    now, pending, leased, done, dead = (int(v) for v in reply[1:6])
-    meta = dict(zip(reply[6::2], reply[7::2]))
+def status_document(job_id, st, backend, recent=None):
+    """The status document of docs/contract.md §3 from a :class:`replies.Status`
+    (and a :class:`replies.SeriesRecent`, for rate, ETA and makespan)."""
+    meta = st.meta
     total = int(meta["total"])
     lease_ms = int(meta["lease_ms"])
     state = meta["state"]
-    counts = {"total": total, "pending": pending, "leased": leased, "done": done, "dead": dead}
+    counts = {"total": total, "pending": st.pending, "leased": st.leased, "done": st.done,
+              "dead": st.dead}
     created_at, finished_at = _seconds(meta["created_at"]), _seconds(meta.get("finished_at"))
     rate, eta, makespan = series.figures(state, counts, created_at, finished_at, recent)
     if meta["sealed"] != "1" and state != protocol.JOB_COMPLETED:
@@ -122,12 +122,16 @@ def create(backend, body):
         kind, items = "range", []
     else:
         kind, start, total = "items", 0, len(tasks["items"])
-        items = [encode(item, config["MAX_RESULT_BYTES"], "an item") for item in tasks["items"]]
+        limit = config["MAX_RESULT_BYTES"]
+        items = [encode(item, limit, "body.tasks.items[%d]", i)
+                 for i, item in enumerate(tasks["items"])]
     lease_ms = int(round(body.get("lease_seconds", protocol.DEFAULT_LEASE_SECONDS) * 1000))
     if lease_ms < 1:
         raise BadRequest("body.lease_seconds: must be at least 0.001")
-    params = encode(body.get("params") or {}, config["MAX_RESULT_BYTES"], "params")
+    params = encode(body.get("params") or {}, config["MAX_RESULT_BYTES"], "body.params")
     command = check_command(body.get("command"))
+    command = "" if command is None else encode(command, config["MAX_RESULT_BYTES"],
+                                                "body.command")
     priority = body.get("priority", protocol.DEFAULT_PRIORITY)
     job_id = new_job_id()
     r, keys = backend.redis, backend.keys
@@ -140,25 +144,25 @@ def create(backend, body):
         pipe.zadd(keys.jobs, {job_id: sec * 1_000_000 + usec})
         pipe.zadd(keys.active, {job_id: priority})
         pipe.execute()
-    reply = backend.run("create", job_id, [
-        body["name"], kind, start, total, 1 if sealed else 0,
-        body.get("batch_size", protocol.DEFAULT_BATCH_SIZE), lease_ms,
-        body.get("max_attempts", protocol.DEFAULT_MAX_ATTEMPTS), priority, params,
-        encode(command, config["MAX_RESULT_BYTES"], "command") if command is not None else "",
-        *items])
-    if reply[1] != protocol.JOB_RUNNING:
+    state = backend.ops.create(job_id, body["name"], kind, start, total, sealed,
+                               body.get("batch_size", protocol.DEFAULT_BATCH_SIZE), lease_ms,
+                               body.get("max_attempts", protocol.DEFAULT_MAX_ATTEMPTS), priority,
+                               params, items, command)
+    if state != protocol.JOB_RUNNING:
         r.zrem(keys.active, job_id)
     return status(backend, job_id)
 
 
 def status(backend, job_id):
+    ops = backend.ops
     with backend.redis.pipeline(transaction=False) as pipe:
-        backend.run("status", job_id, [backend.reclaim_limit], client=pipe)
-        series.recent(backend, job_id, client=pipe)
-        reply, recent = pipe.execute()
-    if reply[0] == "missing":
+        ops.status(job_id, client=pipe)
+        ops.series_recent(job_id, client=pipe)
+        reply, recent = backend.scripts.execute(pipe)
+    st = ops.status_of(reply)
+    if st is None:
         raise NotFound("no such job: %s" % job_id)
-    return status_document(job_id, reply, backend, recent)
+    return status_document(job_id, st, backend, ops.series_recent_of(recent))
 
 
 def list_jobs(backend, state=None, limit=100):
@@ -170,14 +174,15 @@ def list_jobs(backend, state=None, limit=100):
         chunk = ids[start:start + 100]
         with r.pipeline(transaction=False) as pipe:
             for job_id in chunk:
-                backend.run("status", job_id, [backend.reclaim_limit], client=pipe)
-                series.recent(backend, job_id, client=pipe)
-            replies = pipe.execute()
+                backend.ops.status(job_id, client=pipe)
+                backend.ops.series_recent(job_id, client=pipe)
+            replies = backend.scripts.execute(pipe)
         for job_id, reply, recent in zip(chunk, replies[0::2], replies[1::2]):
-            if reply[0] == "missing":
+            st = backend.ops.status_of(reply)
+            if st is None:
                 stale.append(job_id)
                 continue
-            doc = status_document(job_id, reply, backend, recent)
+            doc = status_document(job_id, st, backend, backend.ops.series_recent_of(recent))
             if state is None or doc["state"] == state:
                 docs.append(doc)
         if len(docs) >= limit:
@@ -200,21 +205,19 @@ def sync_active(backend, job_id, state, priority=None):
 
 
 def set_state(backend, job_id, action):
-    reply = backend.run("set_state", job_id, [action])
-    if reply[0] == "missing":
-        raise NotFound("no such job: %s" % job_id)
-    if reply[0] == "conflict":
-        raise Conflict("cannot %s a job that is %s" % (action, reply[1]))
-    sync_active(backend, job_id, reply[1])
+    out = backend.ops.set_state(job_id, action)
+    if out.status == "conflict":
+        raise Conflict("cannot %s a job that is %s" % (action, out.state))
+    sync_active(backend, job_id, out.state)
     return status(backend, job_id)
 
 
 def delete(backend, job_id):
-    reply = backend.run("delete", job_id)
+    existed = backend.ops.delete(job_id)
     keys = backend.keys
     backend.redis.zrem(keys.jobs, job_id)
     backend.redis.zrem(keys.active, job_id)
-    if reply[0] == "missing":
+    if not existed:
         raise NotFound("no such job: %s" % job_id)
     return {"id": job_id, "deleted": True}
 
@@ -223,36 +226,30 @@ def append(backend, job_id, items, token):
     """Add items to an unsealed items job; ``token`` makes a retry harmless."""
     if backend.job_info(job_id).kind != "items":
         raise Conflict("a range job takes no items")
-    encoded = [encode(item, backend.config["MAX_RESULT_BYTES"], "an item") for item in items]
-    reply = backend.run("append", job_id, [token, *encoded])
-    if reply[0] == "missing":
-        raise NotFound("no such job: %s" % job_id)
-    if reply[0] == "sealed":
+    limit = backend.config["MAX_RESULT_BYTES"]
+    encoded = [encode(item, limit, "item %d", i) for i, item in enumerate(items)]
+    out = backend.ops.append(job_id, token, encoded)
+    if out.status == "sealed":
         raise Conflict("the job is sealed; it takes no more items")
-    if reply[0] == "closed":
-        raise Conflict("the job is %s; it takes no more items" % reply[1])
-    return {"added": len(items), "first_id": int(reply[1]), "total": int(reply[2])}
+    if out.status == "closed":
+        raise Conflict("the job is %s; it takes no more items" % out.state)
+    return {"added": len(items), "first_id": out.first_id, "total": out.total}
 
 
 def seal(backend, job_id):
-    reply = backend.run("seal", job_id)
-    if reply[0] == "missing":
-        raise NotFound("no such job: %s" % job_id)
-    sync_active(backend, job_id, reply[1])
+    sync_active(backend, job_id, backend.ops.seal(job_id))
     return status(backend, job_id)
 
 
 def retry_dead(backend, job_id, task=None):
     """Every dead task, or only ``task``, back to pending with fresh attempts."""
-    reply = backend.run("retry_dead", job_id, ["" if task is None else "%d" % task])
-    if reply[0] == "missing":
-        raise NotFound("no such job: %s" % job_id)
-    if reply[0] == "not_dead":
+    out = backend.ops.retry_dead(job_id, task)
+    if out.status == "not_dead":
         raise NotFound("task %d of job %s is not dead" % (task, job_id))
-    if reply[0] == "conflict":
-        raise Conflict("the job is %s" % reply[1])
-    sync_active(backend, job_id, reply[2])
-    return {"retried": int(reply[1]), "state": reply[2]}
+    if out.status == "conflict":
+        raise Conflict("the job is %s" % out.state)
+    sync_active(backend, job_id, out.state)
+    return {"retried": out.moved, "state": out.state}
 
 
 def require(backend, job_id):

@@ -5,37 +5,16 @@ a lease of a few hundred tasks is the hottest response the server makes, and
 its item payloads and params already are JSON text in Redis, so they are
 spliced in without being parsed and re-encoded.
 """
-import hashlib
-import itertools
 import json
 import math
-import os
 import random
-import re
 
 from ..errors import BadRequest, LeaseLost, NotFound
 from .jobs import lease_seconds, sync_active
 from ..metrics import count_tasks
 from ..store.backend import check_job_id
-from .codec import encode
-
-_LEASE_ID = re.compile(r"^([0-9a-f]{1,64})\.([0-9a-f]{16})$")
-
-
-# Random lease-id suffixes (64 bits from os.urandom, as secrets.token_hex(8)),
-# drawn 256 at a time: one getrandom() per 256 leases instead of one each. A
-# forked child starts with none, so no two processes ever share one.
-_suffixes = []
-os.register_at_fork(after_in_child=_suffixes.clear)
-
-
-def _random_suffix():
-    try:
-        return _suffixes.pop()
-    except IndexError:
-        raw = os.urandom(8 * 256).hex()
-        _suffixes.extend(raw[i:i + 16] for i in range(0, len(raw), 16))
-        return _suffixes.pop()
+from .codec import encode, text
+from .lease_ids import signer
 
 
 def idempotency_key(environ):
@@ -53,24 +32,14 @@ def lease_request(body, environ):
     return job_id, body["worker"], body.get("max_tasks") or 0, idempotency_key(environ)
 
 
-def new_lease_id(job_id, key=None):
-    """A fresh lease id, or one derived from the request's Idempotency-Key.
-
-    With a key, a retried request (its answer was lost on the way) names the
-    same lease, and the lease script answers with the batch it already made
-    instead of leasing a second one.
-    """
-    if key:
-        return "%s.%s" % (job_id, hashlib.sha256(key.encode()).hexdigest()[:16])
-    return "%s.%s" % (job_id, _random_suffix())
+def new_lease_id(backend, job_id, key=None, scope=""):
+    """A signed lease id (see :mod:`app.domain.lease_ids`)."""
+    return signer(backend).new(job_id, key, scope)
 
 
-def job_of(lease_id):
-    """The job id inside a lease id, or NotFound for an id that is not ours."""
-    m = _LEASE_ID.match(lease_id or "")
-    if not m:
-        raise NotFound("no such lease: %s" % (lease_id or "")[:80])
-    return m.group(1)
+def job_of(backend, lease_id):
+    """The job id inside a lease id this server made, or NotFound."""
+    return signer(backend).job_of(lease_id)
 
 
 class Answer:
@@ -94,41 +63,37 @@ def _wait(backend, hint_ms=0):
     return Answer("wait", '{"status":"wait","retry_after":%s}' % delay, delay)
 
 
-def _ok(backend, job_id, reply):
-    """Turn a lease reply ``{'ok', lid, expires, lease_ms, n, ids, attempts, [payloads]}``
-    or ``{'span', lid, expires, lease_ms, n, first}`` into an answer."""
+def _ok(backend, job_id, got):
+    """Turn an ``ok`` :class:`replies.Lease` into an answer."""
     info = backend.job_info(job_id)
-    lid, expires, lease_ms, n = reply[1], int(reply[2]), int(reply[3]), reply[4]
-    if reply[0] == "span":  # a range job's fresh ids first..first+n-1, first attempts
-        ids, tries = range(reply[5], reply[5] + n), itertools.repeat(1, n)
-    else:
-        ids, tries = reply[5:5 + n], reply[5 + n:5 + 2 * n]
     if info.kind == "range":
         start = info.start
         tasks = ",".join(['{"id":%d,"attempt":%d,"payload":%d}' % (t, a, start + t)
-                          for t, a in zip(ids, tries)])
+                          for t, a in zip(got.ids, got.attempts)])
     else:
         tasks = ",".join(['{"id":%d,"attempt":%d,"payload":%s}' % task
-                          for task in zip(ids, tries, reply[5 + 2 * n:5 + 3 * n])])
-    count_tasks("leased", n)
-    # expires_at in seconds with its milliseconds, printed as integers
-    # (cheaper than formatting a float, and exact)
+                          for task in zip(got.ids, got.attempts, got.payloads)])
+    count_tasks("leased", got.n)
     # "command" only for a job that has one: other leases stay as small as before.
     command = ',"command":%s' % info.command if info.command else ""
+    # expires_at in seconds with its milliseconds, printed as integers
+    # (cheaper than formatting a float, and exact)
     text = ('{"status":"ok","lease":{"id":"%s","job":"%s","expires_at":%d.%03d,"lease_seconds":%s},'
-            '"params":%s%s,"tasks":[%s]}' % (lid, job_id, *divmod(expires, 1000),
-                                            lease_seconds(lease_ms), info.params, command, tasks))
+            '"params":%s%s,"tasks":[%s]}' % (got.lease_id, job_id, *divmod(got.expires_ms, 1000),
+                                            lease_seconds(got.lease_ms), info.params, command,
+                                            tasks))
     return Answer("ok", text)
 
 
-def _answer(backend, job_id, reply):
-    """A lease answer for one job's reply, or None when the job is missing."""
-    kind = reply[0]
-    if kind == "ok" or kind == "span":
-        return _ok(backend, job_id, reply)
-    if kind == "wait":
-        return _wait(backend, int(reply[2]))
-    if kind == "done":
+def _answer(backend, job_id, got):
+    """A lease answer for one job's :class:`replies.Lease`, or None when the
+    job is missing."""
+    status = got.status
+    if status == "ok":
+        return _ok(backend, job_id, got)
+    if status == "wait":
+        return _wait(backend, got.wait_ms)
+    if status == "done":
         return DONE
     return None
 
@@ -136,8 +101,8 @@ def _answer(backend, job_id, reply):
 def lease(backend, worker, max_tasks=0, job_id=None, key=None):
     """Lease from one job, or (no job) from the best running job."""
     if job_id is not None:
-        reply = backend.lease(job_id, new_lease_id(job_id, key), worker, max_tasks, False)
-        answer = _answer(backend, job_id, reply)
+        answer = _answer(backend, job_id, backend.lease(
+            job_id, new_lease_id(backend, job_id, key, worker), worker, max_tasks, False))
         if answer is None:
             raise NotFound("no such job: %s" % job_id)
         if answer is DONE:
@@ -164,56 +129,50 @@ def lease_any(backend, worker, max_tasks=0, skip=None, key=None):
     for job_id in _by_priority(backend.active_jobs()):
         if job_id == skip:
             continue
-        reply = backend.lease(job_id, new_lease_id(job_id, key), worker, max_tasks, True)
-        if reply[0] == "ok" or reply[0] == "span":
-            return _ok(backend, job_id, reply)
-        if reply[0] == "wait":
+        got = backend.lease(job_id, new_lease_id(backend, job_id, key, worker), worker,
+                            max_tasks, True)
+        if got.status == "ok":
+            return _ok(backend, job_id, got)
+        if got.status == "wait":
             unfinished = True
-            if int(reply[2]) > 0:
-                hint = int(reply[2]) if not hint else min(hint, int(reply[2]))
+            if got.wait_ms > 0:
+                hint = got.wait_ms if not hint else min(hint, got.wait_ms)
         else:  # done or missing: the hint was stale
             r.zrem(keys.active, job_id)
     return _wait(backend, hint) if unfinished else DONE
 
 
 def heartbeat(backend, lease_id, lease_seconds=None):
-    job_id = job_of(lease_id)
+    job_id = job_of(backend, lease_id)
     ms = int(round(lease_seconds * 1000)) if lease_seconds else 0
-    reply = backend.run("heartbeat", job_id, [lease_id, ms, backend.reclaim_limit])
-    if reply[0] == "missing":
-        raise NotFound("no such job: %s" % job_id)
-    if reply[0] == "lost":
+    beat = backend.ops.heartbeat(job_id, lease_id, ms,
+                                 backend.config["MAX_LEASE_SECONDS"] * 1000)
+    if beat.status == "lost":
         raise LeaseLost("lease %s expired; its tasks were given back" % lease_id)
-    return {"id": lease_id, "expires_at": int(reply[1]) / 1000.0, "job_state": reply[2]}
+    return {"id": lease_id, "expires_at": beat.expires_ms / 1000.0, "job_state": beat.job_state}
 
 
 def release(backend, lease_id):
-    job_id = job_of(lease_id)
-    reply = backend.run("release", job_id, [lease_id])
-    if reply[0] == "missing":
-        raise NotFound("no such job: %s" % job_id)
-    return {"released": int(reply[1])}
+    job_id = job_of(backend, lease_id)
+    return {"released": int(backend.ops.release(job_id, lease_id))}
 
 
 def _result_args(results, limit):
-    """The complete script's (id, ok, body) triples, flat."""
-    args = []
-    add = args.append
+    """The complete script's (id, ok, body) triples."""
+    out = []
+    add = out.append
     for item in results:
         tid = item["id"]
-        add(tid)
         if item["ok"]:
-            add(1)
-            add(encode(item.get("result"), limit, "result of task %d", tid))
+            add((tid, 1, encode(item.get("result"), limit, "result of task %d", tid)))
         else:
-            add(0)
             error = item.get("error", "")
-            if not isinstance(error, str):
+            if isinstance(error, str):
+                error = text(error, limit, "error of task %d", tid)
+            else:
                 error = encode(error, limit, "error of task %d", tid)
-            elif len(error) > limit:
-                error = error[:limit]
-            add(error)
-    return args
+            add((tid, 0, error))
+    return out
 
 
 def complete(backend, lease_id, body, worker="", key=None):
@@ -221,35 +180,33 @@ def complete(backend, lease_id, body, worker="", key=None):
 
     Returns (document without next, next Answer or None).
     """
-    job_id = job_of(lease_id)
+    job_id = job_of(backend, lease_id)
     results = body.get("results") or []
     nxt = body.get("next")
     want_next = nxt is not None and nxt is not False
     max_tasks = (nxt.get("max_tasks") or 0) if isinstance(nxt, dict) else 0
-    next_key = key and key + ":next"
-    next_id = new_lease_id(job_id, next_key) if want_next else ""
-    args = [lease_id, worker, 1 if body.get("release") else 0, backend.reclaim_limit,
-            next_id, max_tasks, len(results)]
-    args += _result_args(results, backend.config["MAX_RESULT_BYTES"])
-    reply = backend.run("complete", job_id, args)
-    if reply[0] == "missing":
-        raise NotFound("no such job: %s" % job_id)
-    if reply[0] == "bad":
-        raise BadRequest("task id %s is not a task of job %s" % (reply[1], job_id))
-    doc = {"accepted": reply[1], "duplicates": reply[2], "retried": reply[3], "dead": reply[4],
-           "ignored": reply[5], "released": reply[6]}
+    # The next lease's key is scoped to the lease completed: only its holder
+    # (who alone knows its id) can retry its way to that next lease.
+    next_id = new_lease_id(backend, job_id, key, lease_id) if want_next else ""
+    out = backend.ops.complete(job_id, lease_id, worker, body.get("release"), next_id,
+                               max_tasks,
+                               _result_args(results, backend.config["MAX_RESULT_BYTES"]))
+    if out.status == "bad":
+        raise BadRequest("task id %s is not a task of job %s" % (out.bad_id, job_id))
+    doc = out.counts()
     for event, n in (("done", doc["accepted"]), ("retried", doc["retried"]),
                      ("dead", doc["dead"]), ("duplicate", doc["duplicates"])):
         count_tasks(event, n)
     answer = None
     if want_next:
-        worker = reply[8]
-        answer = _answer(backend, job_id, reply[9:])
+        worker = out.worker
+        answer = _answer(backend, job_id, out.next)
         if answer is DONE:
             sync_active(backend, job_id, "done")
-        if answer.status != "ok" and reply[7] == 1:
+        if answer.status != "ok" and out.any_job:
             # The lease was taken from "any job": look beyond this one.
-            other = lease_any(backend, worker, max_tasks, skip=job_id, key=next_key)
+            other = lease_any(backend, worker, max_tasks, skip=job_id,
+                              key=key and "%s\0%s" % (lease_id, key))
             if other.status == "ok" or answer is DONE:
                 answer = other
     return doc, answer

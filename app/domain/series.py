@@ -11,23 +11,19 @@ finished); neither decays afterwards.
 """
 from jobmaster import protocol
 
-from ..errors import BadRequest, NotFound
+from ..errors import BadRequest
 
 #: The resolutions of lib.lua's SERIES (10 s and 5 min buckets).
 RESOLUTIONS = ("s", "m")
 FINISHED = protocol.JOB_FINAL_STATES
 
 
-def recent(backend, job_id, client=None):
-    """Queue or run series.lua 'recent' for one job."""
-    return backend.run("series", job_id, ["recent"], client=client)
-
-
-def figures(state, counts, created_at, finished_at, reply):
-    """(rate, eta_seconds, makespan_seconds) from a status and a 'recent' reply."""
-    if not reply or reply[0] != "ok":
+def figures(state, counts, created_at, finished_at, recent):
+    """(rate, eta_seconds, makespan_seconds) from a status and a
+    :class:`replies.SeriesRecent`."""
+    if recent is None:
         return 0.0, None, None
-    now, t0, done, _failed, since = (int(v) for v in reply[1:6])
+    now, t0, done, since = recent.now_ms, recent.t0_ms, recent.done, recent.since_ms
     remaining = counts["pending"] + counts["leased"]
     if state in FINISHED and finished_at is not None:
         makespan = round(max(0.0, finished_at - created_at), 3)
@@ -44,13 +40,8 @@ def document(backend, job_id, resolution=None):
     """GET /jobs/<id>/series: done and failed per bucket, oldest first."""
     if resolution is not None and resolution not in RESOLUTIONS:
         raise BadRequest("?resolution must be one of %s" % ", ".join(RESOLUTIONS))
-    reply = backend.run("series", job_id, ["points", resolution or ""])
-    if reply[0] == "missing":
-        raise NotFound("no such job: %s" % job_id)
-    now, t0 = int(reply[1]), int(reply[2])
-    width, first = int(reply[4]), int(reply[5])
-    values = [int(v) for v in reply[6:]]
-    return {"job": job_id, "resolution": reply[3], "interval_seconds": width / 1000.0,
-            "start": first * width / 1000.0, "now": now / 1000.0,
-            "first_activity": t0 / 1000.0 if t0 >= 0 else None,
-            "done": values[0::2], "failed": values[1::2]}
+    pts = backend.ops.series_points(job_id, resolution or "")
+    return {"job": job_id, "resolution": pts.resolution, "interval_seconds": pts.width_ms / 1000.0,
+            "start": pts.first * pts.width_ms / 1000.0, "now": pts.now_ms / 1000.0,
+            "first_activity": pts.t0_ms / 1000.0 if pts.t0_ms >= 0 else None,
+            "done": pts.done, "failed": pts.failed}

@@ -1,26 +1,24 @@
 """The Redis side of one application: client, key builder, scripts.
 
-The pool is a ``BlockingConnectionPool``: under a burst, greenlets wait for a
-free connection (up to REDIS_POOL_TIMEOUT) instead of failing, and the total
-stays bounded under Redis ``maxclients``. redis-py resets pools after fork,
-so creating it in the factory is safe with uWSGI's pre-fork model. redis-py
-re-sends a command after a connection error or timeout; every script is
-written so that running it twice does what running it once did.
+The pool is a ``BlockingConnectionPool`` (one per node in a cluster): under a
+burst, greenlets wait for a free connection (up to REDIS_POOL_TIMEOUT)
+instead of failing, and the total stays bounded under Redis ``maxclients``.
+redis-py resets pools after fork, so creating it in the factory is safe with
+uWSGI's pre-fork model. What restarts, pauses and slow reads do to the
+connections: :mod:`.connection`.
 """
 import re
 from collections import OrderedDict
 
 import gevent
-import redis
 from flask import current_app
-from redis.backoff import ExponentialBackoff
-from redis.retry import Retry
 
+from . import connection
 from .combine import Combiner
 from .concurrency import cooperative
 from ..errors import NotFound
 from .keys import Keys
-from .scripts import Scripts
+from .scripts import Operations, Scripts
 
 _JOB_ID = re.compile(r"^[0-9a-f]{1,64}$")
 
@@ -43,22 +41,17 @@ class Backend:
     INFO_CACHE_SIZE = 4096
 
     def __init__(self, config):
-        pool = redis.BlockingConnectionPool.from_url(
-            config["REDIS_URL"],
-            max_connections=config["REDIS_POOL_SIZE"],
-            timeout=config["REDIS_POOL_TIMEOUT"],
-            socket_timeout=config["REDIS_SOCKET_TIMEOUT"],
-            socket_connect_timeout=2.0,
-            health_check_interval=30,
-            decode_responses=True,
-            retry=Retry(ExponentialBackoff(cap=0.5, base=0.05), 2),
-            retry_on_error=[redis.exceptions.ConnectionError, redis.exceptions.TimeoutError],
-        )
-        self.redis = redis.Redis(connection_pool=pool)
+        if config["REDIS_MODE"] not in ("single", "cluster"):
+            raise ValueError("JOBMASTER_REDIS_MODE must be single or cluster, not %r"
+                             % config["REDIS_MODE"])
+        self.redis = connection.client(config)
+        # /readyz's own small client: a short timeout, never queued behind requests
+        self._probe = connection.client(config, config["REDIS_READY_TIMEOUT"], pool_size=2)
         self.keys = Keys(config["KEY_PREFIX"])
-        self.scripts = Scripts(self.redis, config["REDIS_POOL_SIZE"], config["REDIS_POOL_TIMEOUT"])
+        self.scripts = Scripts(self.redis)
         self.config = config
         self.reclaim_limit = config["RECLAIM_LIMIT"]
+        self.ops = Operations(self.scripts, self.keys, self.reclaim_limit)
         self._info = OrderedDict()
         self._gather_s = config["LEASE_GATHER_MS"] / 1000.0
         gather = self._gather if self._gather_s > 0 and cooperative() else None
@@ -67,12 +60,15 @@ class Backend:
         self._active = Combiner(self._read_active, config["LEASE_COMBINE"])
 
     def run(self, operation, job_id, args=(), client=None):
-        """Run one Lua operation on job ``job_id``."""
+        """Run one Lua operation on job ``job_id`` and return its raw reply
+        (the domain calls the typed wrappers in ``self.ops``; tests of the
+        scripts themselves call this)."""
         return self.scripts.run(operation, self.keys.job(job_id), list(args), client=client)
 
     def lease(self, job_id, lease_id, worker, max_tasks, any_job):
-        """One lease request's reply from the lease script, combined with the
-        other requests for this job that this process has in flight."""
+        """One lease request's :class:`replies.Lease`, from a lease script call
+        combined with the other requests for this job that this process has in
+        flight."""
         return self._leases(job_id, (lease_id, worker, max_tasks, 1 if any_job else 0))
 
     def _gather(self):
@@ -86,13 +82,7 @@ class Backend:
             gevent.idle()
 
     def _run_leases(self, job_id, requests):
-        args = [self.reclaim_limit]
-        for request in requests:
-            args.extend(request)
-        replies = self.run("lease", job_id, args)
-        if replies and replies[0] == "missing":
-            return [replies] * len(requests)
-        return replies
+        return self.ops.lease(job_id, requests)
 
     def active_jobs(self):
         """[(job id, priority)] of the running jobs: one read of the index,
@@ -101,11 +91,9 @@ class Backend:
         return self._active("active", None)
 
     def _read_active(self, _key, group):
-        reply = self.scripts.runner.command("ZRANGE", self.keys.active, 0, -1, "WITHSCORES")
-        if reply and isinstance(reply[0], list):  # RESP3: [member, score] pairs
-            entries = [(member, float(score)) for member, score in reply]
-        else:  # RESP2: member, score, member, score, ...
-            entries = [(reply[i], float(reply[i + 1])) for i in range(0, len(reply), 2)]
+        # (RESP2 gives tuples, RESP3 lists: one shape for the callers)
+        entries = [(job_id, float(priority)) for job_id, priority
+                   in self.redis.zrange(self.keys.active, 0, -1, withscores=True)]
         return [entries] * len(group)
 
     def job_info(self, job_id):
@@ -122,9 +110,20 @@ class Backend:
                 self._info.popitem(last=False)
         return info
 
+    def ping(self):
+        """Raise unless Redis (every primary of a cluster) answers within
+        REDIS_READY_TIMEOUT."""
+        if self.config["REDIS_MODE"] == "cluster":
+            self._probe.ping(target_nodes=self._probe.PRIMARIES)
+        else:
+            self._probe.ping()
+
     def close(self):
-        self.scripts.runner.close()
-        self.redis.connection_pool.disconnect()
+        for client in (self.redis, self._probe):
+            client.close()
+            pool = getattr(client, "connection_pool", None)  # a cluster has one per node
+            if pool is not None:
+                pool.disconnect()
 
 
 def check_job_id(job_id):

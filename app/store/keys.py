@@ -36,6 +36,11 @@ workers     hash    worker name -> JSON {d, f, x, s, r, rt} (done, failed,
 appends     hash    append token -> first id it added (makes appends retry-safe)
 spans       zset    span lease id -> its first task id (finds the lease holding
                     a fresh task; spans never overlap)
+gone        hash    lease id -> its last record (as in ``leases``), for leases
+                    that expired or were released with tasks: a late result
+                    is accepted only for the tasks its lease really held.
+                    Bounded: a day, at most 100,000 per job (lib.lua)
+gone_at     zset    lease id -> when it was remembered (ms), to prune ``gone``
 fleet       hash    launch ref -> JSON record of one fleet launch (launcher,
                     workers, host, pids or Kubernetes names, launched_at);
                     written by fleet.lua, read by any instance (DESIGN §10)
@@ -50,28 +55,41 @@ Global:
 - ``<prefix>:jobs``   zset, job id -> creation time in µs (listing, newest first)
 - ``<prefix>:active`` zset, job id -> priority, for jobs that are running or
   paused (lease without a job looks here)
+- ``<prefix>:secret`` string, the key lease ids are signed with when
+  ``JOBMASTER_LEASE_SECRET`` is not set: made once (SET NX) by the first
+  process that needs it, so every instance shares it (app/domain/lease_ids.py)
 """
 
 #: Order of the per-job keys as every Lua script receives them in KEYS.
 JOB_KEYS = (
     "meta", "pending", "owner", "tries", "fails", "leases", "left",
     "deadlines", "items", "results", "dead", "workers", "appends", "spans",
-    "fleet", "series",
+    "gone", "gone_at", "fleet", "series",
 )
 
 
 class Keys:
     """Builds key names under one prefix."""
 
+    #: Jobs whose key lists are kept ready (every script call names 14 keys).
+    CACHE = 4096
+
     def __init__(self, prefix="jm"):
         self.prefix = prefix
         self.jobs = "%s:jobs" % prefix
         self.active = "%s:active" % prefix
+        self.secret = "%s:secret" % prefix
+        self._jobs = {}
 
     def job(self, job_id):
-        """All keys of one job, in :data:`JOB_KEYS` order."""
-        base = "%s:{%s}:" % (self.prefix, job_id)
-        return [base + name for name in JOB_KEYS]
+        """All keys of one job, in :data:`JOB_KEYS` order (do not modify)."""
+        keys = self._jobs.get(job_id)
+        if keys is None:
+            if len(self._jobs) >= self.CACHE:
+                self._jobs.clear()
+            base = "%s:{%s}:" % (self.prefix, job_id)
+            keys = self._jobs[job_id] = tuple(base + name for name in JOB_KEYS)
+        return keys
 
     def job_key(self, job_id, name):
         """One named key of a job (for reads outside scripts)."""

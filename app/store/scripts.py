@@ -1,31 +1,35 @@
-"""Loads the Lua scripts once and calls them.
+"""The Lua operations and their typed wrappers.
 
 Each ``app/store/lua/<name>.lua`` is one atomic operation with a header naming its
 KEYS, ARGV and return value. ``lib.lua`` holds the functions they share and is
 put in front of each script when it is registered, so the operations stay
 small while the logic lives in one place.
 
-Outside pipelines, scripts run over a small connection stack of their own
-(:class:`ScriptRunner`) instead of redis-py's command path: redis-py makes
-each connection (handshake, AUTH, SELECT, TLS or UNIX socket, as the URL
-says), and then the runner writes the packed EVALSHA to the socket and parses
-the reply with a hiredis reader of its own. redis-py's per-command pool
-``poll()``, retry wrapper, hooks and parser layers cost more than the lease
-script itself on this path (measured: ~115-140 µs of CPU per call through
-them, ~55-80 µs straight on the socket, under gevent). The guarantees are the
-same: a script unknown after a Redis restart is loaded again, and a broken
-connection is dropped and the call retried (every script is safe to re-run).
+Every call goes through redis-py (its ``Script``: EVALSHA, and SCRIPT LOAD
+again when Redis has forgotten the script after a restart), on the same
+client and pool as every other command, single Redis or Cluster alike: the
+per-job keys share the hash tag ``{<job>}``, so the cluster client sends a
+script to the one node that owns its slot.
+
+:class:`Operations` has one method per Lua file. It names the script's keys
+(the job's, from :mod:`.keys`), puts the arguments in the order the script's
+header gives, and turns the positional reply into one of the objects in
+:mod:`.replies`; a ``{'missing'}`` reply becomes :class:`NotFound` here, once.
+Nothing outside this package reads a reply by position.
 """
+import itertools
 import os
-import socket
 
-import hiredis
-from redis._parsers.base import BaseParser
-from redis.exceptions import ConnectionError, NoScriptError, RedisError, TimeoutError
+from redis.exceptions import NoScriptError, ResponseError
 
-from .concurrency import semaphore
+from ..errors import NotFound
+from . import replies as R
 
 LUA_DIR = os.path.join(os.path.dirname(__file__), "lua")
+
+OPERATIONS = ("create", "append", "seal", "lease", "heartbeat", "complete",
+              "release", "status", "set_state", "retry_dead", "delete", "fleet", "series",
+              "task")
 
 
 def _read(name):
@@ -33,141 +37,148 @@ def _read(name):
         return fh.read()
 
 
-def _pack(sha, keys, args):
-    """EVALSHA in RESP (ints, strs and bytes, as the app passes them)."""
-    return hiredis.pack_command(("EVALSHA", sha, len(keys), *keys, *args))
-
-
-_MORE = object()
-
-
-class _Link:
-    """One Redis connection: made by redis-py, then used straight."""
-
-    __slots__ = ("conn", "sock", "reader")
-
-    def __init__(self, conn):
-        conn.connect()
-        self.conn = conn
-        self.sock = conn._sock
-        encoding = conn.encoder.encoding if conn.encoder.decode_responses else None
-        # Error replies come back as redis-py's own exception types; an
-        # incomplete reply as _MORE (redis-py negotiates RESP3, where False
-        # is a reply of its own).
-        self.reader = hiredis.Reader(encoding=encoding, replyError=BaseParser.parse_error,
-                                     notEnoughData=_MORE)
-
-    def call(self, packed):
-        sock, reader = self.sock, self.reader
-        # send(), not sendall(): gevent's sendall asks the kernel for the
-        # send buffer size (a getsockopt) on every call.
-        sent = sock.send(packed)
-        while sent < len(packed):
-            packed = packed[sent:]
-            sent = sock.send(packed)
-        reply = reader.gets()
-        while reply is _MORE:
-            data = sock.recv(65536)
-            if not data:
-                raise ConnectionError("Redis closed the connection")
-            reader.feed(data)
-            reply = reader.gets()
-        if isinstance(reply, RedisError):
-            raise reply
-        return reply
-
-    def close(self):
-        self.conn.disconnect()
-
-
-class ScriptRunner:
-    """EVALSHA on up to ``size`` connections of our own, made on demand."""
-
-    ATTEMPTS = 3
-
-    def __init__(self, client, size, timeout):
-        self.client = client
-        pool = client.connection_pool
-        # The pool's own class: TCP, TLS or a UNIX socket, as the URL says.
-        self.connection_class = pool.connection_class
-        self.kwargs = dict(pool.connection_kwargs)
-        self.timeout = timeout
-        self.size = size
-        self._reset()
-
-    def _reset(self):
-        self.pid = os.getpid()
-        self.idle = []
-        self.slots = semaphore(self.size, bounded=True)
-
-    def evalsha(self, script, keys, args):
-        """Run a registered script; one unknown to Redis (restarted) is loaded again."""
-        return self._roundtrip(lambda: _pack(script.sha, keys, args), script)
-
-    def command(self, *args):
-        """One plain read command (e.g. ZRANGE) over the same lean path."""
-        packed = hiredis.pack_command(args)
-        return self._roundtrip(lambda: packed)
-
-    def _roundtrip(self, packed, script=None):
-        if os.getpid() != self.pid:  # forked: never share a parent's socket
-            self._reset()
-        if not self.slots.acquire(timeout=self.timeout):
-            raise ConnectionError("No connection available.")
-        try:
-            for attempt in range(self.ATTEMPTS):
-                link = self.idle.pop() if self.idle else None
-                try:
-                    if link is None:
-                        link = _Link(self.connection_class(**self.kwargs))
-                    reply = link.call(packed())
-                except NoScriptError:
-                    self.idle.append(link)
-                    if script is None:
-                        raise
-                    script.sha = self.client.script_load(script.script)
-                    continue
-                except (ConnectionError, TimeoutError, OSError) as err:
-                    if link is not None:
-                        link.close()
-                    if attempt == self.ATTEMPTS - 1:
-                        if isinstance(err, socket.timeout):
-                            raise TimeoutError("Timeout reading from Redis") from err
-                        if not isinstance(err, RedisError):
-                            raise ConnectionError("Redis connection error: %s" % err) from err
-                        raise
-                    continue
-                except BaseException:
-                    if link is not None:
-                        link.close()  # unknown state: never reuse it
-                    raise
-                self.idle.append(link)
-                return reply
-            raise ConnectionError("script %s could not be loaded" % script.sha)
-        finally:
-            self.slots.release()
-
-    def close(self):
-        while self.idle:
-            self.idle.pop().close()
+def _missing(job_id):
+    return NotFound("no such job: %s" % job_id)
 
 
 class Scripts:
     """The registered scripts of one Redis client, by operation name."""
 
-    OPERATIONS = ("create", "append", "seal", "lease", "heartbeat", "complete",
-                  "release", "status", "set_state", "retry_dead", "delete", "fleet",
-                  "series", "task")
-
-    def __init__(self, client, pool_size=64, pool_timeout=30.0):
+    def __init__(self, client):
         lib = _read("lib")
+        self.client = client
         self._scripts = {name: client.register_script(lib + "\n" + _read(name))
-                         for name in self.OPERATIONS}
-        self.runner = ScriptRunner(client, pool_size, pool_timeout)
+                         for name in OPERATIONS}
 
     def run(self, name, keys, args, client=None):
-        """Run operation ``name`` on one job's ``keys`` (in a pipeline if given)."""
-        script = self._scripts[name]
+        """Run operation ``name`` on one job's ``keys`` (queued, if ``client``
+        is a pipeline: see :meth:`execute`)."""
+        return self._scripts[name](keys=keys, args=args, client=client or self.client)
+
+    def execute(self, pipe):
+        """Execute a pipeline of scripts; if Redis has forgotten them (a
+        restart, a new cluster node), load them all and run it once more
+        (every script is safe to re-run)."""
+        try:
+            return pipe.execute()
+        except (NoScriptError, ResponseError) as err:
+            if "NOSCRIPT" not in str(err) and not isinstance(err, NoScriptError):
+                raise
+        self.load()
+        return pipe.execute()
+
+    def load(self):
+        """SCRIPT LOAD every operation (on every primary of a cluster)."""
+        for script in self._scripts.values():
+            script.sha = self.client.script_load(script.script)
+
+
+class Operations:
+    """One typed wrapper per Lua operation, on one job at a time."""
+
+    def __init__(self, scripts, keys, reclaim_limit):
+        self.scripts = scripts
+        self.keys = keys
+        self.reclaim_limit = reclaim_limit
+
+    def _run(self, name, job_id, args, client=None):
+        return self.scripts.run(name, self.keys.job(job_id), args, client)
+
+    def _checked(self, name, job_id, args):
+        reply = self._run(name, job_id, args)
+        if reply[0] == "missing":
+            raise _missing(job_id)
+        return reply
+
+    def create(self, job_id, name, kind, start, total, sealed, batch_size, lease_ms,
+               max_attempts, priority, params, items=(), command=""):
+        """The new job's state, or None when it already existed (a re-run).
+        ``command``: the job's raw JSON command, or '' for none."""
+        reply = self._run("create", job_id, [name, kind, start, total, 1 if sealed else 0,
+                                             batch_size, lease_ms, max_attempts, priority,
+                                             params, command, *items])
+        return reply[1] if reply[0] == "ok" else None
+
+    def append(self, job_id, token, items):
+        return R.Appended(self._checked("append", job_id, [token, *items]))
+
+    def seal(self, job_id):
+        """The job's state after sealing."""
+        return self._checked("seal", job_id, [])[1]
+
+    def status(self, job_id, client=None):
+        """A :class:`replies.Status`; with a pipeline ``client``, queue the
+        call and decode its raw reply later with :meth:`status_of`."""
         if client is not None:
-            return script(keys=keys, args=args, client=client)
-        return self.runner.evalsha(script, keys, args)
+            return self._run("status", job_id, [self.reclaim_limit], client)
+        return R.Status(self._checked("status", job_id, [self.reclaim_limit]))
+
+    @staticmethod
+    def status_of(reply):
+        """A queued status call's reply: a Status, or None (no such job)."""
+        return None if reply[0] == "missing" else R.Status(reply)
+
+    def set_state(self, job_id, action):
+        return R.Outcome(self._checked("set_state", job_id, [action]))
+
+    def retry_dead(self, job_id, task=None):
+        """Every dead task, or only ``task`` (an int)."""
+        return R.Retried(self._checked("retry_dead", job_id,
+                                       ["" if task is None else "%d" % task]))
+
+    def fleet_save(self, job_id, ref, record):
+        """Record a launch (JSON text); an :class:`Outcome` ('conflict' when
+        the job is finished: nothing recorded)."""
+        return R.Outcome(self._checked("fleet", job_id, ["save", ref, record]))
+
+    def fleet_drop(self, job_id, ref):
+        return R.Outcome(self._checked("fleet", job_id, ["drop", ref]))
+
+    def series_recent(self, job_id, client=None):
+        """A :class:`replies.SeriesRecent`; with a pipeline ``client``, queue
+        it and decode the raw reply with :meth:`series_recent_of`."""
+        if client is not None:
+            return self._run("series", job_id, ["recent"], client)
+        return R.SeriesRecent(self._checked("series", job_id, ["recent"]))
+
+    @staticmethod
+    def series_recent_of(reply):
+        return None if reply[0] == "missing" else R.SeriesRecent(reply)
+
+    def series_points(self, job_id, resolution=""):
+        """A :class:`replies.SeriesPoints` ('' picks the resolution)."""
+        return R.SeriesPoints(self._checked("series", job_id, ["points", resolution]))
+
+    def task(self, job_id, task_id):
+        return R.TaskView(self._checked("task", job_id, ["%d" % task_id]))
+
+    def delete(self, job_id):
+        """True if the job existed."""
+        return self._run("delete", job_id, [])[0] == "ok"
+
+    def heartbeat(self, job_id, lease_id, lease_ms, max_ms):
+        """Extend to ``lease_ms`` (0: the job's), never past the job's own
+        lease length nor ``max_ms``."""
+        return R.Heartbeat(self._checked("heartbeat", job_id,
+                                         [lease_id, lease_ms, self.reclaim_limit, max_ms]))
+
+    def release(self, job_id, lease_id):
+        """How many tasks went back to pending."""
+        return self._checked("release", job_id, [lease_id])[1]
+
+    def lease(self, job_id, requests):
+        """One :class:`replies.Lease` per ``(lease id, worker, max tasks,
+        any-job flag)`` request, in order (one combined call)."""
+        replies = self._run("lease", job_id, [self.reclaim_limit,
+                                              *itertools.chain.from_iterable(requests)])
+        if replies and replies[0] == "missing":
+            return [R.MISSING] * len(requests)
+        return [R.lease(reply) for reply in replies]
+
+    def complete(self, job_id, lease_id, worker, release, next_lease_id, next_max, results):
+        """Record ``results`` ((task id, ok, JSON result or error text)
+        triples); a :class:`replies.Completed` with the next lease, if asked."""
+        args = [lease_id, worker, 1 if release else 0, self.reclaim_limit,
+                next_lease_id or "", next_max, len(results)]
+        args.extend(itertools.chain.from_iterable(results))
+        return R.Completed(self._checked("complete", job_id, args))

@@ -10,7 +10,7 @@ _PARAM = re.compile(r"<(?:[a-z]+:)?([a-z_]+)>")
 
 
 def describe(summary, body=None, ok=None, status=200, tag="jobs", content="application/json",
-             query=None, errors=(400, 401, 403, 404)):
+             query=None, errors=(400, 401, 403, 404), body_required=True):
     """Attach the OpenAPI description of one route to its view. ``body`` and
     ``ok`` are schemas, or the name of one of the application's
     (:class:`app.web.schemas.Schemas`, built from its config)."""
@@ -18,7 +18,7 @@ def describe(summary, body=None, ok=None, status=200, tag="jobs", content="appli
     def decorate(view):
         view.openapi = {"summary": summary, "body": body, "ok": ok, "status": status,
                         "tag": tag, "content": content, "query": query or {},
-                        "errors": errors}
+                        "errors": errors, "body_required": body_required}
         return view
 
     return decorate
@@ -34,7 +34,7 @@ def _operation(meta, rule, role, schemas):
     if params:
         op["parameters"] = params
     if meta["body"] is not None:
-        op["requestBody"] = {"required": True, "content": {"application/json": {
+        op["requestBody"] = {"required": meta["body_required"], "content": {"application/json": {
             "schema": _schema(schemas, meta["body"])}}}
     ok = {"description": "success"}
     if meta["ok"] is not None:

@@ -12,12 +12,15 @@ from jobmaster import protocol
 from ..domain.codec import MAX_SAFE
 from .validation import integer, obj, string
 
+CLOSED = {"additionalProperties": False}  # request objects: an unknown field is a 400
+
 
 class Schemas:
     """Every schema of one application, its limits taken from ``config``."""
 
     def __init__(self, config):
         c = config
+        lease_seconds = {"type": "number", "minimum": 0.001, "maximum": c["MAX_LEASE_SECONDS"]}
         self.ERROR = obj({"error": {"type": "string"}, "message": {"type": "string"}},
                          required=("error", "message"))
 
@@ -25,13 +28,16 @@ class Schemas:
             "name": string(1, protocol.MAX_NAME_LENGTH),
             "tasks": obj({
                 "range": {"type": "array", "items": integer(-MAX_SAFE, MAX_SAFE), "minItems": 2,
-                          "maxItems": 2, "description": "[start, stop): ids 0..stop-start-1, payload start+id"},
+                          "maxItems": 2,
+                          "description": "[start, stop): ids 0..stop-start-1, payload start+id; "
+                                         "stop >= start, at most MAX_TOTAL tasks"},
                 "items": {"type": "array", "items": {}, "maxItems": c["MAX_ITEMS"],
                           "description": "one task per item; the item is its payload"},
-            }, description="exactly one of range or items"),
+            }, minProperties=1, maxProperties=1, description="exactly one of range or items",
+                **CLOSED),
             "params": {"type": "object", "description": "returned with every lease"},
             "batch_size": integer(1, c["MAX_BATCH"], description="tasks per lease when the worker does not say"),
-            "lease_seconds": {"type": "number", "minimum": 0, "exclusiveMinimum": True, "maximum": c["MAX_LEASE_SECONDS"]},
+            "lease_seconds": lease_seconds,
             "max_attempts": integer(1, protocol.MAX_ATTEMPTS_LIMIT),
             "priority": integer(-protocol.MAX_PRIORITY, protocol.MAX_PRIORITY, description="higher first"),
             "sealed": {"type": "boolean", "description": "false: add items later, then seal"},
@@ -39,7 +45,17 @@ class Schemas:
             "command": {"description": "what a launched worker runs per task: an argv list of "
                                        "strings, or a string run by sh -c; {} stands for the "
                                        "task's payload"},
-        }, required=("name",))
+        }, required=("name",), **CLOSED, anyOf=[
+            # an items job, sealed or not
+            obj({"tasks": obj({}, required=("items",))}, required=("tasks",)),
+            # a range job, always sealed
+            obj({"tasks": obj({}, required=("range",)),
+                 "sealed": {"type": "boolean", "enum": [True]}}, required=("tasks",)),
+            # no tasks yet: an items job that says it is not sealed
+            obj({"sealed": {"type": "boolean", "enum": [False]},
+                 "tasks": obj({}, required=("items",))}, required=("sealed",)),
+        ], **{"x-message": 'needs tasks (range or items), or "sealed": false to add items '
+                           "later; a range job is always sealed"})
 
         self.COUNTS = obj({k: integer(0) for k in ("total",) + protocol.TASK_STATES})
 
@@ -66,7 +82,7 @@ class Schemas:
             "max_tasks": integer(1, c["MAX_BATCH"], nullable=True),
             "job": {"type": "string", "maxLength": 64, "nullable": True,
                     "description": "lease from this job only; absent: any running job"},
-        }, required=("worker",))
+        }, required=("worker",), **CLOSED)
 
         self.TASK = obj({"id": integer(0), "attempt": integer(1), "payload": {}})
 
@@ -85,15 +101,15 @@ class Schemas:
             "ok": {"type": "boolean"},
             "result": {"description": "any JSON value (ok results)"},
             "error": {"description": "what went wrong (failed results)"},
-        }, required=("id", "ok"))
+        }, required=("id", "ok"), **CLOSED)
 
         self.COMPLETE_REQUEST = obj({
             "worker": string(1, protocol.MAX_NAME_LENGTH, description="defaults to the lease's worker"),
             "results": {"type": "array", "items": self.RESULT, "maxItems": c["MAX_RESULTS_PER_CALL"]},
             "release": {"type": "boolean", "description": "give back the unreported rest now"},
             "next": obj({"max_tasks": integer(1, c["MAX_BATCH"], nullable=True)}, nullable=True,
-                        description="also lease the next batch in this call"),
-        })
+                        description="also lease the next batch in this call", **CLOSED),
+        }, **CLOSED)
 
         self.COMPLETE_ANSWER = obj({
             **{k: integer(0) for k in ("accepted", "duplicates", "retried", "dead", "ignored", "released")},
@@ -101,9 +117,9 @@ class Schemas:
         }, required=("accepted", "duplicates", "retried", "dead"))
 
         self.HEARTBEAT_REQUEST = obj({
-            "lease_seconds": {"type": "number", "minimum": 0, "exclusiveMinimum": True, "maximum": c["MAX_LEASE_SECONDS"],
-                              "nullable": True, "description": "new length; default the job's"},
-        })
+            "lease_seconds": {**lease_seconds, "nullable": True,
+                              "description": "new length; default (and at most) the job's lease_seconds"},
+        }, **CLOSED)
         self.HEARTBEAT_ANSWER = obj({"id": {"type": "string"}, "expires_at": {"type": "number"},
                                 "job_state": {"type": "string"}}, required=("expires_at",))
         self.RELEASE_ANSWER = obj({"released": integer(0)}, required=("released",))
@@ -129,7 +145,7 @@ class Schemas:
                          "description": "the launcher of a dry run (a launch uses the configured one)"},
             "image": string(1, 500, description="worker image (kubernetes); default JOBMASTER_WORKER_IMAGE"),
             "concurrency": integer(1, 1024, description="tasks each worker runs at once"),
-        }, required=("workers",))
+        }, required=("workers",), **CLOSED)
         self.FLEET_ANSWER = obj({
             "launcher": {"type": "string"}, "launched": integer(0),
             "ref": {"type": "string", "nullable": True}, "dry_run": {"type": "boolean"},

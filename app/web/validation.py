@@ -8,7 +8,7 @@ import io
 
 from flask import current_app, request
 
-from ..domain.codec import loads
+from ..domain.codec import encodable, loads
 from ..errors import BadRequest, TooLarge
 
 _TYPES = {
@@ -34,6 +34,8 @@ def string(min_length=1, max_length=200, **extra):
 
 
 def obj(properties, required=(), **extra):
+    """An object schema; a request's objects say ``additionalProperties=False``
+    (a field the route does not know is a 400 naming it)."""
     schema = {"type": "object", "properties": properties, **extra}
     if required:
         schema["required"] = list(required)
@@ -69,9 +71,9 @@ def _checker(schema):
 def _compile(schema):
     """A predicate that is true exactly when :func:`_explain` raises nothing."""
     kind = schema.get("type")
-    if kind is None:
+    if kind is None and not schema.get("anyOf"):
         return _anything
-    is_type = _TYPES[kind]
+    is_type = _TYPES[kind] if kind else _anything
     nullable = schema.get("nullable", False)
     enum = schema.get("enum")
     if kind in ("integer", "number"):
@@ -94,7 +96,7 @@ def _compile(schema):
             if not is_type(v) or not low <= len(v) <= high:
                 return False
             if kind == "string":
-                return v.isascii() or _encodable(v)
+                return encodable(v)
             if item is not _anything:
                 for x in v:
                     if not item(x):
@@ -104,10 +106,17 @@ def _compile(schema):
         required = tuple(schema.get("required", ()))
         # Properties that accept anything need no look-up at all.
         props = tuple((name, _compile(sub)) for name, sub in schema.get("properties", {}).items()
-                      if sub.get("type") is not None)
+                      if sub.get("type") is not None or sub.get("anyOf"))
+        known = None if schema.get("additionalProperties", True) else frozenset(schema["properties"])
+        low = schema.get("minProperties", 0)
+        high = schema.get("maxProperties", float("inf"))
 
         def check(v):
             if type(v) is not dict:
+                return False
+            if known is not None and not known.issuperset(v):
+                return False
+            if not low <= len(v) <= high:
                 return False
             for name in required:
                 if name not in v:
@@ -121,6 +130,12 @@ def _compile(schema):
             return v is True or v is False
     else:
         check = is_type
+    alternatives = [_compile(sub) for sub in schema.get("anyOf", ())]
+    if alternatives:
+        whole = check
+
+        def check(v):  # noqa: F811
+            return whole(v) and any(alt(v) for alt in alternatives)
     if enum is not None:
         inner = check
 
@@ -136,14 +151,6 @@ def _compile(schema):
 
 def _anything(value):
     return True
-
-
-def _encodable(text):
-    try:
-        text.encode("utf-8")
-        return True
-    except UnicodeEncodeError:
-        return False
 
 
 def _explain(value, schema, path):
@@ -163,10 +170,8 @@ def _explain(value, schema, path):
         if "maximum" in schema and value > schema["maximum"]:
             raise BadRequest("%s: must be at most %s" % (path, schema["maximum"]))
     elif kind == "string":
-        try:
-            value.encode("utf-8")
-        except UnicodeEncodeError:
-            raise BadRequest("%s: is not valid Unicode (lone surrogate)" % path) from None
+        if not encodable(value):
+            raise BadRequest("%s: is not valid Unicode (lone surrogate)" % path)
         if len(value) < schema.get("minLength", 0):
             raise BadRequest("%s: must not be empty" % path)
         if len(value) > schema.get("maxLength", float("inf")):
@@ -175,17 +180,30 @@ def _explain(value, schema, path):
         if len(value) < schema.get("minItems", 0):
             raise BadRequest("%s: needs at least %d items" % (path, schema["minItems"]))
         if len(value) > schema.get("maxItems", float("inf")):
+            if schema.get("minItems") == schema["maxItems"]:  # a shape, not a size: malformed
+                raise BadRequest("%s: must have exactly %d items" % (path, schema["maxItems"]))
             raise TooLarge("%s: at most %d items per request" % (path, schema["maxItems"]))
         if "items" in schema and schema["items"]:
             for i, item in enumerate(value):
                 _explain(item, schema["items"], "%s[%d]" % (path, i))
     elif kind == "object":
+        if not schema.get("additionalProperties", True):
+            for name in value:
+                if name not in schema["properties"]:
+                    raise BadRequest("%s.%s: is not a field of this request (known: %s)"
+                                     % (path, name, ", ".join(schema["properties"])))
         for name in schema.get("required", ()):
             if name not in value:
                 raise BadRequest("%s.%s: is required" % (path, name))
         for name, sub in schema.get("properties", {}).items():
             if name in value:
                 _explain(value[name], sub, "%s.%s" % (path, name))
+        if len(value) < schema.get("minProperties", 0) or \
+                len(value) > schema.get("maxProperties", float("inf")):
+            raise BadRequest("%s: %s" % (path, schema.get("description", "wrong number of fields")))
+    alternatives = schema.get("anyOf", ())
+    if alternatives and not any(_checker(sub)(value) for sub in alternatives):
+        raise BadRequest("%s: %s" % (path, schema.get("x-message", "matches none of its forms")))
 
 
 def take_body(environ, limit):

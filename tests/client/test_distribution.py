@@ -3,7 +3,6 @@ venv gives `import jobmaster` and the `jobmaster` command, with neither Flask,
 gevent nor redis, and without a top-level `app` package."""
 import os
 import subprocess
-import sys
 import venv
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))

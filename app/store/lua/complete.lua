@@ -4,14 +4,15 @@
 -- ARGV: 1 lease id, 2 worker ('' : the lease's own), 3 release rest (0|1), 4 reclaim limit,
 --       5 next lease id ('' for none), 6 next max tasks, 7 n results,
 --       8.. n triples: task id, ok (1|0), body (raw JSON result, or error text)
--- Returns {'missing'} | {'bad', id} (nothing changed) |
+-- Returns {'missing'} | {'bad', id} (not a task id; nothing changed) |
 --         {'ok', accepted, duplicates, retried, dead, ignored, released, any, worker, next...}
 --         where any is the lease's any-job flag, worker the name results were
 --         recorded under, and next... is one lease reply (do_leases, lib.lua), or nothing.
 -- Rules: the first result for a task wins; a task already done counts as a
--- duplicate. A late success from a lease that lost the task is accepted while
--- the task is not done (it leaves whichever state it is in); a late failure
--- changes nothing (ignored), nor does a result for a task never handed out.
+-- duplicate. A late success from a lease that held the task and lost it
+-- (expired, released, or failed it) is accepted while the task is not done
+-- (it leaves whichever state it is in); a late failure changes nothing
+-- (ignored), nor does a result from a lease that never held the task.
 local now = now_ms()
 local job = load_job()
 if not job then return {'missing'} end
@@ -19,17 +20,29 @@ local lid, worker = ARGV[1], ARGV[2]
 local n = tonumber(ARGV[7])
 for i = 0, n - 1 do
   local id = tonumber(ARGV[8 + i * 3])
-  if not id or id < 0 or id >= job.total or id ~= math.floor(id) then
+  if not id or id < 0 or id ~= math.floor(id) then  -- (an id >= total: ignored below)
     return {'bad', ARGV[8 + i * 3]}
   end
 end
 
+-- Who may report: the live lease, or one remembered as expired or released
+-- (lib.lua `remember`), which may still report the tasks it held. A lease
+-- id known as neither never held a task here: everything it sends is ignored.
 local raw = redis.call('HGET', K_LEASES, lid)
-local lease, any = nil, 0
+local lease, known, any, held = nil, nil, 0, nil
 if raw then
   lease = decode_lease(raw)
-  any = lease.any
-  if worker == '' then worker = lease.w end
+  known = lease
+else
+  local gone = redis.call('HGET', K_GONE, lid)
+  if gone then
+    known, held = decode_lease(gone), {}
+    for _, t in ipairs(lease_ids(known)) do held[t] = true end
+  end
+end
+if known then
+  any = known.any
+  if worker == '' then worker = known.w end
 end
 if worker == '' then worker = 'unknown' end
 
@@ -82,9 +95,8 @@ end
 
 -- Anything else: the lease becomes an ordinary one (if it was a span) and
 -- each result is weighed against who holds its task now.
-local mine = nil
+local mine = held or {}
 if lease and n > 0 then
-  mine = {}
   local own
   if lease.first then own = materialize(lid, lease) else own = lease_ids(lease) end
   for _, t in ipairs(own) do mine[t] = true end
@@ -130,6 +142,8 @@ for _, i in ipairs(careful) do
   local t, ok, body = ids[i], oks[i], bodies[i]
   if redis.call('HEXISTS', K_RESULTS, t) == 1 then
     duplicates = duplicates + 1
+  elseif not mine[t] then
+    ignored = ignored + 1  -- never this lease's task: not even looked up
   else
     local owner = owner_of(t)
     if owner == lid then
@@ -137,7 +151,7 @@ for _, i in ipairs(careful) do
       failed = failed + 1  -- (a success owned by this lease took the bulk path)
       if give_back(job, t, true, body, worker, now) == 'dead' then dead = dead + 1
       else retried = retried + 1 end
-    elseif ok and tonumber(t) < job.cursor and (mine == nil or mine[t]) then
+    elseif ok then
       -- late: the task is pending, leased to someone else, or dead
       if owner then unown(t, owner)
       elseif redis.call('ZREM', K_PENDING, t) == 0 then redis.call('HDEL', K_DEAD, t) end

@@ -5,7 +5,7 @@
 -- KEYS, for every per-job script, in app/keys.py JOB_KEYS order:
 --   1 meta  2 pending  3 owner  4 tries  5 fails  6 leases  7 left
 --   8 deadlines  9 items  10 results  11 dead  12 workers  13 appends  14 spans
---   15 fleet  16 series
+--   15 gone  16 gone_at  17 fleet  18 series
 --
 -- Who holds a task. A lease made only of fresh range ids (the common case:
 -- nothing handed back yet) is a *span lease*: its record names ids a..b and
@@ -23,7 +23,8 @@
 local K_META, K_PENDING, K_OWNER, K_TRIES, K_FAILS = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
 local K_LEASES, K_LEFT, K_DEADLINES, K_ITEMS = KEYS[6], KEYS[7], KEYS[8], KEYS[9]
 local K_RESULTS, K_DEAD, K_WORKERS, K_APPENDS = KEYS[10], KEYS[11], KEYS[12], KEYS[13]
-local K_SPANS, K_FLEET, K_SERIES = KEYS[14], KEYS[15], KEYS[16]
+local K_SPANS, K_GONE, K_GONE_AT = KEYS[14], KEYS[15], KEYS[16]
+local K_FLEET, K_SERIES = KEYS[17], KEYS[18]
 
 -- Rates are exponentially decayed counts over this window: each done task
 -- adds 1/60 task/s, which fades with a one-minute time constant. O(1) memory
@@ -32,6 +33,13 @@ local RATE_WINDOW_MS = 60000
 -- unpack() has a stack limit; bulk writes go in slices of this many values
 -- (even, so field/value pairs never split).
 local CHUNK = 2000
+-- An expired or released lease is remembered (its record, in `gone`) so that
+-- a late result from it is accepted for the tasks it really held and for no
+-- other (complete.lua): for a day, and at most this many leases per job
+-- (the oldest forgotten first). A forgotten lease's late results are
+-- ignored, which is the safe side. Each is one small hash field.
+local GONE_MS = 86400000
+local GONE_MAX = 100000
 -- Integers become text with '%d': about 3x cheaper than tostring() or `..`,
 -- which print every number with '%.14g' (~1.3 µs each here, measured).
 local fmt = string.format
@@ -226,6 +234,22 @@ local function give_back(job, t, failed, err, worker, now)
   return 'retried'
 end
 
+-- Remember lease lid (record raw) as it closes with tasks given back, and
+-- forget a few of the oldest: past GONE_MS, or beyond GONE_MAX (each call
+-- adds one and drops at least one once over, so the count stays bounded).
+local function remember(lid, raw, now)
+  redis.call('HSET', K_GONE, lid, raw)
+  redis.call('ZADD', K_GONE_AT, now, lid)
+  local old = redis.call('ZRANGEBYSCORE', K_GONE_AT, '-inf', now - GONE_MS, 'LIMIT', 0, 4)
+  if #old == 0 and redis.call('ZCARD', K_GONE_AT) > GONE_MAX then
+    old = redis.call('ZRANGE', K_GONE_AT, 0, 1)
+  end
+  if #old > 0 then
+    redis.call('HDEL', K_GONE, unpack(old))
+    redis.call('ZREM', K_GONE_AT, unpack(old))
+  end
+end
+
 -- Give back every task lease lid still owns. failed: expiry counts as a
 -- failed attempt, a release does not. Returns how many went back.
 local function return_lease(job, lid, now, failed)
@@ -243,6 +267,7 @@ local function return_lease(job, lid, now, failed)
       end
     end
     if failed and n > 0 then touch_worker(lease.w, now, 0, 0, n, false) end
+    if n > 0 then remember(lid, raw, now) end
   end
   close_lease(lid, span)
   return n

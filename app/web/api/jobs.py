@@ -82,17 +82,38 @@ def delete(job_id):
     return jsonify(jobs.delete(backend(), check_job_id(job_id)))
 
 
+def _ndjson(raw):
+    return [loads(line) for line in raw.splitlines() if line.strip()]
+
+
 def _items_from_body(limit):
-    """A JSON array, or NDJSON (one item per line)."""
+    """A JSON array, or NDJSON (one item per line).
+
+    As ``application/json`` the body is one JSON array; a scalar or an
+    object there is a 400, not one item (several lines that are not one
+    JSON document are still read as NDJSON). Any other type is NDJSON,
+    unless it starts with ``[``.
+    """
     raw = request.get_data(cache=True)
     text = raw.strip()
     if not text:
         raise BadRequest("a JSON array or NDJSON body is required")
     try:
-        if text[:1] == b"[":
+        if request.mimetype == "application/json":
+            try:
+                items = loads(raw)
+            except ValueError:
+                items = _ndjson(raw)
+                if len(items) < 2:
+                    raise
+            else:
+                if not isinstance(items, list):
+                    raise BadRequest("body: must be an array of items (or NDJSON sent as "
+                                     "application/x-ndjson)")
+        elif text[:1] == b"[":
             items = loads(raw)
         else:
-            items = [loads(line) for line in raw.splitlines() if line.strip()]
+            items = _ndjson(raw)
     except (ValueError, UnicodeDecodeError, RecursionError):
         raise BadRequest("the body is neither a JSON array nor NDJSON") from None
     if len(items) > limit:

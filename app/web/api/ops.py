@@ -1,7 +1,10 @@
 """Operations endpoints: health, readiness, metrics, OpenAPI, dashboard."""
-from flask import Blueprint, current_app, jsonify
+import hmac
 
-from ..auth import auth_mode
+from flask import Blueprint, current_app, jsonify, request
+
+from ...errors import Unauthorized
+from ..auth import ADMIN, auth_mode
 from ..openapi import describe
 
 bp = Blueprint("ops", __name__)
@@ -22,7 +25,7 @@ def readyz():
     checks = {}
     ok = True
     try:
-        current_app.extensions["jobmaster.backend"].redis.ping()
+        current_app.extensions["jobmaster.backend"].ping()
         checks["redis"] = "ok"
     except Exception as err:  # any failure means "not ready", never a 500
         checks["redis"] = "error: %s" % type(err).__name__
@@ -48,12 +51,44 @@ def openapi_json():
 
 
 @bp.get("/metrics")
-@describe("Prometheus metrics", ok={"type": "string"}, content="text/plain", tag="operations",
-          errors=())
+@describe("Prometheus metrics (per-job series: see the README)", ok={"type": "string"},
+          content="text/plain", tag="operations", errors=())
 def metrics():
-    """Prometheus text: job figures from Redis plus the per-process counters."""
+    """Prometheus text: job figures from Redis plus the per-process counters,
+    made at most once per JOBMASTER_METRICS_CACHE_SECONDS."""
     from ...domain import jobs
-    from ...metrics import exposition
+    from ...metrics import Scrapes, exposition
     from ...store.backend import backend
 
-    return exposition(jobs.list_jobs(backend(), limit=1000))
+    scrapes = current_app.extensions.get("jobmaster.scrapes")
+    if scrapes is None:
+        store = backend()
+        scrapes = current_app.extensions["jobmaster.scrapes"] = Scrapes(
+            lambda: jobs.list_jobs(store, limit=1000), current_app.config["METRICS_CACHE_SECONDS"])
+    return exposition(scrapes.text(_metrics_detail()))
+
+
+def _metrics_detail():
+    """How much of the jobs a scrape may see: ``"names"`` (ids and names: an
+    admin or the metrics token, or a server running open), ``"ids"`` (no
+    token, none configured for metrics) or ``"none"`` (no token while
+    JOBMASTER_METRICS_TOKEN is set: only the totals). A token that is
+    neither is a 401."""
+    tokens = current_app.extensions["jobmaster.tokens"]
+    if tokens.open:
+        return "names"
+    wanted = current_app.config["METRICS_TOKEN"]
+    header = request.headers.get("Authorization", "")
+    if not header:
+        return "none" if wanted else "ids"
+    scheme, _, token = header.partition(" ")
+    token = token.strip()
+    if scheme.lower() == "bearer" and token:
+        if wanted and hmac.compare_digest(token.encode(), wanted.encode()):
+            return "names"
+        role = tokens.role_of(token)
+        if role == ADMIN:
+            return "names"
+        if role is not None:
+            return "none" if wanted else "ids"
+    raise Unauthorized("unknown token")

@@ -40,8 +40,8 @@ lease.required_role = WORKER  # checked inside the decision (published in OpenAP
 
 @bp.post(API + "/leases/<lease_id>/heartbeat")
 @requires(WORKER)
-@describe("Extend a lease", body="HEARTBEAT_REQUEST", ok="HEARTBEAT_ANSWER",
-          tag="workers", errors=(400, 401, 403, 404, 409))
+@describe("Extend a lease (a body is optional)", body="HEARTBEAT_REQUEST", ok="HEARTBEAT_ANSWER",
+          tag="workers", errors=(400, 401, 403, 404, 409), body_required=False)
 def heartbeat(lease_id):
     body = json_body(schemas().HEARTBEAT_REQUEST, allow_empty=True)
     return jsonify(leases.heartbeat(backend(), lease_id, body.get("lease_seconds")))

@@ -1,0 +1,132 @@
+"""The redis-py client of one process, single Redis or Cluster, and how its
+connections behave when Redis restarts, pauses or is slow.
+
+- **Restarts.** Every command retries on a *fresh* connection after a
+  connection error (redis-py's ``Retry``: the failed connection is
+  disconnected and made again), so the idle connections a restart left
+  broken cost one reconnect each, never an error; Redis loading its AOF
+  (``BusyLoadingError``) and Redis down get 503 after the retries. Every
+  script is safe to re-run, so re-sending after a lost reply is harmless.
+- **A paused Redis** (SIGSTOP, a stalled host) accepts connections and
+  answers nothing. A read gives up after ``REDIS_SOCKET_TIMEOUT`` and is not
+  retried (a retry would only double the wait): the request gets 503 +
+  Retry-After. For a second after such a timeout, a request that would
+  have to wait for a connection (all held by calls to the silent Redis) is
+  refused at once, and so is one that was waiting when it happened, so no
+  request waits much longer than one timeout. A free connection is always
+  used, so the first request after Redis is back goes through.
+- **A busy process** is not a silent Redis. Under gevent a greenlet can
+  wait seconds for the CPU after its reply has arrived, and then its timer
+  fires first. So a timed-out read first looks at the socket: if the reply
+  (or part of it) is there, it goes on reading. Only a socket with nothing
+  to read after the whole timeout counts as Redis not answering, which is
+  what lets the timeout be short.
+"""
+import time
+
+import redis
+from redis.backoff import ExponentialBackoff
+from redis.cluster import RedisCluster
+from redis.exceptions import ConnectionError, ResponseError, TimeoutError
+from redis.retry import Retry
+
+#: How long after a read timed out the pool refuses to queue requests.
+STALL_SECONDS = 1.0
+
+
+class _Stall:
+    """When a read to this Redis last timed out (shared by a pool's connections)."""
+
+    __slots__ = ("at",)
+
+    def __init__(self):
+        self.at = -STALL_SECONDS
+
+    def mark(self):
+        self.at = time.monotonic()
+
+    def active(self):
+        return time.monotonic() - self.at < STALL_SECONDS
+
+
+def _patient(base, stall):
+    """``base`` (TCP, TLS or UNIX connection class, as the URL says) whose
+    reads tell a silent Redis from a reply this process was slow to read."""
+
+    class PatientConnection(base):
+        # the reply parser is hiredis, which keeps what it has read across a
+        # timed-out call, so reading on after a timeout loses nothing
+        MAX_RESUMES = 1000
+
+        def read_response(self, *args, disconnect_on_error=True, **kwargs):
+            for _ in range(self.MAX_RESUMES):
+                try:
+                    return super().read_response(*args, disconnect_on_error=False, **kwargs)
+                except TimeoutError:
+                    if self._sock is not None and self.can_read(timeout=0):
+                        continue  # the reply is here: this process was busy, not Redis
+                    stall.mark()
+                    if disconnect_on_error:
+                        self.disconnect()
+                    raise
+                except ResponseError:
+                    raise  # an error reply: the connection is fine
+                except BaseException:
+                    if disconnect_on_error:
+                        self.disconnect()
+                    raise
+            self.disconnect()
+            raise TimeoutError("Redis is sending its reply too slowly")
+
+    PatientConnection.__name__ = "Patient" + base.__name__
+    return PatientConnection
+
+
+class StallAwarePool(redis.BlockingConnectionPool):
+    """Waits for a free connection (bounded), except while Redis is silent."""
+
+    stall = _Stall()  # replaced per client (see _pool_class)
+
+    def get_connection(self, *args, **kwargs):
+        # A free connection is always taken (the call is also the probe that
+        # finds Redis back); only waiting for one is refused while Redis is
+        # silent, and so is a connection that was waited for while it went so.
+        if self.pool.empty() and self.stall.active():
+            raise ConnectionError("Redis did not answer just now; not queueing for it")
+        since = time.monotonic()
+        conn = super().get_connection(*args, **kwargs)
+        if self.stall.at > since:
+            self.release(conn)
+            raise ConnectionError("Redis did not answer just now")
+        return conn
+
+
+def _pool_class(stall):
+    return type("StallAwarePool", (StallAwarePool,), {"stall": stall})
+
+
+def _retry():
+    # Connection errors only (a fresh connection each time); BusyLoadingError
+    # is one. A timeout is not retried: Redis did not answer, and a second
+    # wait would only make the 503 later.
+    return Retry(ExponentialBackoff(cap=0.5, base=0.05), 2, supported_errors=(ConnectionError,))
+
+
+def client(config, socket_timeout=None, pool_size=None):
+    """A redis-py client for ``config`` (``REDIS_MODE`` single or cluster);
+    in a cluster, one such pool per node."""
+    timeout = config["REDIS_SOCKET_TIMEOUT"] if socket_timeout is None else socket_timeout
+    stall = _Stall()
+    kwargs = dict(socket_timeout=timeout, socket_connect_timeout=min(2.0, timeout),
+                  decode_responses=True, health_check_interval=30,
+                  max_connections=pool_size or config["REDIS_POOL_SIZE"],
+                  timeout=config["REDIS_POOL_TIMEOUT"], retry=_retry())
+    if config["REDIS_MODE"] == "cluster":
+        from redis.connection import Connection
+
+        return RedisCluster.from_url(config["REDIS_URL"], connection_pool_class=_pool_class(stall),
+                                     connection_class=_patient(Connection, stall), **kwargs)
+    pool = _pool_class(stall).from_url(config["REDIS_URL"], **kwargs)
+    # The URL chose the class (TCP, TLS, UNIX socket); its reads are made patient.
+    pool.connection_class = _patient(pool.connection_class, stall)
+    return redis.Redis(connection_pool=pool)

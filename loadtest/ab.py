@@ -1,0 +1,97 @@
+"""A/B two checkouts of the server through the real stack, alternating closely.
+
+Each checkout (a directory holding the repo at some commit, e.g. from
+``git archive``) gets its own production stack (``python -m stack run``:
+nginx, N uWSGI instances, its own Redis) on free ports; both stay up and
+only one is loaded at a time, so the machine's drift (other users of the
+cores) hits both sides alike. Per round, in alternating order: wrk
+``/healthz`` and wrk lease on A, the same on B (``--wrk-seconds`` each), and
+optionally one small swarm per side. Reports per-round figures, medians and
+spread (min–max) of lease/healthz, machine CPU µs per lease, swarm tasks/s.
+
+    python -m loadtest.ab --a /tmp/ab-old --b /tmp/ab-new --rounds 8 --swarm-pods 100
+"""
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+
+from loadtest.bench import wrk_timed
+from loadtest.common import Admin
+from loadtest.stack import ProdStack
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def start(checkout, instances, workdir):
+    """A production stack running ``checkout``'s code."""
+    return ProdStack(instances=instances, workdir=workdir, root=checkout).up()
+
+
+def swarm(checkout, url, pods, tasks):
+    out = subprocess.run([sys.executable, "-m", "loadtest.swarm", "--url", url, "--pods", str(pods),
+                          "--tasks", str(tasks), "--batch", "100", "--delete", "--timeout", "120"],
+                         cwd=checkout, capture_output=True, text=True, timeout=180)
+    doc = json.loads(out.stdout[out.stdout.index("{"):])
+    return doc.get("tasks_per_s", 0.0) if doc.get("ok") else 0.0
+
+
+def spread(xs):
+    return {"median": round(statistics.median(xs), 3), "min": round(min(xs), 3),
+            "max": round(max(xs), 3)}
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--a", required=True)
+    p.add_argument("--b", required=True)
+    p.add_argument("--instances", type=int, default=4)
+    p.add_argument("--rounds", type=int, default=8)
+    p.add_argument("--wrk-seconds", type=int, default=2)
+    p.add_argument("--wrk-conns", type=int, default=64)
+    p.add_argument("--max-tasks", type=int, default=10)
+    p.add_argument("--swarm-pods", type=int, default=0, help="0: no swarm")
+    p.add_argument("--swarm-tasks", type=int, default=100000)
+    args = p.parse_args(argv)
+    sides = {}
+    try:
+        for side, checkout in (("A", args.a), ("B", args.b)):
+            checkout = os.path.abspath(checkout)
+            st = start(checkout, args.instances, os.path.join(checkout, "var", "ab"))
+            job = Admin(st.url).create_range_job("ab-lease", 100_000_000, batch_size=args.max_tasks,
+                                                 lease_seconds=3600)
+            sides[side] = {"stack": st, "checkout": checkout, "job": job["id"], "rounds": []}
+        for i in range(args.rounds):
+            order = ("A", "B") if i % 2 == 0 else ("B", "A")
+            for side in order:
+                s = sides[side]
+                a = argparse.Namespace(url=s["stack"].url, wrk_seconds=args.wrk_seconds,
+                                       wrk_conns=args.wrk_conns)
+                h = wrk_timed(a, "healthz.lua")
+                l = wrk_timed(a, "lease.lua", (s["job"], args.max_tasks))
+                row = {"healthz_rps": h["rps"], "lease_rps": l["rps"],
+                       "ratio": l["rps"] / h["rps"] if h["rps"] else 0.0,
+                       "lease_cpu_us": l["cpu_us"], "healthz_cpu_us": h["cpu_us"],
+                       "errors": h["non2xx"] + l["non2xx"] + h["socket_errors"] + l["socket_errors"]}
+                if args.swarm_pods:
+                    row["swarm_tasks_per_s"] = swarm(s["checkout"], s["stack"].url,
+                                                     args.swarm_pods, args.swarm_tasks)
+                s["rounds"].append(row)
+                print("round %d %s: %s" % (i + 1, side, json.dumps({k: round(v, 3) for k, v in row.items()})),
+                      flush=True)
+        summary = {}
+        for side, s in sides.items():
+            summary[side] = {"checkout": s["checkout"]}
+            for k in s["rounds"][0]:
+                summary[side][k] = spread([r[k] for r in s["rounds"]])
+        print(json.dumps(summary, indent=1))
+    finally:
+        for s in sides.values():
+            s["stack"].down()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
