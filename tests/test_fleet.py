@@ -52,10 +52,10 @@ def test_command_is_a_job_setting_returned_with_every_lease(api):
     assert "command" not in api("GET", "/jobs/" + plain).get_json()["settings"]
 
 
-@pytest.mark.parametrize("bad", [[], [""], [1, 2], "  ", {"argv": ["x"]}, 5])
+@pytest.mark.parametrize("bad", [[], [""], [1, 2], "", {"argv": ["x"]}, 5, None])
 def test_a_bad_command_is_400_and_creates_nothing(api, bad):
     r = api("POST", "/jobs", {"name": "f", "tasks": {"range": [0, 1]}, "command": bad})
-    assert r.status_code == 400 and "body.command" in r.get_json()["message"]
+    assert r.status_code == 400 and "body.command" in r.get_json()["message"], r.get_json()
     assert api("GET", "/jobs").get_json()["jobs"] == []
 
 

@@ -23,10 +23,12 @@ import time
 from jobmaster import protocol
 
 from ..errors import BadRequest, Conflict, NotConfigured, NotFound
-from ..config import split_tokens
+from ..config import SETTINGS, split_tokens
 from . import fleet_local
 
 LAUNCHERS = ("local", "kubernetes")
+#: FLEET_MAX_WORKERS as shipped (what the OpenAPI document's query states).
+DEFAULT_MAX_WORKERS = dict((name, default) for name, default, *_ in SETTINGS)["FLEET_MAX_WORKERS"]
 FINISHED = protocol.JOB_FINAL_STATES
 #: What a dry run shows instead of the token (it is never shown or logged).
 TOKEN_PLACEHOLDER = "<the worker token, set at launch>"

@@ -10,15 +10,16 @@ _PARAM = re.compile(r"<(?:[a-z]+:)?([a-z_]+)>")
 
 
 def describe(summary, body=None, ok=None, status=200, tag="jobs", content="application/json",
-             query=None, errors=(400, 401, 403, 404), body_required=True):
+             query=None, errors=(400, 401, 403, 404), body_required=True, also=()):
     """Attach the OpenAPI description of one route to its view. ``body`` and
     ``ok`` are schemas, or the name of one of the application's
-    (:class:`app.web.schemas.Schemas`, built from its config)."""
+    (:class:`app.web.schemas.Schemas`, built from its config). ``also``:
+    other success statuses answering the same schema."""
 
     def decorate(view):
         view.openapi = {"summary": summary, "body": body, "ok": ok, "status": status,
                         "tag": tag, "content": content, "query": query or {},
-                        "errors": errors, "body_required": body_required}
+                        "errors": errors, "body_required": body_required, "also": also}
         return view
 
     return decorate
@@ -40,6 +41,8 @@ def _operation(meta, rule, role, schemas):
     if meta["ok"] is not None:
         ok["content"] = {meta["content"]: {"schema": _schema(schemas, meta["ok"])}}
     responses = {str(meta["status"]): ok}
+    for status in meta["also"]:
+        responses[str(status)] = ok
     error = {"content": {"application/json": {"schema": schemas.ERROR}}}
     for status in meta["errors"]:
         if status in (401, 403) and role is None:

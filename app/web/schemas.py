@@ -41,10 +41,14 @@ class Schemas:
             "max_attempts": integer(1, protocol.MAX_ATTEMPTS_LIMIT),
             "priority": integer(-protocol.MAX_PRIORITY, protocol.MAX_PRIORITY, description="higher first"),
             "sealed": {"type": "boolean", "description": "false: add items later, then seal"},
-            # No "type": one of two shapes, checked by app.domain.jobs.check_command.
-            "command": {"description": "what a launched worker runs per task: an argv list of "
+            "command": {"anyOf": [string(1, 100000), {"type": "array", "minItems": 1,
+                                                      "maxItems": 10000,
+                                                      "items": string(1, 100000)}],
+                        "description": "what a launched worker runs per task: an argv list of "
                                        "strings, or a string run by sh -c; {} stands for the "
-                                       "task's payload"},
+                                       "task's payload",
+                        "x-message": "a non-empty list of strings (argv), or a string (run by "
+                                     "sh -c)"},
         }, required=("name",), **CLOSED, anyOf=[
             # an items job, sealed or not
             obj({"tasks": obj({}, required=("items",))}, required=("tasks",)),
@@ -158,6 +162,8 @@ class Schemas:
             "launches": {"type": "array", "items": {"type": "object"}},
         }, required=("job", "launches"))
         self.FLEET_STOPPED = obj({"job": {"type": "string"}, "stopped": integer(0)})
+        # GET .../fleet: what runs, or with ?dry_run=1 what a launch would start.
+        self.FLEET_VIEW = {"anyOf": [self.FLEET_STATUS, self.FLEET_ANSWER]}
         self.SERIES = obj({
             "job": {"type": "string"}, "resolution": {"type": "string", "enum": ["s", "m"]},
             "interval_seconds": {"type": "number"}, "start": {"type": "number"},

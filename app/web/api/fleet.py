@@ -16,7 +16,7 @@ bp = Blueprint("fleet", __name__, url_prefix=protocol.jobs_path())
 @bp.post("/<job_id>/fleet")
 @requires(ADMIN)
 @describe("Launch workers for a job (or, dry run, show what would be launched)",
-          body="FLEET_REQUEST", ok="FLEET_ANSWER", status=202,
+          body="FLEET_REQUEST", ok="FLEET_ANSWER", status=202, also=(200,),
           errors=(400, 401, 403, 404, 409, 501))
 def launch(job_id):
     body = json_body(schemas().FLEET_REQUEST)
@@ -46,11 +46,13 @@ def _dry_run_query():
 @requires(ADMIN)
 @describe("What was launched for a job and what of it runs; ?dry_run=1&workers=n"
           "[&launcher=kubernetes]: the manifest a launch would send",
-          ok="FLEET_STATUS", errors=(400, 401, 403, 404, 501),
+          ok="FLEET_VIEW", errors=(400, 401, 403, 404, 501),
           query={"dry_run": {"type": "integer", "enum": [0, 1]},
-                 "workers": {"type": "integer", "minimum": 1},
+                 "workers": {"type": "integer", "minimum": 1,
+                             "maximum": fleet.DEFAULT_MAX_WORKERS},
+                 "concurrency": {"type": "integer", "minimum": 1, "maximum": 1024},
                  "launcher": {"type": "string", "enum": list(fleet.LAUNCHERS)},
-                 "image": {"type": "string"}})
+                 "image": {"type": "string", "minLength": 1, "maxLength": 500}})
 def show(job_id):
     job_id = check_job_id(job_id)
     if request.args.get("dry_run") not in (None, "", "0"):
