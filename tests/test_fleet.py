@@ -100,6 +100,8 @@ def test_kubernetes_dry_run_shows_the_manifest_and_never_the_token(api):
         "template": posted.get_json()["manifest"]["objects"][1]["spec"]["template"]}
     assert api("GET", "/jobs/%s/fleet" % job).get_json()["launches"] == []
     assert api("GET", "/jobs/%s/fleet?dry_run=1" % job).status_code == 400
+    for bad in ("dry_run=yes", "workers=0", "workers=x", "launcher=nomad", "image="):
+        assert api("GET", "/jobs/%s/fleet?%s" % (job, bad)).status_code == 400, bad
 
 
 def test_examples_k8s_fleet_yaml_is_the_launchers_manifest():

@@ -24,21 +24,28 @@ def launch(job_id):
     return jsonify(doc), 200 if body.get("dry_run") else 202
 
 
-def _dry_run_query():
-    """?dry_run=1&workers=n&launcher=...&image=...: the POST body of a dry run."""
-    body = {"dry_run": True}
+def _query():
+    """The query as a FLEET_REQUEST body: ?dry_run=1&workers=n[&launcher=...
+    &image=...&concurrency=...]. Checked whenever given, dry run or not."""
+    dry = request.args.get("dry_run")
+    if dry is not None and dry not in ("0", "1"):
+        raise BadRequest("?dry_run must be 0 or 1")
+    body = {}
     for name in ("workers", "concurrency"):
-        raw = request.args.get(name, "1" if name == "concurrency" else None)
-        if raw is None:
-            raise BadRequest("?workers is required with ?dry_run=1")
-        try:
-            body[name] = int(raw)
-        except ValueError:
-            raise BadRequest("?%s must be an integer" % name) from None
+        raw = request.args.get(name)
+        if raw is not None:
+            try:
+                body[name] = int(raw)
+            except ValueError:
+                raise BadRequest("?%s must be an integer" % name) from None
     for name in ("launcher", "image"):
-        if request.args.get(name):
+        if name in request.args:
             body[name] = request.args[name]
-    validate(body, schemas().FLEET_REQUEST, path="query")
+    if dry == "1":
+        if "workers" not in body:
+            raise BadRequest("?workers is required with ?dry_run=1")
+        body["dry_run"] = True
+    validate(dict(body, workers=body.get("workers", 1)), schemas().FLEET_REQUEST, path="query")
     return body
 
 
@@ -55,8 +62,9 @@ def _dry_run_query():
                  "image": {"type": "string", "minLength": 1, "maxLength": 500}})
 def show(job_id):
     job_id = check_job_id(job_id)
-    if request.args.get("dry_run") not in (None, "", "0"):
-        return jsonify(fleet.launch(backend(), job_id, _dry_run_query(), request.host_url))
+    query = _query()
+    if query.get("dry_run"):
+        return jsonify(fleet.launch(backend(), job_id, query, request.host_url))
     return jsonify(fleet.show(backend(), job_id))
 
 
