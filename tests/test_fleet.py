@@ -99,7 +99,8 @@ def test_kubernetes_dry_run_shows_the_manifest_and_never_the_token(api):
     assert posted.get_json()["manifest"]["objects"][1]["spec"] == kjob["spec"] | {
         "template": posted.get_json()["manifest"]["objects"][1]["spec"]["template"]}
     assert api("GET", "/jobs/%s/fleet" % job).get_json()["launches"] == []
-    assert api("GET", "/jobs/%s/fleet?dry_run=1" % job).status_code == 400
+    one = api("GET", "/jobs/%s/fleet?dry_run=1&launcher=kubernetes" % job).get_json()
+    assert one["manifest"]["objects"][1]["spec"]["parallelism"] == 1  # workers: 1 by default
     for bad in ("dry_run=yes", "workers=0", "workers=x", "launcher=nomad", "image="):
         assert api("GET", "/jobs/%s/fleet?%s" % (job, bad)).status_code == 400, bad
 

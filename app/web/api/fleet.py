@@ -25,7 +25,7 @@ def launch(job_id):
 
 
 def _query():
-    """The query as a FLEET_REQUEST body: ?dry_run=1&workers=n[&launcher=...
+    """The query as a FLEET_REQUEST body: ?dry_run=1[&workers=n (1)&launcher=...
     &image=...&concurrency=...]. Checked whenever given, dry run or not."""
     dry = request.args.get("dry_run")
     if dry is not None and dry not in ("0", "1"):
@@ -42,8 +42,7 @@ def _query():
         if name in request.args:
             body[name] = request.args[name]
     if dry == "1":
-        if "workers" not in body:
-            raise BadRequest("?workers is required with ?dry_run=1")
+        body.setdefault("workers", 1)  # the manifest's shape for one worker
         body["dry_run"] = True
     validate(dict(body, workers=body.get("workers", 1)), schemas().FLEET_REQUEST, path="query")
     return body
