@@ -63,7 +63,7 @@ def test_retry_one_dead_task_leaves_the_others_dead(client):
     doc = status(client, job)
     assert doc["counts"]["dead"] == 2 and doc["counts"]["pending"] == 1
     again = client.post("/api/v1/jobs/%s/dead/1/retry" % job)
-    assert again.status_code == 404 and "not dead" in again.get_json()["message"]
+    assert again.status_code == 409 and "not dead" in again.get_json()["message"]
     assert status(client, job)["counts"] == doc["counts"]
     got = lease(client, job=job)
     assert [t["id"] for t in got["tasks"]] == [1] and got["tasks"][0]["attempt"] == 2

@@ -229,7 +229,7 @@ def retry_dead(backend, job_id, task=None):
     """Every dead task, or only ``task``, back to pending with fresh attempts."""
     out = backend.ops.retry_dead(job_id, task)
     if out.status == "not_dead":
-        raise NotFound("task %d of job %s is not dead" % (task, job_id))
+        raise Conflict("task %d of job %s is not dead" % (task, job_id))
     if out.status == "conflict":
         raise Conflict("the job is %s" % out.state)
     sync_active(backend, job_id, out.state)

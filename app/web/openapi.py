@@ -10,16 +10,18 @@ _PARAM = re.compile(r"<(?:[a-z]+:)?([a-z_]+)>")
 
 
 def describe(summary, body=None, ok=None, status=200, tag="jobs", content="application/json",
-             query=None, errors=(400, 401, 403, 404), body_required=True, also=()):
+             query=None, errors=(400, 401, 403, 404), body_required=True, also=(), path=None):
     """Attach the OpenAPI description of one route to its view. ``body`` and
     ``ok`` are schemas, or the name of one of the application's
     (:class:`app.web.schemas.Schemas`, built from its config). ``also``:
-    other success statuses answering the same schema."""
+    other success statuses answering the same schema. ``path``: schemas of
+    path parameters that are not plain strings."""
 
     def decorate(view):
         view.openapi = {"summary": summary, "body": body, "ok": ok, "status": status,
                         "tag": tag, "content": content, "query": query or {},
-                        "errors": errors, "body_required": body_required, "also": also}
+                        "errors": errors, "body_required": body_required, "also": also,
+                        "path": path or {}}
         return view
 
     return decorate
@@ -28,7 +30,8 @@ def describe(summary, body=None, ok=None, status=200, tag="jobs", content="appli
 def _operation(meta, rule, role, schemas):
     op = {"summary": meta["summary"], "tags": [meta["tag"]],
           "operationId": rule.endpoint.replace(".", "_")}
-    params = [{"name": name, "in": "path", "required": True, "schema": {"type": "string"}}
+    params = [{"name": name, "in": "path", "required": True,
+               "schema": meta["path"].get(name, {"type": "string"})}
               for name in _PARAM.findall(rule.rule)]
     params += [{"name": name, "in": "query", "required": False, "schema": schema}
                for name, schema in meta["query"].items()]

@@ -181,6 +181,9 @@ def retry_dead(job_id):
     return jsonify(jobs.retry_dead(backend(), check_job_id(job_id)))
 
 
+_TASK_PATH = {"task": {"type": "integer", "minimum": 0}}
+
+
 def _task_id(raw):
     """A task id from the path: a decimal integer, or no such task."""
     if not raw.isascii() or not raw.isdigit() or len(raw) > 16:
@@ -190,7 +193,8 @@ def _task_id(raw):
 
 @bp.post("/<job_id>/dead/<task>/retry")
 @requires(ADMIN)
-@describe("Give one dead task a fresh set of attempts", ok="RETRIED", errors=_CONFLICT)
+@describe("Give one dead task a fresh set of attempts (409 if it is not dead)", ok="RETRIED",
+          errors=_CONFLICT, path=_TASK_PATH)
 def retry_one_dead(job_id, task):
     return jsonify(jobs.retry_dead(backend(), check_job_id(job_id), _task_id(task)))
 
@@ -215,6 +219,6 @@ def series_(job_id):
 @bp.get("/<job_id>/tasks/<task>")
 @requires(ADMIN)
 @describe("One task: payload, state, attempts, the lease holding it, result or dead record",
-          ok="TASK_DETAIL")
+          ok="TASK_DETAIL", path=_TASK_PATH)
 def task(job_id, task):
     return jsonify(inspect.task(backend(), check_job_id(job_id), _task_id(task)))
