@@ -12,17 +12,8 @@ help:  ## list the targets
 
 deps: sysdeps venv  ## install everything that is missing (system packages and the venv)
 
-sysdeps:  ## redis-server, nginx, wrk and chromium (the browser tests' browser) from Debian's packages, when missing
-	@missing=""; \
-	command -v redis-server >/dev/null 2>&1 || missing="$$missing redis-server"; \
-	command -v wrk >/dev/null 2>&1 || missing="$$missing wrk"; \
-	{ command -v nginx >/dev/null 2>&1 || test -x /usr/sbin/nginx; } || missing="$$missing nginx-light"; \
-	command -v chromium >/dev/null 2>&1 || missing="$$missing chromium"; \
-	if [ -n "$$missing" ]; then \
-	  echo "installing:$$missing"; \
-	  SUDO=""; [ "$$(id -u)" = 0 ] || SUDO="sudo"; \
-	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq $$missing; \
-	fi
+sysdeps:  ## Debian packages that are missing (redis-server, nginx, wrk, systemd, chromium for the browser tests; gcc, python3-dev, python3-venv while uWSGI is to be compiled)
+	@PYTHON=$(PYTHON) VENV=$(VENV) sh stack/sysdeps.sh
 
 venv: $(STAMP)  ## the Python virtualenv with pinned requirements
 

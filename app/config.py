@@ -44,6 +44,10 @@ SETTINGS = [
      "largest request body; larger ones get 413 before they are read"),
     ("MAX_ITEMS", 1_000_000, int,
      "most items one request may create or append"),
+    ("ITEMS_CHUNK", 10_000, int,
+     "items per Redis call when a large create (over 1 MiB of body) is stored in chunks: "
+     "one call with a million items held the whole encoded list and Redis's argument "
+     "table at once (a 51 MB create took an instance from 81 to 546 MB)"),
     ("MAX_TOTAL", 1_000_000_000, int,
      "most tasks one job may hold (task ids must stay exact in Lua's doubles)"),
     ("MAX_BATCH", protocol.MAX_BATCH_SIZE, int,
@@ -56,6 +60,13 @@ SETTINGS = [
      "largest encoded result or error of one task"),
     ("WAIT_SECONDS", 2.0, float,
      "base Retry-After for a 'wait' answer; jitter of up to 50% is added"),
+    ("STALE_SECONDS", 30.0, float,
+     "a lease, or the next lease of a complete, is not made for a request that waited "
+     "longer than this inside the stack (nginx's X-Request-Start): its client has likely "
+     "timed out (the client library waits 60 s, and a Redis call may add up to 30 s "
+     "after this check) and retried, so the lease would hold its tasks for nobody until "
+     "it expires; such a lease gets 503, such a complete records its results without a "
+     "next lease; 0 turns the check off"),
     ("RECLAIM_LIMIT", 200, int,
      "most expired leases one script call reclaims, so no call stalls Redis"),
     ("LEASE_COMBINE", 64, int,

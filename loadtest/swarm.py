@@ -98,9 +98,21 @@ class Stats:
         return time.monotonic() - self.t0
 
 
+#: Answers after which the swarm repeats a call (with the same key).
+RETRY_STATUSES = (429, 502, 503, 504)
+
+
+def backoff(attempt):
+    """Seconds before retry ``attempt`` (1..6) of a call that got no answer."""
+    return min(2.0, 0.05 * 2 ** attempt)
+
+
 class Swarm:
-    def __init__(self, args, job_id):
+    def __init__(self, args, job_id, history=None):
+        """``history``: a list to append every request's record to (see
+        :meth:`_record`), for loadtest.checker; None records nothing."""
         self.a = args
+        self.history = history
         self.job = job_id
         self.stats = Stats()
         self.work = parse_work(args.work)
@@ -116,10 +128,14 @@ class Swarm:
         self.last_accept_at = None
 
     async def _post(self, session, kind, path, body, key=None):
-        """POST with bounded retries on transport errors and 429/503.
+        """POST with retries on transport errors, 429, 503 and 502/504.
 
-        Returns the decoded 200 answer, or None after a non-retryable error
-        (counted in ``errors``).
+        Every call the swarm makes is safe to repeat: complete and heartbeat
+        are idempotent, and lease or complete-with-next carry an
+        Idempotency-Key, so a retry whose first answer was lost (a 502 from a
+        killed worker, a reset) gets the lease that answer carried instead
+        of stranding it until it expires. Returns the decoded 200 answer, or
+        None after a non-retryable error (counted in ``errors``).
         """
         import aiohttp
 
@@ -133,8 +149,7 @@ class Swarm:
             headers = dict(headers, **{"Idempotency-Key": key})
         attempt = 0
         while True:
-            # transport errors, 429 and 503 are retried for as long as the run
-            # lasts (a pod would), each counted; complete is idempotent
+            # retried for as long as the run lasts (a pod would), each counted
             attempt = min(attempt + 1, 6)
             if self.stop:
                 return None
@@ -145,10 +160,14 @@ class Swarm:
                     status = r.status
                     retry_after = r.headers.get("Retry-After")
             except (aiohttp.ClientError, asyncio.TimeoutError, OSError) as err:
+                if self.history is not None:
+                    self._record(kind, path, key, data, t, "exc:" + type(err).__name__)
                 st.requests += 1
                 st.conn_errors["%s:%s" % (kind, type(err).__name__)] += 1
-                await asyncio.sleep(min(2.0, 0.05 * 2 ** attempt) * (0.5 + self.rng.random()))
+                await asyncio.sleep(backoff(attempt) * (0.5 + self.rng.random()))
                 continue
+            if self.history is not None:
+                self._record(kind, path, key, data, t, status, retry_after, payload)
             st.requests += 1
             dt = time.monotonic() - t
             st.lat[kind].append(dt)
@@ -160,14 +179,24 @@ class Swarm:
                     st.errors["%s:badjson" % kind] += 1
                     return None
             st.errors["%s:%d" % (kind, status)] += 1
-            if status in (429, 503):
+            if status in RETRY_STATUSES:
                 try:
-                    wait = float(retry_after or 1)
+                    wait = float(retry_after) if retry_after else backoff(attempt)
                 except ValueError:
                     wait = 1.0
                 await asyncio.sleep(min(wait, 5.0) * (0.5 + self.rng.random()))
                 continue
             return None
+
+    def _record(self, kind, path, key, data, t, status, retry_after=None, payload=None):
+        """One request of the history: what was sent, when (wall clock, the
+        clock Redis's TIME and so expires_at use) and what came back."""
+        sent = time.time() - (time.monotonic() - t)
+        self.history.append({"kind": kind, "path": path, "key": key, "body": data,
+                             "sent": sent, "got": time.time(), "status": status,
+                             "retry_after": retry_after,
+                             "answer": payload.decode("utf-8", "replace")
+                             if status == 200 and payload else None})
 
     def new_key(self, worker):
         self.seq += 1

@@ -1,11 +1,13 @@
-"""``python -m stack run|stop|render|announce`` (what `make run`/`make stop` call).
+"""``python -m stack run|stop|render|announce|keep`` (what `make run`/`make stop` call).
 
 run      render configs into var/, write a Procfile, exec honcho on it
-         (foreground; Ctrl-C makes honcho stop every process)
+         (foreground; Ctrl-C makes honcho stop every process); each process
+         runs under ``keep``, which starts it again when it dies
 stop     stop a stack left behind, by the PID files under var/
 render   write configs only (``--system --out DIR`` for a systemd server)
 announce (a Procfile entry) wait until nginx answers /readyz, print the URL
          and the auth mode, then idle until honcho stops it
+keep     NAME -- ARGV: run ARGV, start it again when it dies (stack/keep.py)
 """
 import argparse
 import glob
@@ -50,7 +52,9 @@ def cmd_run(args):
                  % (settings.host, settings.port))
     plan = R.render(settings)
     procfile = os.path.join(plan.layout.conf, "Procfile")
-    lines = ["%s: %s" % (p.name, p.shell()) for p in plan.processes]
+    # Each process runs under a keeper that starts it again when it dies
+    # (kill -9, a crash), as systemd's Restart=on-failure does on a server.
+    lines = ["%s: %s" % (p.name, p.shell(keep=True)) for p in plan.processes]
     announce = R.ProcSpec("announce", [sys.executable, "-m", "stack", "announce",
                                        "--url", plan.url, "--redis", plan.redis_url,
                                        "--sockets", ",".join(i.socket for i in plan.instances),
@@ -181,6 +185,10 @@ def cmd_render(args):
 
 
 def main(argv=None):
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["keep"]:  # its argv is a command line of its own
+        from . import keep
+        return keep.main(argv[1:])
     parser = argparse.ArgumentParser(prog="python -m stack", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="command", required=True)

@@ -52,6 +52,15 @@ class Settings:
     max_body_bytes: int = DEFAULT_MAX_BODY  # JOBMASTER_MAX_BODY_BYTES (shared with the app)
     rate_limit: int = 2000           # JOBMASTER_RATE_LIMIT: requests/s per client address, 0 = off
     rate_burst: int = 20000          # JOBMASTER_RATE_BURST: requests above the rate let through at once
+    # Connections (requests in progress) per client address, after realip;
+    # 0 = off. A pod holds one or two; behind an untrusted gateway every pod
+    # shares the gateway's address, so raise it or list the gateway below.
+    conn_limit: int = 1024           # JOBMASTER_CONN_LIMIT
+    # Seconds nginx waits for the next piece of a request's headers / body
+    # (nginx has no whole-body deadline: a slow client is cut off when it
+    # stalls this long, and holds at most conn_limit connections meanwhile).
+    header_timeout: int = 10         # JOBMASTER_HEADER_TIMEOUT
+    body_timeout: int = 10           # JOBMASTER_BODY_TIMEOUT
     trusted_proxies: str = ""        # JOBMASTER_TRUSTED_PROXIES: gateway CIDRs for realip, comma-separated
     balance: str = "ip_hash"         # JOBMASTER_BALANCE: ip_hash | worker_id | least_conn
     nginx_connections: int = 16384   # JOBMASTER_NGINX_CONNECTIONS: per nginx worker
@@ -172,11 +181,18 @@ class ProcSpec:
     pidfile: str
     env: dict = field(default_factory=dict)
 
-    def shell(self):
-        """The Procfile command: exec, so honcho's pid is the server's pid."""
-        assigns = ["%s=%s" % (k, shlex.quote(v)) for k, v in sorted(self.env.items())]
-        return "exec " + " ".join((["env"] + assigns if assigns else [])
-                                  + [shlex.quote(a) for a in self.argv])
+    def command(self):
+        """argv with the process's environment in front (through env(1))."""
+        assigns = ["%s=%s" % (k, v) for k, v in sorted(self.env.items())]
+        return (["env"] + assigns if assigns else []) + list(self.argv)
+
+    def shell(self, keep=False):
+        """The Procfile command: exec, so honcho's pid is the server's pid,
+        or (``keep``) the pid of the keeper that restarts it (stack/keep.py)."""
+        argv = self.command()
+        if keep:
+            argv = [sys.executable, "-m", "stack", "keep", self.name, "--"] + argv
+        return "exec " + " ".join(shlex.quote(a) for a in argv)
 
 
 @dataclass
@@ -352,6 +368,9 @@ def render(settings, out=None, upstream=None):
         "backlog": backlog, "max_body": s.max_body_bytes, "servers": servers,
         "balance": BALANCE[s.balance], "realip": realip,
         "rate": max(s.rate_limit, 1), "limit_req": limit,
+        "limit_conn": ("limit_conn jm_conn_per_client %d;" % s.conn_limit if s.conn_limit > 0
+                       else "# connection limit off (JOBMASTER_CONN_LIMIT=0)"),
+        "header_timeout": s.header_timeout, "body_timeout": s.body_timeout,
         "pass": "pass-%s.conf" % s.server,
         "upstream_tries": len(instances),
     }

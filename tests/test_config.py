@@ -318,6 +318,41 @@ def test_worker_image_and_namespace_of_kubernetes_fleets(make_app):
     assert doc["manifest"]["objects"][1]["spec"]["template"]["spec"]["containers"][0]["image"] == "reg/w:7"
 
 
+@effect_of("ITEMS_CHUNK")
+def test_items_chunk_is_how_many_items_a_large_create_stores_per_call(make_app, redis_url):
+    # a bad item at 150 stops the create: what was stored before it, whole
+    # chunks, stays behind (expiring); a chunk size of 7 stored 147, of 100 stored 100
+    import json
+    items = [{"i": i, "pad": "x" * 6000} for i in range(200)]
+    raw = json.dumps({"name": "big", "tasks": {"items": items}}).replace('{"i": 150,', '{"i": NaN,')
+    rds = redis.Redis.from_url(redis_url)
+    for chunk, stored in ((7, 147), (100, 100)):
+        rds.flushdb()
+        _app, c = make_app(ITEMS_CHUNK=chunk)
+        assert c.post("/api/v1/jobs", data=raw, content_type="application/json").status_code == 400
+        assert [rds.hlen(k) for k in rds.keys("*:items")] == [stored]
+
+
+@effect_of("STALE_SECONDS")
+def test_no_lease_is_made_for_a_request_that_waited_too_long(make_app):
+    import time
+    old = {"X-Request-Start": "t=%.3f" % (time.time() - 10)}
+    _app, c = make_app(STALE_SECONDS=5)
+    job = make_job(c, total=20, batch_size=5)["id"]
+    r = c.post("/api/v1/lease", json={"worker": "w", "job": job}, headers=old)
+    assert r.status_code == 503 and r.headers["Retry-After"]
+    assert c.get("/api/v1/jobs/" + job).get_json()["counts"]["leased"] == 0
+    got = lease(c, job=job, headers={"X-Request-Start": "t=%.3f" % time.time()})
+    results = [{"id": t["id"], "ok": True, "result": 1} for t in got["tasks"]]
+    # a stale complete records its results but makes no next lease
+    r = c.post("/api/v1/leases/%s/complete" % got["lease"]["id"],
+               json={"results": results, "next": {}}, headers=old)
+    assert r.status_code == 200 and r.get_json()["accepted"] == 5 and "next" not in r.get_json()
+    assert c.get("/api/v1/jobs/" + job).get_json()["counts"]["leased"] == 0
+    _app, off = make_app(STALE_SECONDS=0)
+    assert lease(off, job=job, headers=old)["status"] == "ok"
+
+
 @effect_of("LEASE_SECRET")
 def test_lease_secret_signs_lease_ids(make_app, redis_url):
     _a, one = make_app(LEASE_SECRET="k1")

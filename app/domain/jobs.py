@@ -90,8 +90,34 @@ def _range_total(spec, config):
     return start, stop - start
 
 
-def create(backend, body):
-    """Create a job from a validated POST /jobs body; return its status."""
+#: Staged items of a create in progress expire after this long unless the
+#: create completes, so a request that dies half-way leaves nothing for good.
+STAGED_SECONDS = 3600
+
+
+def _stage(backend, job_id, items):
+    """Store ``items`` (any iterable, decoded one at a time) as ids 0..n-1 of a
+    job not created yet, ITEMS_CHUNK per script call (stage.lua); their count.
+    One chunk of encoded items is alive at a time."""
+    limit, size = backend.config["MAX_RESULT_BYTES"], backend.config["ITEMS_CHUNK"]
+    chunk, first = [], 0
+    for n, item in enumerate(items):
+        chunk.append(encode(item, limit, "body.tasks.items[%d]", n))
+        if len(chunk) == size:
+            backend.ops.stage(job_id, first, STAGED_SECONDS, chunk)
+            first, chunk = first + size, []
+    if chunk:
+        backend.ops.stage(job_id, first, STAGED_SECONDS, chunk)
+    return first + len(chunk)
+
+
+def create(backend, body, items=None):
+    """Create a job from a validated POST /jobs body; return its status.
+
+    ``items``: the job's items as an iterable with a length, when the body's
+    ``tasks.items`` is a placeholder (a large body, app/web/items_body.py):
+    they are stored in chunks before the job is made over them.
+    """
     config = backend.config
     tasks = body.get("tasks")
     if tasks is None:  # no tasks yet: an (unsealed) items job to append to
@@ -99,16 +125,19 @@ def create(backend, body):
     if ("range" in tasks) == ("items" in tasks):
         raise BadRequest("body.tasks: give exactly one of range or items")
     sealed = body.get("sealed", True)
+    encoded = []  # the items sent with the create call itself
     if "range" in tasks:
         if not sealed:
             raise BadRequest("body.sealed: a range job is always sealed")
         start, total = _range_total(tasks["range"], config)
-        kind, items = "range", []
+        kind = "range"
+    elif items is not None:
+        kind, start, total = "staged", 0, len(items)
     else:
         kind, start, total = "items", 0, len(tasks["items"])
         limit = config["MAX_RESULT_BYTES"]
-        items = [encode(item, limit, "body.tasks.items[%d]", i)
-                 for i, item in enumerate(tasks["items"])]
+        encoded = [encode(item, limit, "body.tasks.items[%d]", i)
+                   for i, item in enumerate(tasks["items"])]
     lease_ms = int(round(body.get("lease_seconds", protocol.DEFAULT_LEASE_SECONDS) * 1000))
     if lease_ms < 1:
         raise BadRequest("body.lease_seconds: must be at least 0.001")
@@ -118,6 +147,8 @@ def create(backend, body):
                                                 "body.command")
     priority = body.get("priority", protocol.DEFAULT_PRIORITY)
     job_id = new_job_id()
+    if kind == "staged":
+        total = _stage(backend, job_id, items)
     r, keys = backend.redis, backend.keys
     # Index first: a listed id without a job is skipped and cleaned later,
     # while a job missing from the index would be invisible.
@@ -131,7 +162,7 @@ def create(backend, body):
     state = backend.ops.create(job_id, body["name"], kind, start, total, sealed,
                                body.get("batch_size", protocol.DEFAULT_BATCH_SIZE), lease_ms,
                                body.get("max_attempts", protocol.DEFAULT_MAX_ATTEMPTS), priority,
-                               params, items, command)
+                               params, encoded, command)
     if state != protocol.JOB_RUNNING:
         r.zrem(keys.active, job_id)
     return status(backend, job_id)

@@ -8,8 +8,9 @@ spliced in without being parsed and re-encoded.
 import json
 import math
 import random
+import time
 
-from ..errors import BadRequest, LeaseLost, NotFound
+from ..errors import BadRequest, LeaseLost, NotFound, Unavailable
 from .jobs import lease_seconds, sync_active
 from ..metrics import count_tasks
 from ..store.backend import check_job_id
@@ -22,13 +23,37 @@ def idempotency_key(environ):
     return environ.get("HTTP_IDEMPOTENCY_KEY", "")[:200] or None
 
 
-def lease_request(body, environ):
+def stale(environ, limit):
+    """True when nginx had this request more than ``limit`` seconds ago
+    (``X-Request-Start: t=<seconds>``, set by conf/nginx; absent: not stale).
+
+    The client has then most likely given up on it and retried; a lease made
+    for it now would hold its tasks for nobody until it expires. This is also
+    what keeps a retried request's lease from being made a second time: a
+    first try that arrives after its retry's lease was completed would find
+    no lease under its key and make a new one.
+    """
+    if not limit:
+        return False
+    raw = environ.get("HTTP_X_REQUEST_START", "")
+    try:
+        started = float(raw[2:] if raw.startswith("t=") else raw)
+    except ValueError:
+        return False
+    return time.time() - started > limit
+
+
+def lease_request(body, environ, stale_after=0):
     """``(job id or None, worker, max tasks, idempotency key)`` of a lease
     request whose body passed schemas.LEASE_REQUEST; NotFound for a job id
-    that cannot be ours."""
+    that cannot be ours, Unavailable for a request that waited longer than
+    ``stale_after`` seconds in the stack (see :func:`stale`)."""
     job_id = body.get("job")
     if job_id is not None:
         check_job_id(job_id)
+    if stale(environ, stale_after):
+        raise Unavailable("the request waited more than %gs inside the service; retry"
+                          % stale_after)
     return job_id, body["worker"], body.get("max_tasks") or 0, idempotency_key(environ)
 
 
@@ -175,15 +200,18 @@ def _result_args(results, limit):
     return out
 
 
-def complete(backend, lease_id, body, worker="", key=None):
+def complete(backend, lease_id, body, worker="", key=None, late=False):
     """Record results; maybe release the rest; maybe lease the next batch.
 
-    Returns (document without next, next Answer or None).
+    Returns (document without next, next Answer or None). ``late``: the
+    request waited too long in the stack (see :func:`stale`): its results
+    are recorded, but no next lease is made (the answer has no ``next``;
+    a client still waiting leases on its own).
     """
     job_id = job_of(backend, lease_id)
     results = body.get("results") or []
     nxt = body.get("next")
-    want_next = nxt is not None and nxt is not False
+    want_next = nxt is not None and nxt is not False and not late
     max_tasks = (nxt.get("max_tasks") or 0) if isinstance(nxt, dict) else 0
     # The next lease's key is scoped to the lease completed: only its holder
     # (who alone knows its id) can retry its way to that next lease.

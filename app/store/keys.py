@@ -27,7 +27,9 @@ leases      hash    lease id -> "<any 0|1>|<created ms>|<tasks>|<worker>",
                     <tasks> "a-b" (span lease of fresh ids a..b) or "id,id,..."
 left        hash    lease id -> how many of its tasks it still owns
 deadlines   zset    lease id -> expiry in ms of Redis TIME
-items       hash    id -> raw JSON item (items jobs only)
+items       hash    id -> raw JSON item (items jobs only); a large create
+                    stores it in chunks before meta exists, under an expiry
+                    that the create removes (stage.lua)
 results     hash    id -> the task's NDJSON result line (done tasks)
 dead        hash    id -> JSON {id, attempts, error, worker, at}
 workers     hash    worker name -> JSON {d, f, x, s, r, rt} (done, failed,

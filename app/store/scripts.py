@@ -27,7 +27,7 @@ from . import replies as R
 
 LUA_DIR = os.path.join(os.path.dirname(__file__), "lua")
 
-OPERATIONS = ("create", "append", "seal", "lease", "heartbeat", "complete",
+OPERATIONS = ("create", "stage", "append", "seal", "lease", "heartbeat", "complete",
               "release", "status", "set_state", "retry_dead", "delete", "fleet", "series",
               "task")
 
@@ -98,6 +98,12 @@ class Operations:
                                              batch_size, lease_ms, max_attempts, priority,
                                              params, command, *items])
         return reply[1] if reply[0] == "ok" else None
+
+    def stage(self, job_id, first, ttl_seconds, items):
+        """Store ``items`` as ids first.. of a job not created yet, expiring
+        after ``ttl_seconds`` unless create (kind 'staged') keeps them.
+        False when the job already exists (nothing stored)."""
+        return self._run("stage", job_id, [first, ttl_seconds, *items])[0] == "ok"
 
     def append(self, job_id, token, items):
         return R.Appended(self._checked("append", job_id, [token, *items]))

@@ -56,7 +56,8 @@ def decide(app_state, environ, read_body, schema):
         raw = read_body()
         if raw is None:
             return None
-        job_id, worker, max_tasks, key = leases.lease_request(parse_body(raw, schema), environ)
+        job_id, worker, max_tasks, key = leases.lease_request(
+            parse_body(raw, schema), environ, backend.config["STALE_SECONDS"])
         return Outcome(leases.lease(backend, worker, max_tasks, job_id, key))
     except (JobmasterError, RedisError) as err:
         return Outcome(error=err)

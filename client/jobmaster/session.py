@@ -280,9 +280,11 @@ class Client:
 def _new_key():
     """A fresh ``Idempotency-Key``: the same for every retry of one call.
 
-    The server honours it on appends. On ``lease`` and ``complete ... next``
-    it would let a retry get the lease the lost answer carried, instead of a
-    second one (the first then waits for its expiry); sent ahead of that.
+    On appends it makes a retried upload add its items once. On ``lease``
+    and ``complete ... next`` the server derives the lease id from it, so a
+    retry after a lost answer (a reset, a 502 or 504) gets the very lease
+    that answer carried instead of a second one, and no batch waits for its
+    lease to expire (tests/stack/test_lost_answers.py, docs/RELIABILITY.md).
     """
     return secrets.token_hex(12)
 

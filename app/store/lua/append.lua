@@ -11,12 +11,7 @@ if seen then return {'ok', tonumber(seen), job.total} end
 if job.sealed then return {'sealed'} end
 if job.state ~= 'running' and job.state ~= 'paused' then return {'closed', job.state} end
 local first = job.total
-local fields = {}
-for i = 2, #ARGV do
-  fields[#fields + 1] = first + i - 2
-  fields[#fields + 1] = ARGV[i]
-end
-bulk('HSET', K_ITEMS, fields)
+store_items(first, 2)
 local total = first + #ARGV - 1
 redis.call('HSET', K_META, 'total', total)
 redis.call('HSET', K_APPENDS, token, first)

@@ -1,23 +1,22 @@
 -- create.lua: make a job (and, for an items job, store its first items).
 -- KEYS: the job's keys (lib.lua)
--- ARGV: 1 name, 2 kind (range|items), 3 start, 4 total (range jobs; items
---       jobs count their items), 5 sealed (0|1), 6 batch_size, 7 lease_ms,
---       8 max_attempts, 9 priority, 10 params (raw JSON), 11 command (raw JSON,
---       '' for none), 12.. items (raw JSON)
+-- ARGV: 1 name, 2 kind (range|items|staged), 3 start, 4 total (range and
+--       staged jobs; items jobs count their items), 5 sealed (0|1), 6 batch_size,
+--       7 lease_ms, 8 max_attempts, 9 priority, 10 params (raw JSON), 11 command
+--       (raw JSON, '' for none), 12.. items (raw JSON). 'staged': an items job
+--       whose items 0..total-1 stage.lua already stored; they stop expiring.
 -- Returns {'exists'} when the job is already there (a re-run is harmless),
 --         else {'ok', state}; a sealed job with no task is completed at once.
 if redis.call('EXISTS', K_META) == 1 then return {'exists'} end
 local now = now_ms()
 local kind = ARGV[2]
 local total = tonumber(ARGV[4])
-if kind == 'items' then
+if kind == 'staged' then
+  kind = 'items'
+  redis.call('PERSIST', K_ITEMS)
+elseif kind == 'items' then
   total = #ARGV - 11
-  local fields = {}
-  for i = 12, #ARGV do
-    fields[#fields + 1] = i - 12
-    fields[#fields + 1] = ARGV[i]
-  end
-  bulk('HSET', K_ITEMS, fields)
+  store_items(0, 12)
 end
 local state, finished = 'running', ''
 if ARGV[5] == '1' and total == 0 then state, finished = 'completed', now end

@@ -76,6 +76,16 @@ local function interleave(ids, value, out)
   return out
 end
 
+-- Stores ARGV[from..] as items first, first+1, ... (create, stage, append).
+local function store_items(first, from)
+  local fields = {}
+  for i = from, #ARGV do
+    fields[#fields + 1] = first + i - from
+    fields[#fields + 1] = ARGV[i]
+  end
+  bulk('HSET', K_ITEMS, fields)
+end
+
 -- A lease record: "<any>|<created ms>|<tasks>|<worker>", the worker last
 -- because its name may hold '|'; <tasks> is "a-b" for a span lease, else
 -- "id,id,...". Plain text: cheaper than cjson both ways.

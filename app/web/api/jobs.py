@@ -8,10 +8,11 @@ from ...domain import inspect, jobs, series
 from ...domain.codec import loads
 from ...errors import BadRequest, NotFound, TooLarge
 from ...store.backend import backend, check_job_id
+from .. import items_body
 from ..auth import ADMIN, requires
 from ..openapi import describe
 from ..schemas import current as schemas
-from ..validation import json_body
+from ..validation import json_body, parse_body, validate
 
 bp = Blueprint("jobs", __name__, url_prefix=protocol.jobs_path())
 
@@ -36,9 +37,17 @@ def _int_arg(name, default, low, high):
 @describe("Create a job", body="JOB_CREATE", ok="JOB_STATUS", status=201,
           errors=(400, 401, 403, 413))
 def create():
-    body = json_body(schemas().JOB_CREATE)
-    doc = jobs.create(backend(), body)
-    return jsonify(doc), 201
+    raw = request.get_data(cache=True)
+    if len(raw) <= items_body.STREAM_BYTES:
+        doc = jobs.create(backend(), parse_body(raw, schemas().JOB_CREATE))
+        return jsonify(doc), 201
+    # A large body: its items are decoded and stored a chunk at a time.
+    body, items = items_body.split(raw)
+    validate(body, schemas().JOB_CREATE)
+    if items is not None and len(items) > backend().config["MAX_ITEMS"]:
+        # what the schema's maxItems says of a small body
+        raise BadRequest("body.tasks.items: at most %d items" % backend().config["MAX_ITEMS"])
+    return jsonify(jobs.create(backend(), body, items)), 201
 
 
 @bp.get("")

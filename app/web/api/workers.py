@@ -54,8 +54,10 @@ def heartbeat(lease_id):
           errors=(400, 401, 403, 404, 413))
 def complete(lease_id):
     body = json_body(schemas().COMPLETE_REQUEST)
+    environ = request.environ
     doc, answer = leases.complete(backend(), lease_id, body, body.get("worker", ""),
-                                  leases.idempotency_key(request.environ))
+                                  leases.idempotency_key(environ),
+                                  leases.stale(environ, backend().config["STALE_SECONDS"]))
     return _respond(leases.merge(doc, answer), answer)
 
 
