@@ -77,6 +77,33 @@ SETTINGS = [
      "under gevent, how long at most a process lets the lease requests it is already "
      "reading reach a combined call before sending it (it sends as soon as it has "
      "nothing else to do); 0 sends at once"),
+    ("MONGO_URL", "", str,
+     "MongoDB URL of the durable archive (results, job history, attempts, files); the "
+     "database is the URL's path, default jobmaster. Unset: no archive, results stay in Redis"),
+    ("MONGO_TIMEOUT", 5.0, float,
+     "seconds to find the MongoDB server (and to connect) before an archive call fails; "
+     "leasing never waits for it"),
+    ("RETENTION_SECONDS", 7 * 24 * 3600, int,
+     "with the archive: how long after a job finished its Redis state is kept (it is "
+     "removed only once all of it is archived; the archive still answers for it)"),
+    ("ARCHIVE_BATCH", 50, int,
+     "outbox entries a drainer takes per call (one entry holds the results of one "
+     "complete call, up to MAX_BATCH of them)"),
+    ("ARCHIVE_CLAIM_SECONDS", 15.0, float,
+     "an outbox batch taken but not acknowledged for this long (its drainer died, or its "
+     "MongoDB write failed) is taken over by another drainer"),
+    ("ARCHIVE_IDLE_SECONDS", 1.0, float,
+     "how often a drainer looks at a running job with nothing waiting (a finished job: ten "
+     "times as seldom); a busy outbox is drained without pause"),
+    ("ARCHIVE_DRAINER", True, lambda raw: raw.strip().lower() not in ("0", "false", "no", "off"),
+     "run the outbox drainer in this process (every server process does by default: "
+     "nothing depends on any one of them)"),
+    ("RESULT_HOOK", "", str,
+     "package.module:function called in the draining process with lists of result "
+     "documents (archived ones, or accepted ones without an archive), at least once; an "
+     "exception retries the batch with backoff"),
+    ("MAX_FILE_BYTES", 1024 ** 3, int,
+     "largest file a job may store in the archive (413 before it is read)"),
     ("METRICS_TOKEN", "", str,
      "bearer token a Prometheus scraper sends to see every job's series with its id and "
      "name (an admin token does too); set, a scrape without a token gets only the totals; "

@@ -9,6 +9,7 @@
      │    └── LeaseLost (409)
      ├── TooLarge (413)
      ├── RateLimited (429)
+     ├── NotConfigured (501)
      └── Unavailable (503, Retry-After)
 
 The tree is shared by every layer (the domain and the Redis layer raise
@@ -97,6 +98,13 @@ class RateLimited(JobmasterError):
 
     status = 429
     code = protocol.ERR_RATE_LIMITED
+
+
+class NotConfigured(JobmasterError):
+    """The feature needs something this deployment does not have (the archive)."""
+
+    status = 501
+    code = "not_configured"
 
 
 class Unavailable(JobmasterError):

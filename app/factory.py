@@ -4,6 +4,7 @@ import logging
 from flask import Flask
 
 from . import config, metrics
+from .domain import archive
 from .store import backend as store
 from .web import auth, early_lease, errors, requestid, schemas
 
@@ -23,16 +24,18 @@ def create_app(test_config=None):
     requestid.init_app(app)
     auth.init_app(app)
     store.init_app(app)
+    archive.init_app(app, app.extensions["jobmaster.backend"])
     metrics.init_app(app)
     schemas.init_app(app)
     early_lease.init_app(app)
 
-    from .web.api import console, dashboard, fleet, jobs, ops, workers
+    from .web.api import console, dashboard, files, fleet, jobs, ops, workers
     app.register_blueprint(ops.bp)
     app.register_blueprint(jobs.bp)
     app.register_blueprint(fleet.bp)
     app.register_blueprint(console.bp)
     app.register_blueprint(workers.bp)
+    app.register_blueprint(files.bp)
     app.register_blueprint(dashboard.bp)
 
     from .sweep import sweep_command

@@ -37,6 +37,9 @@ def init_app(app):
             buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5))
         _metrics["tasks"] = prom.Counter(
             "jobmaster_tasks_total", "Tasks leased and results reported", ["event"])
+        _metrics["archive"] = prom.Counter(
+            "jobmaster_archive_total", "Outbox drainer events: results archived, failed drain "
+            "rounds (errors), failed result hook calls (hook_errors)", ["event"])
 
     @app.before_request
     def _start():
@@ -94,6 +97,12 @@ def count_tasks(event, n):
             flush_tasks()
 
 
+def count_archive(event, n):
+    """Add ``n`` to the archive counter for ``event`` (archived, errors, hook_errors)."""
+    if n and _metrics:
+        _child("archive", event).inc(n)
+
+
 def flush_tasks():
     _next_flush[0] = time.monotonic() + TASK_FLUSH_SECONDS
     while _pending:
@@ -112,6 +121,9 @@ def _job_lines(docs, show):
     yield "# TYPE jobmaster_tasks gauge"
     for state in ("total",) + protocol.TASK_STATES:
         yield 'jobmaster_tasks{state="%s"} %d' % (state, sum(d["counts"][state] for d in docs))
+    yield "# HELP jobmaster_archive_backlog Results accepted but not archived yet, every job together."
+    yield "# TYPE jobmaster_archive_backlog gauge"
+    yield "jobmaster_archive_backlog %d" % sum(d["archive"]["backlog"] for d in docs if "archive" in d)
     yield "# HELP jobmaster_jobs Jobs by state."
     yield "# TYPE jobmaster_jobs gauge"
     for state in protocol.JOB_STATES:
@@ -132,6 +144,12 @@ def _job_lines(docs, show):
     yield "# TYPE jobmaster_job_rate gauge"
     for doc in docs:
         yield "jobmaster_job_rate{%s} %s" % (labels[doc["id"]], doc["rate"])
+    yield "# HELP jobmaster_job_archive_backlog Results of a job accepted but not archived yet."
+    yield "# TYPE jobmaster_job_archive_backlog gauge"
+    for doc in docs:
+        if "archive" in doc:
+            yield "jobmaster_job_archive_backlog{%s} %d" % (labels[doc["id"]],
+                                                            doc["archive"]["backlog"])
 
 
 class Scrapes:

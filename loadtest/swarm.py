@@ -126,6 +126,7 @@ class Swarm:
         self.run_id = random.randrange(1 << 30)
         self.first_done_at = None
         self.last_accept_at = None
+        self.pad = "x" * max(0, getattr(args, "result_bytes", 0) - 10)
 
     async def _post(self, session, kind, path, body, key=None):
         """POST with retries on transport errors, 429, 503 and 502/504.
@@ -258,8 +259,11 @@ class Swarm:
                         st.failed_reported += 1
                     else:
                         p = t.get("payload")
-                        results.append('{"id":%d,"ok":true,"result":%s}'
-                                       % (t["id"], p if type(p) is int else json.dumps(p)))
+                        if self.pad:  # a result of about --result-bytes bytes
+                            value = '"%d%s"' % (t["id"], self.pad)
+                        else:
+                            value = p if type(p) is int else json.dumps(p)
+                        results.append('{"id":%d,"ok":true,"result":%s}' % (t["id"], value))
                 body = '{"results":[%s]%s}' % (",".join(results), "" if self.a.no_next else
                                                ',"next":{"max_tasks":%d}' % self.a.batch)
                 ans2 = await self._post(session, "complete",
@@ -546,6 +550,8 @@ def build_parser():
     p.add_argument("--max-attempts", type=int, default=3)
     p.add_argument("--max-wait", type=float, default=2.0, help="cap on a 'wait' sleep")
     p.add_argument("--no-next", action="store_true", help="lease separately after each complete")
+    p.add_argument("--result-bytes", type=int, default=0,
+                   help="each result a JSON string of about this many bytes (0: the payload)")
     p.add_argument("--timeout", type=float, default=120.0, help="hard bound of the whole run (s)")
     p.add_argument("--request-timeout", type=float, default=60.0)
     p.add_argument("--seed", type=int, default=1)

@@ -29,6 +29,27 @@ def _settings(environ=None):
     return R.Settings.from_env(environ)
 
 
+def _archive_url(settings):
+    if settings.mongo == "embedded":
+        return "mongodb://127.0.0.1:%d/jobmaster (embedded nx-27017, data in var/mongo)" % (
+            settings.mongo_port)
+    url = os.environ.get("JOBMASTER_MONGO_URL", "")
+    return url.split("@")[-1] if url else ""  # (never print credentials)
+
+
+def _own_port(env, field, default, overrides, what):
+    """The port of a server the stack starts itself: its variable's, or the
+    default, or (the default being taken) a free one."""
+    name = "JOBMASTER_" + field.upper()
+    port = int(env.get(name) or default)
+    if port_open(port):
+        if env.get(name):
+            sys.exit("port %d (%s) is taken; pick another" % (port, name))
+        overrides[field] = free_port()
+        print("note: port %d is taken (%s); the stack uses port %d"
+              % (port, what, overrides[field]), flush=True)
+
+
 def cmd_run(args):
     env = os.environ
     # `make run` launches fleets as local processes unless told otherwise
@@ -37,15 +58,11 @@ def cmd_run(args):
     stop_leftovers(_settings())
     overrides = {}
     if not env.get("JOBMASTER_REDIS_URL"):
-        port = int(env.get("JOBMASTER_REDIS_PORT") or 6379)
-        if port_open(port):
-            if env.get("JOBMASTER_REDIS_PORT"):
-                sys.exit("port %d (JOBMASTER_REDIS_PORT) is taken; pick another" % port)
-            # Debian's redis-server service usually holds 6379; the stack
-            # keeps its own Redis (data under var/) on another port.
-            overrides["redis_port"] = free_port()
-            print("note: port %d is taken (a system Redis?); the stack's Redis uses port %d"
-                  % (port, overrides["redis_port"]), flush=True)
+        # Debian's redis-server service usually holds 6379; the stack
+        # keeps its own Redis (data under var/) on another port.
+        _own_port(env, "redis_port", 6379, overrides, "a system Redis?")
+    if env.get("JOBMASTER_MONGO") == "embedded":
+        _own_port(env, "mongo_port", 27017, overrides, "the embedded archive, nx-27017")
     settings = R.Settings.from_env(env, **overrides)
     if port_open(settings.port, settings.host if settings.host != "0.0.0.0" else "127.0.0.1"):
         sys.exit("%s:%d is taken; stop whatever listens there or set JOBMASTER_PORT"
@@ -58,7 +75,8 @@ def cmd_run(args):
     announce = R.ProcSpec("announce", [sys.executable, "-m", "stack", "announce",
                                        "--url", plan.url, "--redis", plan.redis_url,
                                        "--sockets", ",".join(i.socket for i in plan.instances),
-                                       "--logs", plan.layout.log], "")
+                                       "--logs", plan.layout.log,
+                                       "--archive", _archive_url(settings)], "")
     lines.append("announce: " + announce.shell())
     with open(procfile, "w") as fh:
         fh.write("# Rendered by `python -m stack run`; one line per process.\n")
@@ -96,15 +114,21 @@ def cmd_announce(args):
     else:
         auth = ("OFF: no JOBMASTER_ADMIN_TOKENS / JOBMASTER_WORKER_TOKENS set, "
                 "anyone who can reach the port may use the API")
-    print("\n  jobmaster is up: %s\n  auth: %s\n  redis: %s\n  logs: %s\n"
-          "  Ctrl-C stops everything.\n" % (args.url, auth, args.redis, args.logs), flush=True)
+    if args.archive:
+        archive = "%s (%s)" % (args.archive, body.get("checks", {}).get("mongo", "?"))
+    else:
+        archive = "off: results stay in Redis (set JOBMASTER_MONGO_URL, or JOBMASTER_MONGO=embedded)"
+    print("\n  jobmaster is up: %s\n  auth: %s\n  redis: %s\n  archive: %s\n  logs: %s\n"
+          "  Ctrl-C stops everything.\n" % (args.url, auth, args.redis, archive, args.logs),
+          flush=True)
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     while True:
         signal.pause()
 
 
 # What each PID file's process is called, so a recycled PID is never signalled.
-_NAMES = {"honcho": ("honcho",), "nginx": ("nginx",), "redis": ("redis",)}
+_NAMES = {"honcho": ("honcho",), "nginx": ("nginx",), "redis": ("redis",),
+          "mongo": ("nx-27017", "nx_27017")}
 
 
 def _cmdline(pid):
@@ -204,6 +228,7 @@ def main(argv=None):
     p.add_argument("--redis", default="")
     p.add_argument("--sockets", default="")
     p.add_argument("--logs", default="")
+    p.add_argument("--archive", default="")
     p.add_argument("--timeout", type=float, default=90)
     p.set_defaults(func=cmd_announce)
     args = parser.parse_args(argv)

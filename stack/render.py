@@ -22,6 +22,7 @@ CONF = os.path.join(ROOT, "conf")
 # The app refuses bodies above this too (app/config.py MAX_BODY_BYTES); nginx
 # must agree or it would 413 what the app accepts (or read what it rejects).
 DEFAULT_MAX_BODY = 64 * 1024 * 1024
+DEFAULT_MAX_FILE = 1024 ** 3  # the app's MAX_FILE_BYTES
 
 
 def somaxconn():
@@ -45,11 +46,17 @@ class Settings:
     gevent_cores: int = 2000         # JOBMASTER_GEVENT_CORES: greenlets per process
     redis_port: int = 6379           # JOBMASTER_REDIS_PORT: the stack's own Redis
     redis_url: str = ""              # JOBMASTER_REDIS_URL: use this Redis, start none
+    # The archive: JOBMASTER_MONGO_URL (the app's setting) points at a MongoDB;
+    # JOBMASTER_MONGO=embedded starts nx-27017, a MongoDB wire-protocol server
+    # on SQLite (the stand-in the tests use), with its data under var/mongo.
+    mongo: str = ""                  # JOBMASTER_MONGO: "" (none, or JOBMASTER_MONGO_URL's) | embedded
+    mongo_port: int = 27017          # JOBMASTER_MONGO_PORT: the embedded server's port
     # The apps reach the stack's own Redis over a UNIX socket: a loopback TCP
     # round trip runs the whole TCP stack twice per script call on both sides
     # (measured: ~10-15 % of a lease's CPU). 0 = over TCP, like remote Redis.
     redis_socket: bool = True        # JOBMASTER_REDIS_SOCKET
     max_body_bytes: int = DEFAULT_MAX_BODY  # JOBMASTER_MAX_BODY_BYTES (shared with the app)
+    max_file_bytes: int = DEFAULT_MAX_FILE  # JOBMASTER_MAX_FILE_BYTES (shared with the app)
     rate_limit: int = 2000           # JOBMASTER_RATE_LIMIT: requests/s per client address, 0 = off
     rate_burst: int = 20000          # JOBMASTER_RATE_BURST: requests above the rate let through at once
     # Connections (requests in progress) per client address, after realip;
@@ -96,6 +103,8 @@ class Settings:
             raise ValueError("JOBMASTER_SERVER must be uwsgi or gunicorn, not %r" % self.server)
         if self.balance not in BALANCE:
             raise ValueError("JOBMASTER_BALANCE must be one of %s" % ", ".join(BALANCE))
+        if self.mongo not in ("", "embedded"):
+            raise ValueError("JOBMASTER_MONGO must be empty or embedded, not %r" % self.mongo)
         if self.instances < 1 or self.workers < 1:
             raise ValueError("JOBMASTER_INSTANCES and JOBMASTER_WORKERS must be >= 1")
         for cidr in self.proxies():
@@ -306,11 +315,23 @@ def render(settings, out=None, upstream=None):
                                             os.path.join(layout.conf, "redis.conf")],
                                   os.path.join(layout.run, "redis.pid")))
 
+    if s.mongo == "embedded" and upstream is None:
+        mongo_dir = os.path.join(var, "mongo")
+        os.makedirs(mongo_dir, exist_ok=True)
+        processes.append(ProcSpec("mongo", [
+            venv_bin("nx-27017"), "--host", "127.0.0.1", "-p", str(s.mongo_port),
+            "--data-dir", mongo_dir, "--log-file", os.path.join(layout.log, "mongo.log"),
+            "--pid-file", os.path.join(layout.run, "mongo.pid")],
+            os.path.join(layout.run, "mongo.pid")))
+
     app_env = {"JOBMASTER_REDIS_URL": app_redis_url,
                "JOBMASTER_PROMETHEUS_MULTIPROC_DIR": layout.metrics,
                "JOBMASTER_MAX_BODY_BYTES": str(s.max_body_bytes),
+               "JOBMASTER_MAX_FILE_BYTES": str(s.max_file_bytes),
                "JOBMASTER_REDIS_POOL_SIZE": str(s.redis_pool_size),
                "JOBMASTER_REDIS_POOL_TIMEOUT": str(s.redis_pool_timeout)}
+    if s.mongo == "embedded":
+        app_env["JOBMASTER_MONGO_URL"] = "mongodb://127.0.0.1:%d/jobmaster" % s.mongo_port
     instances = list(upstream or [])
     for i in range(1, 0 if upstream is not None else s.instances + 1):
         name = "web-%d" % i
@@ -366,6 +387,9 @@ def render(settings, out=None, upstream=None):
         "access_log": os.path.join(layout.log, "nginx-access.log"),
         "tmp": layout.nginx, "conf": layout.conf, "host": s.host, "port": s.port,
         "backlog": backlog, "max_body": s.max_body_bytes, "servers": servers,
+        "max_file": s.max_file_bytes,
+        "no_request_buffering": "%s_request_buffering off;" % (
+            "uwsgi" if s.server == "uwsgi" else "proxy"),
         "balance": BALANCE[s.balance], "realip": realip,
         "rate": max(s.rate_limit, 1), "limit_req": limit,
         "limit_conn": ("limit_conn jm_conn_per_client %d;" % s.conn_limit if s.conn_limit > 0

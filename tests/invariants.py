@@ -16,6 +16,20 @@ def holders(rds, keys, job_id):
     return held
 
 
+def done_tasks(rds, keys, job_id, meta):
+    """The done task ids: the results hash, or for an archive job (its results
+    leave Redis) the `done` bitmap, whose count must match meta ndone."""
+    k = lambda name: keys.job_key(job_id, name)  # noqa: E731
+    if meta.get("outbox") != "1":
+        return set(int(x) for x in rds.hkeys(k("results")))
+    assert not rds.exists(k("results")), "an archive job keeps results in its hash"
+    raw = rds.connection_pool.get_encoder().encode("")  # (the client may decode replies)
+    raw = rds.execute_command("GETRANGE", k("done"), 0, -1, NEVER_DECODE=True) or raw
+    done = {i * 8 + b for i, byte in enumerate(raw) for b in range(8) if byte & (0x80 >> b)}
+    assert len(done) == int(meta.get("ndone") or 0), "ndone and the done bitmap disagree"
+    return done
+
+
 def check_job(rds, keys, job_id):
     """Assert that every task of the job is in exactly one state.
 
@@ -27,7 +41,7 @@ def check_job(rds, keys, job_id):
     total, cursor = int(meta["total"]), int(meta["cursor"])
     held = holders(rds, keys, job_id)
     pending = set(int(x) for x in rds.zrange(k("pending"), 0, -1))
-    done = set(int(x) for x in rds.hkeys(k("results")))
+    done = done_tasks(rds, keys, job_id, meta)
     dead = set(int(x) for x in rds.hkeys(k("dead")))
     leased = set(held)
     fresh = set(range(cursor, total))

@@ -381,5 +381,129 @@ def test_metrics_cache_seconds_is_the_window_of_one_text(make_app):
     assert len({fresh.get("/metrics").get_data() for _ in range(3)}) == 3  # each counts the last
 
 
+# -- the archive (its behaviour in depth: tests/test_archive*.py) ---------
+
+
+def _archive(make_app, mongo_url, **config):
+    config = {"MONGO_URL": mongo_url, "ARCHIVE_DRAINER": False, "MONGO_TIMEOUT": 1.0, **config}
+    app, c = make_app(**config)
+    return app.extensions["jobmaster.backend"], c
+
+
+def _finish(c, job_id):
+    from tests.helpers import complete, ok_all
+
+    while True:
+        answer = lease(c, job=job_id)
+        if answer["status"] != "ok":
+            return
+        complete(c, answer["lease"]["id"], ok_all(answer["tasks"]))
+
+
+@effect_of("MONGO_URL")
+def test_mongo_url_turns_the_archive_on(make_app, mongo_url, redis_url):
+    b, c = _archive(make_app, mongo_url)
+    job = make_job(c, 3)["id"]
+    _finish(c, job)
+    assert c.get("/api/v1/jobs/" + job).get_json()["archive"]["backlog"] == 3
+    assert not b.redis.exists(b.keys.job_key(job, "results"))
+    _app, plain = make_app()
+    other = make_job(plain, 3)["id"]
+    _finish(plain, other)
+    assert "archive" not in plain.get("/api/v1/jobs/" + other).get_json()
+    assert b.redis.hlen(b.keys.job_key(other, "results")) == 3
+
+
+@effect_of("MONGO_TIMEOUT")
+def test_mongo_timeout_bounds_each_archive_call(make_app):
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    b, c = _archive(make_app, "mongodb://127.0.0.1:%d/x" % port, MONGO_TIMEOUT=0.2)
+    ready = c.get("/readyz")
+    assert ready.status_code == 200 and ready.get_json()["checks"]["mongo"] == "unreachable"
+    assert b.archive._client.options.server_selection_timeout == 0.2
+
+
+@effect_of("RETENTION_SECONDS")
+def test_retention_moves_finished_jobs_out_of_redis(make_app, mongo_url):
+    for seconds, kept in ((3600, True), (0, False)):
+        b, c = _archive(make_app, mongo_url, RETENTION_SECONDS=seconds)
+        job = make_job(c, 2)["id"]
+        _finish(c, job)
+        for _ in range(3):
+            b.redis.zadd(b.keys.archiving, {job: 0}, xx=True)
+            b.drainer.drain_round()
+        assert bool(b.redis.exists(b.keys.job_key(job, "meta"))) is kept
+        assert c.get("/api/v1/jobs/" + job).get_json()["counts"]["done"] == 2
+
+
+@effect_of("ARCHIVE_BATCH")
+def test_archive_batch_is_the_entries_one_call_takes(make_app, mongo_url):
+    b, c = _archive(make_app, mongo_url, ARCHIVE_BATCH=1)
+    job = make_job(c, 4, batch_size=1)["id"]
+    _finish(c, job)  # four complete calls: four outbox entries
+    assert b.drainer.drain_job(job)[:2] == (1, 3)
+
+
+@effect_of("ARCHIVE_CLAIM_SECONDS")
+def test_an_unacknowledged_batch_is_taken_over_after_the_claim_time(make_app, mongo_url):
+    b, c = _archive(make_app, mongo_url, ARCHIVE_CLAIM_SECONDS=3600)
+    job = make_job(c, 2, batch_size=2)["id"]
+    _finish(c, job)
+    b.run("archive_take", job, ["a-dead-drainer", 10, 0])
+    assert b.drainer.drain_job(job)[:2] == (0, 1)  # still its: not taken over
+    b.drainer.claim_ms = 0
+    assert b.drainer.drain_job(job)[:2] == (1, 0)
+
+
+@effect_of("ARCHIVE_IDLE_SECONDS")
+def test_an_idle_running_job_is_looked_at_every_idle_seconds(make_app, mongo_url):
+    b, c = _archive(make_app, mongo_url, ARCHIVE_IDLE_SECONDS=50)
+    job = make_job(c, 2)["id"]
+    b.drainer.drain_round()
+    sec, usec = b.redis.time()
+    due = b.redis.zscore(b.keys.archiving, job) - (sec * 1000 + usec // 1000)
+    assert 40000 < due <= 50000
+
+
+@effect_of("ARCHIVE_DRAINER")
+def test_the_drainer_runs_in_the_background_unless_told_not_to(make_app, mongo_url):
+    from tests.support.procs import wait_until
+
+    b, c = _archive(make_app, mongo_url, ARCHIVE_DRAINER=True, ARCHIVE_IDLE_SECONDS=0.05)
+    job = make_job(c, 3)["id"]
+    _finish(c, job)
+    wait_until(lambda: c.get("/api/v1/jobs/" + job).get_json()["archive"]["backlog"] == 0,
+               timeout=20, what="the background drainer")
+    quiet, _c = _archive(make_app, mongo_url)
+    assert quiet.drainer._pid is None  # never started
+
+
+@effect_of("RESULT_HOOK")
+def test_the_result_hook_is_called_with_result_documents(make_app):
+    from tests.support import hooks
+
+    hooks.CALLS.clear()
+    hooks.FAILS[0] = 0
+    _app, c = make_app(RESULT_HOOK="tests.support.hooks:record", ARCHIVE_DRAINER=False)
+    b = _app.extensions["jobmaster.backend"]
+    job = make_job(c, 2, batch_size=2)["id"]
+    _finish(c, job)
+    b.drainer.drain_round()
+    assert sorted(d["task"] for batch in hooks.CALLS for d in batch) == [0, 1]
+    with pytest.raises(ValueError):
+        make_app(RESULT_HOOK="no-colon-here")
+
+
+@effect_of("MAX_FILE_BYTES")
+def test_max_file_bytes_bounds_an_upload(make_app, mongo_url):
+    b, c = _archive(make_app, mongo_url, MAX_FILE_BYTES=10)
+    job = make_job(c, 1)["id"]
+    path = "/api/v1/jobs/%s/files/" % job
+    assert c.put(path + "small", data=b"0123456789").status_code == 201
+    assert c.put(path + "big", data=b"0123456789a").status_code == 413
+
+
 def test_every_setting_has_a_test_of_its_effect():
     assert {name for name, *_ in SETTINGS} - TESTED == set()

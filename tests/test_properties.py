@@ -7,6 +7,7 @@ from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, precondition, rule
 
+from tests.helpers import drain_round_now
 from tests.invariants import check_job
 
 WORKERS = ["w0", "w1", "w2"]
@@ -183,9 +184,37 @@ class LeaseMachine(RuleBasedStateMachine):
         assert stored == self.first, "a stored result is not the first one accepted"
 
 
-def test_lease_state_machine(app):
-    LeaseMachine.app = app
-    run = LeaseMachine.TestCase
-    run.settings = settings(max_examples=60, stateful_step_count=30, deadline=None,
+def _run(machine, app, examples):
+    machine.app = app
+    run = machine.TestCase
+    run.settings = settings(max_examples=examples, stateful_step_count=30, deadline=None,
                             suppress_health_check=list(HealthCheck))
     run().runTest()
+
+
+def test_lease_state_machine(app):
+    _run(LeaseMachine, app, 60)
+
+
+class ArchiveLeaseMachine(LeaseMachine):
+    """The same, for a job whose results go to the archive, with the drainer
+    (tests/test_archive.py) running at random moments: the invariants hold
+    from the done bitmap and counters, the export gives each first result
+    once whether it is archived or not, and MongoDB ends with exactly them."""
+
+    @rule()
+    def drain(self):
+        drain_round_now(self.backend)
+
+    def teardown(self):
+        super().teardown()
+        if not hasattr(self, "job"):
+            return
+        assert self.backend.drainer.drain_all(self.job) == 0
+        docs = self.backend.archive.find("results", {"job": self.job})
+        assert {d["task"]: d["result"] for d in docs} == self.first
+        assert len(docs) == len(self.first)  # each once
+
+
+def test_lease_state_machine_with_the_archive(archive_app):
+    _run(ArchiveLeaseMachine, archive_app, 25)

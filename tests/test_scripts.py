@@ -18,7 +18,7 @@ def b(app):
 def create(b, job="aa", kind="range", total=5, sealed=1, batch=2, lease_ms=60000, attempts=2,
            items=()):
     reply = b.run("create", job, ["n", kind, 100, total, sealed, batch, lease_ms, attempts, 0,
-                                  '{"p":1}', '', *items])
+                                  '{"p":1}', 0, '', *items])
     return reply
 
 

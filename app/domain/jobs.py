@@ -76,7 +76,24 @@ def status_document(job_id, st, backend, recent=None):
         "rate": rate,
         "eta_seconds": eta,
         "makespan_seconds": makespan,
+        **_archive_counts(meta, st.done),
     }
+
+
+def _archive_counts(meta, done):
+    """An archive job's ``archive`` part: results in MongoDB, and waiting."""
+    if meta.get("outbox") != "1":
+        return {}
+    archived = int(meta.get("archived") or 0)
+    return {"archived": False, "archive": {"archived": archived, "backlog": done - archived}}
+
+
+def outbox_mode(backend):
+    """What a new job hands its results on to (lib.lua): 1 the archive, 2 the
+    result hook alone, 0 nothing (results stay in Redis)."""
+    if backend.archive is not None:
+        return 1
+    return 2 if backend.drainer is not None else 0
 
 
 def _range_total(spec, config):
@@ -153,16 +170,19 @@ def create(backend, body, items=None):
     # Index first: a listed id without a job is skipped and cleaned later,
     # while a job missing from the index would be invisible.
     sec, usec = backend.redis.time()
+    outbox = outbox_mode(backend)
     with r.pipeline(transaction=False) as pipe:
         # Scored in microseconds of Redis TIME: jobs made in the same
         # millisecond still list newest first.
         pipe.zadd(keys.jobs, {job_id: sec * 1_000_000 + usec})
         pipe.zadd(keys.active, {job_id: priority})
+        if outbox:  # the drainers' index (keys.py), due at once
+            pipe.zadd(keys.archiving, {job_id: 0})
         pipe.execute()
     state = backend.ops.create(job_id, body["name"], kind, start, total, sealed,
                                body.get("batch_size", protocol.DEFAULT_BATCH_SIZE), lease_ms,
                                body.get("max_attempts", protocol.DEFAULT_MAX_ATTEMPTS), priority,
-                               params, encoded, command)
+                               params, encoded, outbox, command)
     if state != protocol.JOB_RUNNING:
         r.zrem(keys.active, job_id)
     return status(backend, job_id)
@@ -228,10 +248,16 @@ def set_state(backend, job_id, action):
 
 
 def delete(backend, job_id):
-    existed = backend.ops.delete(job_id)
+    if backend.archive is not None:
+        from . import history
+
+        if history.outbox_of(backend, job_id) == 1:
+            return history.delete(backend, job_id)
+    existed = backend.ops.delete(job_id) == "ok"
     keys = backend.keys
     backend.redis.zrem(keys.jobs, job_id)
     backend.redis.zrem(keys.active, job_id)
+    backend.redis.zrem(keys.archiving, job_id)
     if not existed:
         raise NotFound("no such job: %s" % job_id)
     return {"id": job_id, "deleted": True}

@@ -48,6 +48,10 @@ class Backend:
         # /readyz's own small client: a short timeout, never queued behind requests
         self._probe = connection.client(config, config["REDIS_READY_TIMEOUT"], pool_size=2)
         self.keys = Keys(config["KEY_PREFIX"])
+        # Set by app.domain.archive.init_app when configured (the archive,
+        # the outbox drainer).
+        self.archive = None
+        self.drainer = None
         self.scripts = Scripts(self.redis)
         self.config = config
         self.reclaim_limit = config["RECLAIM_LIMIT"]
@@ -119,6 +123,10 @@ class Backend:
             self._probe.ping()
 
     def close(self):
+        if self.drainer is not None:
+            self.drainer.stopping = True
+        if self.archive is not None:
+            self.archive.close()
         for client in (self.redis, self._probe):
             client.close()
             pool = getattr(client, "connection_pool", None)  # a cluster has one per node

@@ -43,6 +43,19 @@ gone        hash    lease id -> its last record (as in ``leases``), for leases
                     is accepted only for the tasks its lease really held.
                     Bounded: a day, at most 100,000 per job (lib.lua)
 gone_at     zset    lease id -> when it was remembered (ms), to prune ``gone``
+done        string  bitmap, bit id set once task id is done (archive jobs only:
+                    their results leave Redis, so "is it done?" and the done
+                    count (meta ``ndone``) cannot come from ``results``)
+outbox      stream  what waits for the archive / result hook (jobs made while
+                    one was configured; meta ``outbox`` 1 archive, 2 hook):
+                    entries ``r`` (NDJSON result lines of one complete call,
+                    ``n`` of them) or ``a`` (one failed or expired attempt,
+                    JSON); consumer group ``archive``; an entry is XACKed and
+                    XDELed once archived, so it leaves Redis then (meta
+                    ``archived`` counts the results archived)
+gone_tries  hash    lease id -> "id:attempt,..." beside ``gone``: which attempt
+                    each of its handed-back tasks ran as (absent: 1), so a
+                    late result keeps its own attempt (pruned with ``gone``)
 fleet       hash    launch ref -> JSON record of one fleet launch (launcher,
                     workers, host, pids or Kubernetes names, launched_at);
                     written by fleet.lua, read by any instance (DESIGN §10)
@@ -57,6 +70,14 @@ Global:
 - ``<prefix>:jobs``   zset, job id -> creation time in µs (listing, newest first)
 - ``<prefix>:active`` zset, job id -> priority, for jobs that are running or
   paused (lease without a job looks here)
+- ``<prefix>:archiving`` zset, job id -> when a drainer should next look at
+  its outbox (ms). Every job made with an outbox is added at creation (from
+  Python, beside ``jobs``: a per-job script never touches a global key, so
+  under Redis Cluster no script crosses slots) and stays until its Redis
+  state is gone; drainers take the due ones, so a completing job needs no
+  write to a global key. A busy outbox is due again at once, an idle running
+  job after ARCHIVE_IDLE_SECONDS, a finished one after ten times that (a
+  late result still reaches the archive).
 - ``<prefix>:secret`` string, the key lease ids are signed with when
   ``JOBMASTER_LEASE_SECRET`` is not set: made once (SET NX) by the first
   process that needs it, so every instance shares it (app/domain/lease_ids.py)
@@ -66,7 +87,7 @@ Global:
 JOB_KEYS = (
     "meta", "pending", "owner", "tries", "fails", "leases", "left",
     "deadlines", "items", "results", "dead", "workers", "appends", "spans",
-    "gone", "gone_at", "fleet", "series",
+    "gone", "gone_at", "done", "outbox", "gone_tries", "fleet", "series",
 )
 
 
@@ -80,6 +101,7 @@ class Keys:
         self.prefix = prefix
         self.jobs = "%s:jobs" % prefix
         self.active = "%s:active" % prefix
+        self.archiving = "%s:archiving" % prefix
         self.secret = "%s:secret" % prefix
         self._jobs = {}
 

@@ -53,6 +53,30 @@ def lease(reply):
     return DONE if kind == "done" else MISSING
 
 
+class Taken:
+    """archive_take.lua: a drainer's batch of a job's outbox. ``entries`` are
+    ``(entry id, {field: value})``; ``waiting`` counts every entry still in
+    the outbox, taken by anyone or not."""
+
+    __slots__ = ("state", "finished_ms", "waiting", "entries")
+
+    def __init__(self, reply):
+        self.state = reply[1]
+        self.finished_ms = int(reply[2]) if reply[2] else None
+        self.waiting = int(reply[3])
+        self.entries = [(entry_id, dict(zip(fields[::2], fields[1::2])))
+                        for entry_id, fields in reply[4:]]
+
+
+class Acked:
+    """archive_ack.lua: results newly counted as archived, entries left."""
+
+    __slots__ = ("archived", "waiting")
+
+    def __init__(self, reply):
+        self.archived, self.waiting = int(reply[1]), int(reply[2])
+
+
 class Status:
     """status.lua: counts derived from the job's structures, and its meta hash."""
 

@@ -28,8 +28,8 @@ from . import replies as R
 LUA_DIR = os.path.join(os.path.dirname(__file__), "lua")
 
 OPERATIONS = ("create", "stage", "append", "seal", "lease", "heartbeat", "complete",
-              "release", "status", "set_state", "retry_dead", "delete", "fleet", "series",
-              "task")
+              "release", "status", "set_state", "retry_dead", "delete",
+              "archive_take", "archive_ack", "fleet", "series", "task")
 
 
 def _read(name):
@@ -91,12 +91,14 @@ class Operations:
         return reply
 
     def create(self, job_id, name, kind, start, total, sealed, batch_size, lease_ms,
-               max_attempts, priority, params, items=(), command=""):
+               max_attempts, priority, params, items=(), outbox=0, command=""):
         """The new job's state, or None when it already existed (a re-run).
-        ``command``: the job's raw JSON command, or '' for none."""
+        ``outbox``: what its results are handed to (lib.lua: 0 nothing, 1 the
+        archive, 2 the result hook alone). ``command``: the job's raw JSON
+        command, or '' for none."""
         reply = self._run("create", job_id, [name, kind, start, total, 1 if sealed else 0,
                                              batch_size, lease_ms, max_attempts, priority,
-                                             params, command, *items])
+                                             params, outbox, command, *items])
         return reply[1] if reply[0] == "ok" else None
 
     def stage(self, job_id, first, ttl_seconds, items):
@@ -158,9 +160,22 @@ class Operations:
     def task(self, job_id, task_id):
         return R.TaskView(self._checked("task", job_id, ["%d" % task_id]))
 
-    def delete(self, job_id):
-        """True if the job existed."""
-        return self._run("delete", job_id, [])[0] == "ok"
+    def delete(self, job_id, only_if_archived=False):
+        """``ok``, ``missing``, or (``only_if_archived``) ``backlog``: its
+        outbox still holds something, and nothing was deleted."""
+        return self._run("delete", job_id, ["1" if only_if_archived else "0"])[0]
+
+    def archive_take(self, job_id, consumer, count, claim_ms):
+        """A :class:`replies.Taken` batch of the job's outbox, or None (no
+        job, or no outbox)."""
+        reply = self._run("archive_take", job_id, [consumer, count, claim_ms])
+        return None if reply[0] == "missing" else R.Taken(reply)
+
+    def archive_ack(self, job_id, entries):
+        """Acknowledge archived outbox entries, ``(entry id, results it held)``
+        pairs; an :class:`replies.Acked`."""
+        return R.Acked(self._run("archive_ack", job_id,
+                                 list(itertools.chain.from_iterable(entries))))
 
     def heartbeat(self, job_id, lease_id, lease_ms, max_ms):
         """Extend to ``lease_ms`` (0: the job's), never past the job's own

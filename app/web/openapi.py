@@ -10,7 +10,8 @@ _PARAM = re.compile(r"<(?:[a-z]+:)?([a-z_]+)>")
 
 
 def describe(summary, body=None, ok=None, status=200, tag="jobs", content="application/json",
-             query=None, errors=(400, 401, 403, 404), body_required=True, also=(), path=None):
+             query=None, errors=(400, 401, 403, 404), body_content="application/json",
+             body_required=True, also=(), path=None):
     """Attach the OpenAPI description of one route to its view. ``body`` and
     ``ok`` are schemas, or the name of one of the application's
     (:class:`app.web.schemas.Schemas`, built from its config). ``also``:
@@ -20,6 +21,7 @@ def describe(summary, body=None, ok=None, status=200, tag="jobs", content="appli
     def decorate(view):
         view.openapi = {"summary": summary, "body": body, "ok": ok, "status": status,
                         "tag": tag, "content": content, "query": query or {},
+                        "body_content": body_content,
                         "errors": errors, "body_required": body_required, "also": also,
                         "path": path or {}}
         return view
@@ -38,7 +40,7 @@ def _operation(meta, rule, role, schemas):
     if params:
         op["parameters"] = params
     if meta["body"] is not None:
-        op["requestBody"] = {"required": meta["body_required"], "content": {"application/json": {
+        op["requestBody"] = {"required": meta["body_required"], "content": {meta["body_content"]: {
             "schema": _schema(schemas, meta["body"])}}}
     ok = {"description": "success"}
     if meta["ok"] is not None:
@@ -62,7 +64,8 @@ def _operation(meta, rule, role, schemas):
 _REASONS = {400: "bad input; nothing changed", 401: "no or unknown token",
             403: "token's role may not do this", 404: "no such job, lease or route",
             409: "wrong state or lost lease", 413: "too large",
-            501: "not configured on this server (e.g. no fleet launcher)"}
+            501: "not configured on this server (no archive: JOBMASTER_MONGO_URL; no fleet "
+                 "launcher: JOBMASTER_LAUNCHER)"}
 
 
 def _schema(schemas, schema):

@@ -77,6 +77,11 @@ class Schemas:
             "eta_seconds": {"type": "number", "nullable": True},
             "makespan_seconds": {"type": "number", "nullable": True,
                                  "description": "finished jobs: created to finished"},
+            "archived": {"type": "boolean", "description": "with the archive: true when the "
+                         "job's Redis state is gone and this document comes from MongoDB"},
+            "archive": obj({"archived": integer(0), "backlog": integer(0)},
+                           description="with the archive: results in MongoDB, and still "
+                           "waiting in Redis"),
         }, required=("id", "name", "state", "counts"))
 
         self.JOB_LIST = obj({"jobs": {"type": "array", "items": self.JOB_STATUS}}, required=("jobs",))
@@ -130,9 +135,17 @@ class Schemas:
         self.APPEND_ANSWER = obj({"added": integer(0), "first_id": integer(0), "total": integer(0)})
         self.DELETED = obj({"id": {"type": "string"}, "deleted": {"type": "boolean"}})
         self.RETRIED = obj({"retried": integer(0), "state": {"type": "string"}})
+        self.ATTEMPT = obj({"task": integer(0), "attempt": integer(1), "worker": {"type": "string"},
+                            "error": {}, "at": {"type": "number"}, "dead": {"type": "boolean"}})
+        self.ATTEMPT_LIST = obj({"attempts": {"type": "array", "items": self.ATTEMPT}})
         self.DEAD_LIST = obj({"count": integer(0), "dead": {"type": "array", "items": obj({
             "id": integer(0), "attempts": integer(0), "error": {}, "worker": {"type": "string"},
-            "at": {"type": "number"}})}})
+            "at": {"type": "number"},
+            "history": {"type": "array", "items": self.ATTEMPT,
+                        "description": "with the archive: every failed or expired attempt"}})}})
+        self.FILE = obj({"name": {"type": "string"}, "size": integer(0), "sha256": {"type": "string"},
+                         "uploaded_by": {"type": "string"}, "at": {"type": "number"}})
+        self.FILE_LIST = obj({"files": {"type": "array", "items": self.FILE}})
         self.WORKER_LIST = obj({"workers": {"type": "array", "items": obj({
             "worker": {"type": "string"}, "done": integer(0), "failed": integer(0),
             "expired": integer(0), "leases": integer(0), "last_seen": {"type": "number"},

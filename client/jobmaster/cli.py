@@ -5,6 +5,7 @@ Errors are one line on stderr and a non-zero exit status (``-v`` shows
 tracebacks of unexpected ones). See ``docs/client.md``.
 """
 import datetime
+import hashlib
 import importlib
 import inspect
 import json
@@ -337,11 +338,20 @@ _simple_action("delete", "delete", "Delete job ID and everything stored about it
 @click.argument("job_id", metavar="ID")
 @click.option("-o", "--output", type=click.Path(dir_okay=False, writable=True), metavar="FILE",
               help="Write to FILE instead of stdout.")
+@click.option("--after", type=click.IntRange(min=-1), metavar="TASK",
+              help="Only tasks with a higher id (pages through a large job).")
+@click.option("--limit", type=click.IntRange(min=1), help="At most this many lines.")
+@click.option("--failed", is_flag=True,
+              help="The tasks that failed for good (dead) instead, with their last error.")
 @pass_settings
-def job_results(settings, job_id, output):
-    """Stream job ID's results as NDJSON, one line per done task:
+def job_results(settings, job_id, output, after, limit, failed):
+    """Stream job ID's results as NDJSON in task-id order, one line per done
+    task (each once, archived or not, also while the job runs):
     {"id", "attempt", "worker", "ok", "result" or "error", "finished_at"}."""
-    lines = settings.client.iter_results(job_id)
+    if after is None and limit is None and not failed:
+        lines = settings.client.iter_results(job_id)
+    else:
+        lines = settings.client.iter_results_page(job_id, after, limit, False if failed else None)
     if output:
         tmp = output + ".part"
         count = 0
@@ -372,6 +382,55 @@ def job_dead(settings, job_id, retry):
     entries = answer.get("dead", []) if isinstance(answer, dict) else answer
     for entry in entries or []:
         click.echo(json.dumps(entry, separators=(",", ":")))
+
+
+@job.command("attempts", context_settings=CONTEXT)
+@click.argument("job_id", metavar="ID")
+@click.option("--task", type=click.IntRange(min=0), help="Only this task's attempts.")
+@pass_settings
+def job_attempts(settings, job_id, task):
+    """Every failed or expired attempt of job ID (NDJSON; needs the archive)."""
+    for entry in settings.client.attempts(job_id, task):
+        click.echo(json.dumps(entry, separators=(",", ":")))
+
+
+@job.command("files", context_settings=CONTEXT)
+@click.argument("job_id", metavar="ID")
+@click.argument("name", required=False)
+@click.option("-o", "--output", type=click.Path(dir_okay=False, writable=True), metavar="FILE",
+              help="Where to write file NAME [default: NAME in this directory; - for stdout].")
+@pass_settings
+def job_files(settings, job_id, name, output):
+    """List job ID's files (NDJSON: name, size, sha256, uploaded_by, at), or
+    download file NAME, checking its sha256."""
+    client = settings.client
+    if name is None:
+        for entry in client.files(job_id):
+            click.echo(json.dumps(entry, separators=(",", ":")))
+        return
+    if output == "-":
+        client.download_file(job_id, name, sys.stdout.buffer)
+        return
+    output = output or name
+    tmp = output + ".part"
+    digest = hashlib.sha256()
+
+    class _Hashing:
+        def __init__(self, fh):
+            self.fh = fh
+
+        def write(self, data):
+            digest.update(data)
+            self.fh.write(data)
+
+    with open(tmp, "wb") as fh:
+        want = client.download_file(job_id, name, _Hashing(fh))
+    if want and digest.hexdigest() != want:
+        os.unlink(tmp)
+        raise click.ClickException("%s: sha256 %s, the server holds %s" % (
+            name, digest.hexdigest(), want))
+    os.replace(tmp, output)
+    log.info("%s written to %s (sha256 %s)", name, output, digest.hexdigest())
 
 
 @job.command("workers", context_settings=CONTEXT)
@@ -488,10 +547,13 @@ class _Slot(threading.Thread):
               help="On SIGTERM/SIGINT: let running tasks finish and report them, or kill them. "
                    "A second signal always kills.")
 @click.option("--pid-file", type=click.Path(dir_okay=False), help="Write our PID here.")
+@click.option("--upload", "uploads", multiple=True, type=click.Path(dir_okay=False),
+              metavar="PATH", help="When done, store this file with the job (--job, or each "
+              "job it ran tasks of) under its base name; repeatable. Needs the archive.")
 @click.argument("command", nargs=-1, type=click.UNPROCESSED)
 @pass_settings
 def worker_run(settings, job_id, concurrency, name, max_tasks, call_spec, timeout, tail,
-               on_term, pid_file, command):
+               on_term, pid_file, uploads, command):
     """Run tasks until the job (or, without --job, every job) is done.
 
     \b
@@ -561,6 +623,9 @@ def worker_run(settings, job_id, concurrency, name, max_tasks, call_spec, timeou
         for slot in slots:
             slot.start()
         status = _supervise(slots, signals, wake, on_term, name)
+        if uploads and status == 0:
+            targets = {job_id} if job_id else set().union(*(s.worker.jobs_seen for s in slots))
+            status = _upload(settings.client, sorted(targets), uploads)
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
@@ -571,6 +636,23 @@ def worker_run(settings, job_id, concurrency, name, max_tasks, call_spec, timeou
             except OSError:
                 pass
     sys.exit(status)
+
+
+def _upload(client, job_ids, paths):
+    """Store each file with each job (the seed's pods uploaded their stats
+    files when they finished). Returns the exit status."""
+    status = 0
+    for job_id in job_ids:
+        for path in paths:
+            try:
+                doc = client.upload_file(job_id, path)
+            except (OSError, errors.ClientError) as err:
+                click.echo("Error: uploading %s to job %s: %s" % (path, job_id, err), err=True)
+                status = 1
+                continue
+            log.info("uploaded %s to job %s (%d bytes, sha256 %s)", doc["name"], job_id,
+                     doc["size"], doc["sha256"])
+    return status
 
 
 def _supervise(slots, signals, wake, on_term, name):

@@ -214,6 +214,71 @@ class Client:
                 if line:
                     yield line
 
+    def iter_results_page(self, job_id, after=None, limit=None, ok=None, chunk_size=65536):
+        """Like :meth:`iter_results`, from after task id ``after``, at most
+        ``limit`` lines, only successes (``ok=True``) or failures (``False``)."""
+        params = {}
+        if after is not None:
+            params["after"] = int(after)
+        if limit is not None:
+            params["limit"] = int(limit)
+        if ok is not None:
+            params["ok"] = "true" if ok else "false"
+        response = self.request("GET", protocol.job_path(job_id, "results"), stream=True,
+                                params=params)
+        with response:
+            for line in response.iter_lines(chunk_size=chunk_size):
+                if line:
+                    yield line
+
+    def attempts(self, job_id, task=None):
+        """Failed and expired attempts of a job (needs the server's archive)."""
+        params = {} if task is None else {"task": int(task)}
+        return self.call("GET", protocol.job_path(job_id, "attempts"), params=params)["attempts"]
+
+    def files(self, job_id):
+        """The job's files: [{name, size, sha256, uploaded_by, at}]."""
+        return self.call("GET", protocol.job_path(job_id, "files"))["files"]
+
+    def upload_file(self, job_id, path, name=None):
+        """Store the file at ``path`` with the job (as ``name``, default its
+        base name); returns its description. Not retried once sent (a second
+        upload of a name is a conflict). A connection that breaks is retried
+        from the start of the file, a few times; a conflict after such a
+        retry is success when the stored file has this file's sha256 (the
+        broken attempt had stored it)."""
+        name = name or os.path.basename(path)
+        url = self.url + protocol.job_path(job_id, "files/" + protocol.quote_segment(name))
+        for attempt in range(UPLOAD_TRIES):
+            with open(path, "rb") as fh:
+                try:
+                    response = self.http.put(url, data=fh, timeout=self.timeout,
+                                             headers={"Content-Type": "application/octet-stream"})
+                except (requests.ConnectionError, requests.Timeout) as err:
+                    if attempt + 1 == UPLOAD_TRIES:
+                        raise errors.TransportError("uploading %s: %s" % (name, _describe(err))) \
+                            from None
+                    self._sleep(self.backoff.compute(attempt + 1, None))
+                    continue
+            if response.status_code == 409 and attempt > 0:
+                mine = _sha256_of(path)
+                for entry in self.files(job_id):
+                    if entry["name"] == name and entry["sha256"] == mine:
+                        return entry
+            if response.status_code >= 400:
+                raise _api_error(response)
+            return response.json()
+
+    def download_file(self, job_id, name, out):
+        """Write one of the job's files to the binary file object ``out``;
+        returns the sha256 the server holds for it."""
+        response = self.request("GET", protocol.job_path(
+            job_id, "files/" + protocol.quote_segment(name)), stream=True)
+        with response:
+            for chunk in response.iter_content(1024 * 1024):
+                out.write(chunk)
+            return response.headers.get("X-Content-SHA256")
+
     def results(self, job_id):
         """The job's results, decoded (one dict per done task)."""
         return [json.loads(line) for line in self.iter_results(job_id)]
@@ -308,6 +373,19 @@ def _api_error(response):
     return errors.error_for(response.status_code, code, message,
                             request_id=response.headers.get("X-Request-ID"),
                             retry_after=retry_after)
+
+
+UPLOAD_TRIES = 4
+
+
+def _sha256_of(path):
+    import hashlib
+
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1024 * 1024), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
 
 
 def _surely_unsent(err):

@@ -202,6 +202,7 @@ class Worker:
         self.signalled = None
         self.stats = {"batches": 0, "ok": 0, "failed": 0, "released": 0, "duplicates": 0,
                       "dead": 0}
+        self.jobs_seen = set()  # ids of the jobs it leased from (for `--upload`)
         self._lock = threading.RLock()
         self._stop_event = threading.Event()
         self._batch = None
@@ -349,6 +350,7 @@ class Worker:
         with self._lock:
             self._batch = batch
         self.stats["batches"] += 1
+        self.jobs_seen.add(batch.job)
         return batch
 
     def _finish(self, batch):

@@ -45,15 +45,15 @@ def _ready(url):
         return False
 
 
-@pytest.fixture(scope="session")
-def uwsgi_server(redis_server, tmp_path_factory):
+def start_uwsgi(redis_server, workdir, **extra_env):
+    """One uWSGI process (gevent) on a free port; yields a :class:`Server`."""
     port = free_port()
-    workdir = tmp_path_factory.mktemp("uwsgi")
     env = dict(os.environ)
     env.update({"JOBMASTER_REDIS_URL": redis_server.url, "JOBMASTER_INSTANCE": "client-tests",
                 # Short "wait" answers keep the tail of each job quick.
                 "JOBMASTER_WAIT_SECONDS": "0.5",
-                "JOBMASTER_ADMIN_TOKENS": ADMIN_TOKEN, "JOBMASTER_WORKER_TOKENS": WORKER_TOKEN})
+                "JOBMASTER_ADMIN_TOKENS": ADMIN_TOKEN, "JOBMASTER_WORKER_TOKENS": WORKER_TOKEN,
+                **extra_env})
     argv = [os.path.join(BIN, "uwsgi"), "--master", "--http-socket", "127.0.0.1:%d" % port,
             "--module", "wsgi:application", "--gevent", "100", "--need-app",
             "--die-on-term", "--lazy-apps", "--disable-logging"]
@@ -66,6 +66,11 @@ def uwsgi_server(redis_server, tmp_path_factory):
         yield Server(url, proc)
     finally:
         proc.stop()
+
+
+@pytest.fixture(scope="session")
+def uwsgi_server(redis_server, tmp_path_factory):
+    yield from start_uwsgi(redis_server, tmp_path_factory.mktemp("uwsgi"))
 
 
 @pytest.fixture

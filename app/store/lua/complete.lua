@@ -45,6 +45,9 @@ if known then
   if worker == '' then worker = known.w end
 end
 if worker == '' then worker = 'unknown' end
+-- A late result from a remembered lease ran as that lease's attempt, not
+-- the one of whoever holds the task now (lib.lua gone_attempts).
+local ran_as = held and gone_attempts(lid)
 
 local finished_at = string.format('%.3f', now / 1000)
 local worker_json = cjson.encode(worker)
@@ -52,8 +55,11 @@ local function result_line(t, attempt, body)
   return '{"id":' .. t .. ',"attempt":' .. attempt .. ',"worker":' .. worker_json ..
          ',"ok":true,"result":' .. body .. ',"finished_at":' .. finished_at .. '}'
 end
+local late = {}  -- id, line pairs of late results, stored with the others at the end
 local function record(t, body)
-  redis.call('HSET', K_RESULTS, t, result_line(t, redis.call('HGET', K_TRIES, t) or '1', body))
+  local attempt = (ran_as and (ran_as[t] or '1')) or redis.call('HGET', K_TRIES, t) or '1'
+  late[#late + 1] = t
+  late[#late + 1] = result_line(t, attempt, body)
   redis.call('HDEL', K_TRIES, t)
   redis.call('HDEL', K_FAILS, t)
 end
@@ -87,7 +93,7 @@ if whole then
     lines[2 * i - 1] = ids[i]
     lines[2 * i] = result_line(ids[i], '1', bodies[i])
   end
-  bulk('HSET', K_RESULTS, lines)
+  store_results(job, lines)
   close_lease(lid, true)
   accepted = n
   n = 0  -- nothing left for the paths below
@@ -128,7 +134,7 @@ for i = 1, n do
   seen[t] = true
 end
 if #done_ids > 0 then
-  bulk('HSET', K_RESULTS, lines)
+  store_results(job, lines)
   bulk('HDEL', K_OWNER, done_ids)
   if #retried_ids > 0 then  -- only tasks handed out more than once have these
     bulk('HDEL', K_TRIES, retried_ids)
@@ -140,7 +146,7 @@ end
 
 for _, i in ipairs(careful) do
   local t, ok, body = ids[i], oks[i], bodies[i]
-  if redis.call('HEXISTS', K_RESULTS, t) == 1 then
+  if is_done(job, t) then
     duplicates = duplicates + 1
   elseif not mine[t] then
     ignored = ignored + 1  -- never this lease's task: not even looked up
@@ -162,6 +168,8 @@ for _, i in ipairs(careful) do
     end
   end
 end
+
+store_results(job, late)
 
 local released = 0
 if ARGV[3] == '1' then released = return_lease(job, lid, now, false) end

@@ -2,9 +2,10 @@
 -- KEYS: the job's keys (lib.lua)
 -- ARGV: 1 name, 2 kind (range|items|staged), 3 start, 4 total (range and
 --       staged jobs; items jobs count their items), 5 sealed (0|1), 6 batch_size,
---       7 lease_ms, 8 max_attempts, 9 priority, 10 params (raw JSON), 11 command
---       (raw JSON, '' for none), 12.. items (raw JSON). 'staged': an items job
---       whose items 0..total-1 stage.lua already stored; they stop expiring.
+--       7 lease_ms, 8 max_attempts, 9 priority, 10 params (raw JSON),
+--       11 outbox (0 none, 1 archive, 2 result hook only: lib.lua),
+--       12 command (raw JSON, '' for none: DESIGN §10), 13.. items (raw JSON). 'staged': an items job whose items 0..total-1
+--       stage.lua already stored; they stop expiring.
 -- Returns {'exists'} when the job is already there (a re-run is harmless),
 --         else {'ok', state}; a sealed job with no task is completed at once.
 if redis.call('EXISTS', K_META) == 1 then return {'exists'} end
@@ -15,8 +16,8 @@ if kind == 'staged' then
   kind = 'items'
   redis.call('PERSIST', K_ITEMS)
 elseif kind == 'items' then
-  total = #ARGV - 11
-  store_items(0, 12)
+  total = #ARGV - 12
+  store_items(0, 13)
 end
 local state, finished = 'running', ''
 if ARGV[5] == '1' and total == 0 then state, finished = 'completed', now end
@@ -24,5 +25,9 @@ redis.call('HSET', K_META, 'name', ARGV[1], 'kind', kind, 'start', ARGV[3], 'tot
            'cursor', 0, 'sealed', ARGV[5], 'batch_size', ARGV[6], 'lease_ms', ARGV[7],
            'max_attempts', ARGV[8], 'priority', ARGV[9], 'params', ARGV[10],
            'state', state, 'created_at', now, 'finished_at', finished, 'rate', 0, 'rate_t', now)
-if ARGV[11] ~= '' then redis.call('HSET', K_META, 'command', ARGV[11]) end
+if ARGV[11] ~= '0' then  -- the drainers' consumer group (app/domain/drain.py)
+  redis.call('HSET', K_META, 'outbox', ARGV[11], 'ndone', 0, 'archived', 0)
+  redis.call('XGROUP', 'CREATE', K_OUTBOX, 'archive', '0', 'MKSTREAM')
+end
+if ARGV[12] ~= '' then redis.call('HSET', K_META, 'command', ARGV[12]) end
 return {'ok', state}

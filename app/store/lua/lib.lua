@@ -5,7 +5,7 @@
 -- KEYS, for every per-job script, in app/keys.py JOB_KEYS order:
 --   1 meta  2 pending  3 owner  4 tries  5 fails  6 leases  7 left
 --   8 deadlines  9 items  10 results  11 dead  12 workers  13 appends  14 spans
---   15 gone  16 gone_at  17 fleet  18 series
+--   15 gone  16 gone_at  17 done  18 outbox  19 gone_tries  20 fleet  21 series
 --
 -- Who holds a task. A lease made only of fresh range ids (the common case:
 -- nothing handed back yet) is a *span lease*: its record names ids a..b and
@@ -24,7 +24,8 @@ local K_META, K_PENDING, K_OWNER, K_TRIES, K_FAILS = KEYS[1], KEYS[2], KEYS[3], 
 local K_LEASES, K_LEFT, K_DEADLINES, K_ITEMS = KEYS[6], KEYS[7], KEYS[8], KEYS[9]
 local K_RESULTS, K_DEAD, K_WORKERS, K_APPENDS = KEYS[10], KEYS[11], KEYS[12], KEYS[13]
 local K_SPANS, K_GONE, K_GONE_AT = KEYS[14], KEYS[15], KEYS[16]
-local K_FLEET, K_SERIES = KEYS[17], KEYS[18]
+local K_DONE, K_OUTBOX, K_GONE_TRIES = KEYS[17], KEYS[18], KEYS[19]
+local K_FLEET, K_SERIES = KEYS[20], KEYS[21]
 
 -- Rates are exponentially decayed counts over this window: each done task
 -- adds 1/60 task/s, which fades with a one-minute time constant. O(1) memory
@@ -51,11 +52,11 @@ end
 
 local function load_job()
   local v = redis.call('HMGET', K_META, 'state', 'sealed', 'total', 'cursor', 'batch_size',
-                       'lease_ms', 'max_attempts', 'kind')
+                       'lease_ms', 'max_attempts', 'kind', 'outbox')
   if not v[1] then return nil end
   return {state = v[1], sealed = v[2] == '1', total = tonumber(v[3]), cursor = tonumber(v[4]),
           batch = tonumber(v[5]), lease_ms = tonumber(v[6]), max_attempts = tonumber(v[7]),
-          kind = v[8]}
+          kind = v[8], outbox = tonumber(v[9]) or 0}
 end
 
 -- Run a variadic command over a long flat argument list, CHUNK at a time.
@@ -201,11 +202,75 @@ local function count_done(n, now)
   redis.call('HSET', K_META, 'rate', r, 'rate_t', now)
 end
 
+-- ---- The outbox (archive and result hook; app/store/keys.py, DESIGN.md §6).
+-- A job made while the archive was configured (outbox 1) hands its accepted
+-- results and failed attempts to drainers through the `outbox` stream and
+-- keeps no result in Redis: "is it done?" is the `done` bitmap and the count
+-- is meta ndone. With only a result hook (outbox 2) results stay in
+-- `results` as without one, and go to the stream as well. Outbox 0: as
+-- before the archive existed.
+local OUTBOX_ARCHIVE = 1
+
+local function done_count(job)
+  if job.outbox == OUTBOX_ARCHIVE then return tonumber(redis.call('HGET', K_META, 'ndone')) or 0 end
+  return redis.call('HLEN', K_RESULTS)
+end
+
+local function is_done(job, t)
+  if job.outbox == OUTBOX_ARCHIVE then return redis.call('GETBIT', K_DONE, t) == 1 end
+  return redis.call('HEXISTS', K_RESULTS, t) == 1
+end
+
+-- Record accepted results, lines = {id1, line1, id2, line2, ...}: one
+-- stream entry per call, not one per task.
+local function store_results(job, lines)
+  if #lines == 0 then return end
+  if job.outbox ~= OUTBOX_ARCHIVE then bulk('HSET', K_RESULTS, lines) end
+  if job.outbox == 0 then return end
+  local text = {}
+  for i = 2, #lines, 2 do text[#text + 1] = lines[i] end
+  if job.outbox == OUTBOX_ARCHIVE then
+    for i = 1, #lines, 2 do redis.call('SETBIT', K_DONE, lines[i], 1) end
+    redis.call('HINCRBY', K_META, 'ndone', #text)
+  end
+  redis.call('XADD', K_OUTBOX, '*', 'n', #text, 'r', table.concat(text, '\n'))
+end
+
+-- One failed or expired attempt of task t, for the archive's `attempts`
+-- (called before the task is handed out again, so `tries` is its attempt).
+local function note_attempt(job, t, err, worker, now, dead)
+  if job.outbox ~= OUTBOX_ARCHIVE then return end
+  local attempt = tonumber(redis.call('HGET', K_TRIES, t)) or 1
+  redis.call('XADD', K_OUTBOX, '*', 'a', cjson.encode({task = tonumber(t), attempt = attempt,
+      worker = worker, error = err, at = now / 1000, dead = dead}))
+end
+
+-- The attempts a remembered lease's tasks ran as (keys.py `gone_tries`):
+-- "id:attempt,..." for those handed out more than once (absent: 1), so a
+-- late result keeps its own attempt. Written beside `gone` (remember).
+local function gone_attempts(lid)
+  local map = {}
+  for t, k in string.gmatch(redis.call('HGET', K_GONE_TRIES, lid) or '', '(%d+):(%d+)') do
+    map[t] = k
+  end
+  return map
+end
+
+local function remember_attempts(lid, ids)
+  if #ids == 0 then return end
+  local tries, parts = redis.call('HMGET', K_TRIES, unpack(ids)), {}
+  for i, t in ipairs(ids) do
+    if tries[i] then parts[#parts + 1] = t .. ':' .. tries[i] end
+  end
+  if #parts > 0 then redis.call('HSET', K_GONE_TRIES, lid, table.concat(parts, ',')) end
+end
+-- ---- (end of the outbox)
+
 -- A job completes once it is sealed and every task is done or dead.
 local function maybe_complete(job, now)
   if job.state == 'completed' then return true end
   if (job.state == 'running' or job.state == 'paused') and job.sealed
-      and redis.call('HLEN', K_RESULTS) + redis.call('HLEN', K_DEAD) == job.total then
+      and done_count(job) + redis.call('HLEN', K_DEAD) == job.total then
     redis.call('HSET', K_META, 'state', 'completed', 'finished_at', now)
     job.state = 'completed'
     return true
@@ -233,6 +298,7 @@ end
 local function give_back(job, t, failed, err, worker, now)
   if failed then
     local fails = redis.call('HINCRBY', K_FAILS, t, 1)
+    note_attempt(job, t, err, worker, now, fails >= job.max_attempts)  -- the archive's `attempts`
     if fails >= job.max_attempts then
       local tries = tonumber(redis.call('HGET', K_TRIES, t)) or 1
       redis.call('HSET', K_DEAD, t, cjson.encode({id = tonumber(t), attempts = tries, error = err,
@@ -256,6 +322,7 @@ local function remember(lid, raw, now)
   end
   if #old > 0 then
     redis.call('HDEL', K_GONE, unpack(old))
+    redis.call('HDEL', K_GONE_TRIES, unpack(old))  -- (the outbox's provenance)
     redis.call('ZREM', K_GONE_AT, unpack(old))
   end
 end
@@ -269,15 +336,22 @@ local function return_lease(job, lid, now, failed)
     local lease = decode_lease(raw)
     local why = failed and 'lease expired' or nil
     span = lease.first ~= nil
+    local listed = {}  -- (a span lease's tasks are all first attempts)
     for _, t in ipairs(lease_ids(lease)) do
       if span or redis.call('HGET', K_OWNER, t) == lid then
-        if not span then redis.call('HDEL', K_OWNER, t) end
+        if not span then
+          redis.call('HDEL', K_OWNER, t)
+          listed[#listed + 1] = t
+        end
         give_back(job, t, failed, why, lease.w, now)
         n = n + 1
       end
     end
     if failed and n > 0 then touch_worker(lease.w, now, 0, 0, n, false) end
-    if n > 0 then remember(lid, raw, now) end
+    if n > 0 then
+      remember(lid, raw, now)
+      remember_attempts(lid, listed)  -- provenance of a late result (the outbox block)
+    end
   end
   close_lease(lid, span)
   return n

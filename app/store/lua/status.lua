@@ -14,6 +14,6 @@ local leased = 0
 for _, v in ipairs(redis.call('HVALS', K_LEFT)) do leased = leased + tonumber(v) end
 local reply = {'ok', now,
   job.total - job.cursor + redis.call('ZCARD', K_PENDING),
-  leased, redis.call('HLEN', K_RESULTS), redis.call('HLEN', K_DEAD)}
+  leased, done_count(job), redis.call('HLEN', K_DEAD)}
 for _, v in ipairs(redis.call('HGETALL', K_META)) do reply[#reply + 1] = v end
 return reply

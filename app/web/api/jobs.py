@@ -4,8 +4,8 @@ import secrets
 from flask import Blueprint, Response, jsonify, request, stream_with_context
 from jobmaster import protocol
 
-from ...domain import inspect, jobs, series
-from ...domain.codec import loads
+from ...domain import history, inspect, jobs, results as results_export, series
+from ...domain.codec import MAX_SAFE, loads
 from ...errors import BadRequest, NotFound, TooLarge
 from ...store.backend import backend, check_job_id
 from .. import items_body
@@ -52,21 +52,39 @@ def create():
 
 @bp.get("")
 @requires(ADMIN)
-@describe("List jobs, newest first", ok="JOB_LIST", errors=(400, 401, 403),
+@describe("List jobs, newest first (?archived=true: the jobs gone from Redis, from the archive)",
+          ok="JOB_LIST",
           query={"state": {"type": "string", "enum": list(jobs.STATES)},
-                 "limit": {"type": "integer", "minimum": 1, "maximum": 1000}})
+                 "limit": {"type": "integer", "minimum": 1, "maximum": 1000},
+                 "archived": {"type": "boolean"}}, errors=(400, 401, 403, 501))
 def list_jobs():
+    if _bool_arg("archived"):
+        return jsonify(jobs=history.list_archived(backend(), _int_arg("limit", 100, 1, 1000)))
     state = request.args.get("state")
     if state is not None and state not in jobs.STATES:
         raise BadRequest("?state must be one of %s" % ", ".join(jobs.STATES))
     return jsonify(jobs=jobs.list_jobs(backend(), state, _int_arg("limit", 100, 1, 1000)))
 
 
+def _bool_arg(name):
+    raw = request.args.get(name)
+    if raw is None:
+        return None
+    if raw not in ("true", "false", "1", "0"):
+        raise BadRequest("?%s must be true or false" % name)
+    return raw in ("true", "1")
+
+
 @bp.get("/<job_id>")
 @requires(ADMIN)
-@describe("A job's status", ok="JOB_STATUS")
+@describe("A job's status (from the archive, with archived: true, once gone from Redis)",
+          ok="JOB_STATUS")
 def status(job_id):
-    return jsonify(jobs.status(backend(), check_job_id(job_id)))
+    b = backend()
+    try:
+        return jsonify(jobs.status(b, check_job_id(job_id)))
+    except NotFound:
+        return jsonify(history.archived_status(b, job_id))
 
 
 def _state_route(action, summary):
@@ -152,17 +170,35 @@ def seal(job_id):
 
 @bp.get("/<job_id>/results")
 @requires(ADMIN)
-@describe("Results of done tasks, one JSON object per line", content="application/x-ndjson",
-          ok={"type": "string"})
+@describe("Results of done tasks in task-id order, one JSON object per line (each done task "
+          "once, archived or not); ?ok=false: the tasks that failed for good",
+          content="application/x-ndjson", ok={"type": "string"},
+          query={"after": {"type": "integer", "minimum": -1, "maximum": MAX_SAFE},
+                 "limit": {"type": "integer", "minimum": 1, "maximum": MAX_SAFE},
+                 "ok": {"type": "boolean"}})
 def results(job_id):
     b = backend()
-    jobs.require(b, check_job_id(job_id))
+    check_job_id(job_id)
+    lines = results_export.export(b, job_id, after=_int_arg("after", -1, -1, MAX_SAFE),
+                                  limit=_int_arg("limit", 0, 1, MAX_SAFE), ok=_bool_arg("ok"))
 
-    def lines():
-        for line in jobs.iter_hash(b, job_id, "results"):
+    def text():
+        for line in lines:
             yield line + "\n"
 
-    return Response(stream_with_context(lines()), mimetype="application/x-ndjson")
+    return Response(stream_with_context(text()), mimetype="application/x-ndjson")
+
+
+@bp.get("/<job_id>/attempts")
+@requires(ADMIN)
+@describe("Failed and expired attempts (archive only), by task and attempt",
+          ok="ATTEMPT_LIST", errors=(400, 401, 403, 404, 501),
+          query={"task": {"type": "integer", "minimum": 0, "maximum": MAX_SAFE},
+                 "limit": {"type": "integer", "minimum": 1, "maximum": 100000}})
+def attempts(job_id):
+    task = _int_arg("task", None, 0, MAX_SAFE)
+    return jsonify(history.attempts(backend(), check_job_id(job_id), task,
+                                    _int_arg("limit", 1000, 1, 100000)))
 
 
 @bp.get("/<job_id>/dead")
@@ -171,15 +207,26 @@ def results(job_id):
           query={"limit": {"type": "integer", "minimum": 1, "maximum": 100000}})
 def dead(job_id):
     b = backend()
-    jobs.require(b, check_job_id(job_id))
+    check_job_id(job_id)
     limit = _int_arg("limit", 1000, 1, 100000)
-    out = []
-    for text in jobs.iter_hash(b, job_id, "dead"):
-        out.append(loads(text))
-        if len(out) >= limit:
-            break
-    out.sort(key=lambda d: d["id"])
-    count = b.redis.hlen(b.keys.job_key(job_id, "dead"))
+    if history.job_exists(b, job_id) == "archive":
+        out = [loads(line) for line in results_export.export(b, job_id, limit=limit, ok=False)]
+        out = [{"id": d["id"], "attempts": d["attempt"], "error": d["error"], "worker": d["worker"],
+                "at": d["finished_at"]} for d in out]
+        count = len(out)
+    else:
+        out = []
+        for text in jobs.iter_hash(b, job_id, "dead"):
+            out.append(loads(text))
+            if len(out) >= limit:
+                break
+        out.sort(key=lambda d: d["id"])
+        count = b.redis.hlen(b.keys.job_key(job_id, "dead"))
+    # With the archive, every failed or expired attempt of each, not just the last.
+    histories = history.histories(b, job_id, [d["id"] for d in out])
+    if b.archive is not None:
+        for d in out:
+            d["history"] = histories.get(d["id"], [])
     return jsonify(count=count, dead=out)
 
 

@@ -18,7 +18,8 @@ def healthz():
 
 
 @bp.get("/readyz")
-@describe("Redis reachable; the auth mode (503 when not ready)", ok={"type": "object"},
+@describe("Redis reachable (503 when not), MongoDB reachable if configured; the auth mode",
+          ok={"type": "object"},
           tag="operations", errors=())
 def readyz():
     """Redis (and MongoDB, if configured) reachable; the auth mode."""
@@ -30,6 +31,11 @@ def readyz():
     except Exception as err:  # any failure means "not ready", never a 500
         checks["redis"] = "error: %s" % type(err).__name__
         ok = False
+    archive = current_app.extensions["jobmaster.backend"].archive
+    if archive is not None:
+        # Leasing and completing never wait for MongoDB, so an unreachable
+        # archive is reported but the instance stays ready.
+        checks["mongo"] = "ok" if archive.ping() else "unreachable"
     body = {"status": "ok" if ok else "unavailable", "checks": checks, "auth": auth_mode(),
             "instance": current_app.config["INSTANCE"]}
     if body["auth"] == "open":
