@@ -623,9 +623,9 @@ def worker_run(settings, job_id, concurrency, name, max_tasks, call_spec, timeou
         for slot in slots:
             slot.start()
         status = _supervise(slots, signals, wake, on_term, name)
-        if uploads and status == 0:
+        if uploads and status in (0, EXIT_DEAD):  # the work is over, dead tasks or not
             targets = {job_id} if job_id else set().union(*(s.worker.jobs_seen for s in slots))
-            status = _upload(settings.client, sorted(targets), uploads)
+            status = _upload(settings.client, sorted(targets), uploads) or status
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
