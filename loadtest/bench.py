@@ -11,6 +11,9 @@ then measures, in this order and in one run:
 2. swarm: one 1,000,000-task range job, 1,000 pods, batch 100, no-op work
 5. Celery 5.7 with the same Redis as broker: the same no-op tasks
 
+and, only when asked (``--only ...,flood``), last: swarm throughput with and
+without a ``wrk`` flood on ``/metrics`` (:mod:`loadtest.metrics_flood`).
+
 Writes ``var/bench/*.json`` (raw), ``docs/bench/*.png`` (plots) and
 ``docs/BENCHMARKS.md``; appends a line to ``docs/bench/history.jsonl`` so
 before/after figures stay on record. Every step is bounded in time; every
@@ -103,7 +106,8 @@ def main(argv=None):
     p.add_argument("--token", default=os.environ.get("JOBMASTER_TOKEN"))
     p.add_argument("--key-prefix", default=os.environ.get("JOBMASTER_KEY_PREFIX", "jm"))
     p.add_argument("--instances", type=int, default=4)
-    p.add_argument("--only", default="memory,ratio,burst,swarm,celery")
+    p.add_argument("--only", default="memory,ratio,burst,swarm,celery",
+                   help="figures to measure; add ,flood for /metrics under a flood")
     p.add_argument("--quick", action="store_true", help="small sizes, for a sanity check")
     p.add_argument("--wrk-seconds", type=int, default=2)
     p.add_argument("--wrk-rounds", type=int, default=15,
@@ -197,6 +201,15 @@ def main(argv=None):
             res["celery"] = load_json(out)
             if res["celery"]:
                 log("celery: %s tasks/s" % res["celery"]["summary"].get("drain_tasks_per_s"))
+        if "flood" in only:
+            # Optional and last: it keeps 500 jobs while it runs (deleted after).
+            log("optional: /metrics under a flood")
+            from loadtest import metrics_flood
+            res["flood"] = metrics_flood.measure(metrics_flood.options(
+                ["--url", a.url] + (["--quick"] if a.quick else []) +
+                (["--token", a.token] if a.token else [])),
+                root_pid=stack.proc.pid if stack else None)
+            log("flood: flooded ÷ clean tasks/s %.3f" % res["flood"]["ratio_median"])
     finally:
         if stack:
             stack.down()

@@ -43,7 +43,10 @@ def cpu_snapshot(root_pid):
                 cmd = fh.read().replace(b"\0", b" ").decode("utf-8", "replace")
         except OSError:
             continue
-        secs = (int(f[11]) + int(f[12])) / tick
+        # utime + stime, and cutime + cstime: a uWSGI worker recycled
+        # (max-requests) during a run would otherwise take its CPU time with
+        # it; its master, reaping it, inherits that time instead.
+        secs = sum(int(x) for x in f[11:15]) / tick
         kind = ("uwsgi" if "uwsgi" in cmd or "jobmaster-web" in cmd else "gunicorn" if "gunicorn" in cmd
                 else "nginx" if "nginx" in cmd else "redis" if "redis-server" in cmd else "other")
         kinds[kind] = kinds.get(kind, 0.0) + secs

@@ -305,12 +305,26 @@ def write_report(res, a):
         L.append("")
         L.append("Command: `%s`" % " ".join(res["commands"]["celery"]))
         L.append("")
+    fl = res.get("flood")
+    if fl:
+        from .metrics_flood import markdown as flood_markdown
+        L.append("### /metrics under a flood (optional, `--only ...,flood`)")
+        L.append("")
+        L.append("`python -m loadtest.metrics_flood` on this stack: a swarm of %d pods (%s tasks, "
+                 "batch %d) with %d idle jobs kept, alone and under `wrk -c%d` on `/metrics`, "
+                 "alternating." % (fl["pods"], fmt(fl["tasks"], 0), fl["batch"], fl["jobs_kept"],
+                                   fl["flood_conns"]))
+        L.append("")
+        L.extend(flood_markdown(fl))
+        L.append("")
     L.append("## How to run")
     L.append("")
     L.append("- `make bench`: everything above (installs `loadtest/requirements.txt`, brings up "
              "its own stack on free loopback ports, stops it at the end).")
     L.append("- `make bench BENCH_ARGS='--url http://127.0.0.1:8080 --redis-url redis://127.0.0.1:6379/0'`: "
              "against a stack that is already up (`make run`).")
+    L.append("- `make bench BENCH_ARGS='--only memory,ratio,burst,swarm,celery,flood'`: also swarm "
+             "throughput under a `/metrics` flood (`loadtest/metrics_flood.py`, docs/RELIABILITY.md).")
     L.append("- The tools alone: `python -m loadtest.swarm --help`, `wrk ... -s loadtest/wrk/*.lua`, "
              "`python -m loadtest.peers.celery_noop --help`; the smoke tests: `pytest tests/loadtest`.")
     hist = []

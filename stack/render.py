@@ -59,6 +59,10 @@ class Settings:
     max_file_bytes: int = DEFAULT_MAX_FILE  # JOBMASTER_MAX_FILE_BYTES (shared with the app)
     rate_limit: int = 2000           # JOBMASTER_RATE_LIMIT: requests/s per client address, 0 = off
     rate_burst: int = 20000          # JOBMASTER_RATE_BURST: requests above the rate let through at once
+    # A scraper needs one /metrics every few seconds (the text is rebuilt at
+    # most every JOBMASTER_METRICS_CACHE_SECONDS anyway); unpaced, `wrk -c50`
+    # on it made every task of a swarm cost 36% more CPU (docs/RELIABILITY.md).
+    metrics_rate: int = 5            # JOBMASTER_METRICS_RATE: /metrics requests/s per client address, 0 = off
     # Connections (requests in progress) per client address, after realip;
     # 0 = off. A pod holds one or two; behind an untrusted gateway every pod
     # shares the gateway's address, so raise it or list the gateway below.
@@ -378,6 +382,16 @@ def render(settings, out=None, upstream=None):
                  if s.rate_burst > 0 else "limit_req zone=jm_per_client;")
     else:
         limit = "# rate limiting off (JOBMASTER_RATE_LIMIT=0)"
+    # Paced, not refused: 2 s worth of early requests pass at once, up to
+    # 20 s worth wait their turn, and only beyond that comes the JSON 429 of
+    # errors.conf. A flood on fewer connections than that (wrk -c50 at the
+    # default 5/s) is then paced to the rate; on more, or with a 10 s burst
+    # (tried), its extra connections spin on 429s, which nginx answers by the
+    # ten thousand a second and which cost the workers far more CPU
+    # (docs/RELIABILITY.md).
+    metrics_limit = ("limit_req zone=jm_metrics burst=%d delay=%d;"
+                     % (20 * s.metrics_rate, 2 * s.metrics_rate) if s.metrics_rate > 0
+                     else "# /metrics not paced (JOBMASTER_METRICS_RATE=0)")
     values = {
         "user": "user root;" if (as_root and not s.system) else
                 ("user www-data;" if s.system else "# not root: workers run as this user"),
@@ -392,6 +406,7 @@ def render(settings, out=None, upstream=None):
             "uwsgi" if s.server == "uwsgi" else "proxy"),
         "balance": BALANCE[s.balance], "realip": realip,
         "rate": max(s.rate_limit, 1), "limit_req": limit,
+        "metrics_rate": max(s.metrics_rate, 1), "metrics_limit_req": metrics_limit,
         "limit_conn": ("limit_conn jm_conn_per_client %d;" % s.conn_limit if s.conn_limit > 0
                        else "# connection limit off (JOBMASTER_CONN_LIMIT=0)"),
         "header_timeout": s.header_timeout, "body_timeout": s.body_timeout,

@@ -9,10 +9,12 @@ import os
 import shutil
 import subprocess
 import sys
+import urllib.request
 
 import pytest
 
 from loadtest.common import check_loopback_url, percentiles, pod_address
+from loadtest.metrics_flood import markdown
 from tests.support.stack import start_stack
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -134,3 +136,24 @@ def test_lua_cost_measures_combined_lease_groups(redis_url):
                                                            rel=0.01, abs=0.2)
     # its job is deleted again (the lease-signing secret stays: app/domain/lease_ids.py)
     assert redis.Redis.from_url(redis_url).keys("*") in ([], [b"jm:secret"])
+
+
+def test_metrics_flood_quick_floods_and_reports(stack):
+    rc, res, err = run_tool(["loadtest.metrics_flood", "--quick", "--url", stack.url])
+    assert len(res["rounds"]) == 1, err[-2000:]
+    r = res["rounds"][0]
+    for kind in ("clean", "flooded"):
+        assert r[kind]["ok"] and r[kind]["lost"] == 0 and r[kind]["tasks_per_s"] > 0, r[kind]
+    assert "flood" not in r["clean"]
+    flood = r["flooded"]["flood"]
+    assert flood["requests"] > 0 and res["scrapes"] == flood["requests"], flood
+    assert res["metrics_status"] == 200 and res["metrics_bytes"] > 0
+    assert res["ratio_median"] == r["ratio"] > 0
+    lines = markdown(res)
+    assert lines[0].startswith("| round |") and lines[2].startswith("| 1 | clean first |")
+    assert "Median flooded ÷ clean" in lines[-1]
+    assert rc == 0, err[-2000:]
+    # the jobs it kept for the measurement are gone again from a stack it did not start
+    with urllib.request.urlopen(stack.url + "/api/v1/jobs?limit=1000", timeout=30) as resp:
+        names = [j["name"] for j in json.load(resp)["jobs"]]
+    assert not [n for n in names if n.startswith("flood-kept-")]
