@@ -198,7 +198,7 @@ def test_delete_stops_a_waiting_fleet_and_the_token_is_never_on_a_command_line(s
         wait_until(lambda: not any(process_alive(p["pid"]) for p in procs), timeout=30,
                    what="the workers exiting")
         assert _call(st, "GET", "/jobs/%s/fleet" % job).json()["launches"] == []
-        assert _call(st, "DELETE", "/jobs/%s/fleet" % job).status == 404  # nothing left to stop
+        assert _call(st, "DELETE", "/jobs/%s/fleet" % job).status == 409  # nothing left to stop
         assert _call(st, "GET", "/jobs/" + job).json()["counts"]["leased"] == 0
     finally:
         _kill_leftovers(st, job)

@@ -135,8 +135,9 @@ def stop(backend, job_id):
     """DELETE .../fleet: stop every launch this instance can reach, forget it."""
     _job_state(backend, job_id)
     launches = records(backend, job_id)
-    if not launches:  # nothing launched, or already stopped: no fleet to delete
-        raise NotFound("job %s has no fleet (none launched, or it was stopped)" % job_id)
+    if not launches:  # nothing launched, or already stopped: nothing to stop
+        raise Conflict("job %s has no fleet to stop (none launched, or it was stopped)"
+                       % job_id)
     stopped, elsewhere = 0, []
     for record in launches:
         launcher = _module(record["launcher"])
