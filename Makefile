@@ -12,7 +12,7 @@ help:  ## list the targets
 
 deps: sysdeps venv  ## install everything that is missing (system packages and the venv)
 
-sysdeps:  ## Debian packages that are missing (redis-server, nginx, wrk, systemd; gcc, python3-dev, python3-venv while uWSGI is to be compiled)
+sysdeps:  ## Debian packages that are missing (redis-server, nginx, wrk, systemd, chromium for the browser tests; gcc, python3-dev, python3-venv while uWSGI is to be compiled)
 	@PYTHON=$(PYTHON) VENV=$(VENV) sh stack/sysdeps.sh
 
 venv: $(STAMP)  ## the Python virtualenv with pinned requirements

@@ -123,6 +123,25 @@ SETTINGS = [
     ("BACKGROUND_SECONDS", 1.0, float,
      "how often each worker process's background loop looks for due webhook "
      "deliveries and schedule slots (jittered)"),
+    ("LAUNCHER", "", str,
+     "how POST /jobs/<id>/fleet starts workers: local (processes on this host; `make run` "
+     "sets it) or kubernetes (a Kubernetes Job); empty: launching answers 501"),
+    ("FLEET_URL", "", str,
+     "the master's URL as launched workers reach it; empty: the URL the launch request "
+     "came in on (right for local workers behind this nginx)"),
+    ("FLEET_MAX_WORKERS", 10000, int,
+     "most workers one fleet launch may ask for"),
+    ("FLEET_LOCAL_MAX_WORKERS", 64, int,
+     "most local worker processes one launch may start (they share this host's CPUs)"),
+    ("FLEET_LOCAL_DIR", "", str,
+     "where local workers write their logs (<dir>/<job>/<worker>.log); empty: "
+     "<tmp>/jobmaster-fleet"),
+    ("WORKER_IMAGE", "", str,
+     "container image of Kubernetes workers (has `jobmaster` and your program); a launch "
+     "may name another"),
+    ("K8S_NAMESPACE", "", str,
+     "namespace of Kubernetes fleets; empty: the pod's own namespace in-cluster, else "
+     "the kubeconfig context's, else default"),
     ("PROMETHEUS_MULTIPROC_DIR", "", str,
      "directory for prometheus_client multiprocess files (per-process counters)"),
 ]

@@ -94,7 +94,7 @@ class RateLimited(JobmasterError):
 
 
 class NotConfigured(JobmasterError):
-    """The feature needs something this deployment does not have (the archive)."""
+    """The deployment has not set up what this needs (the archive, a fleet launcher)."""
 
     status = 501
     code = "not_configured"

@@ -29,11 +29,14 @@ def create_app(test_config=None):
     schemas.init_app(app)
     early_lease.init_app(app)
 
-    from .web.api import dashboard, files, jobs, ops, schedules, tokens, workers
+    from .web.api import (console, dashboard, files, fleet, jobs, ops, schedules, tokens,
+                          workers)
     app.register_blueprint(ops.bp)
     app.register_blueprint(jobs.bp)
     app.register_blueprint(schedules.bp)
     app.register_blueprint(tokens.bp)
+    app.register_blueprint(fleet.bp)
+    app.register_blueprint(console.bp)
     app.register_blueprint(workers.bp)
     app.register_blueprint(files.bp)
     app.register_blueprint(dashboard.bp)

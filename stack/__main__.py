@@ -55,6 +55,9 @@ def _own_port(env, field, default, overrides, what):
 
 def cmd_run(args):
     env = os.environ
+    # `make run` launches fleets as local processes unless told otherwise
+    # (DESIGN §10); the instances inherit this environment.
+    env.setdefault("JOBMASTER_LAUNCHER", "local")
     stop_leftovers(_settings())
     overrides = {}
     if not env.get("JOBMASTER_REDIS_URL"):

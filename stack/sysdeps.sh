@@ -20,6 +20,8 @@ command -v wrk >/dev/null 2>&1 || need wrk
 { command -v nginx >/dev/null 2>&1 || test -x /usr/sbin/nginx; } || need nginx-light
 # tests/stack/test_systemd_units.py checks the units with systemd-analyze verify
 command -v systemd-analyze >/dev/null 2>&1 || need systemd
+# tests/browser/ drive Debian's chromium (Playwright never downloads a browser here)
+command -v chromium >/dev/null 2>&1 || need chromium
 if [ ! -x "$VENV/bin/uwsgi" ]; then
   command -v "$PYTHON" >/dev/null 2>&1 || need python3
   command -v gcc >/dev/null 2>&1 || need "gcc libc6-dev"

@@ -275,6 +275,71 @@ def test_multiprocess_metrics_are_written_to_the_directory(redis_url, tmp_path):
     assert any(name.endswith(".db") for name in os.listdir(tmp_path))
 
 
+def _fleet_app(make_app, **config):
+    app, c = make_app(**config)
+    job = c.post("/api/v1/jobs", json={"name": "f", "tasks": {"range": [0, 3]},
+                                       "command": ["true"]}).get_json()["id"]
+    return app, c, job
+
+
+@effect_of("LAUNCHER")
+def test_launcher_decides_whether_and_how_a_fleet_starts(make_app):
+    _app, c, job = _fleet_app(make_app)
+    r = c.post("/api/v1/jobs/%s/fleet" % job, json={"workers": 1})
+    assert r.status_code == 501
+    _app, c, job = _fleet_app(make_app, LAUNCHER="kubernetes")
+    r = c.post("/api/v1/jobs/%s/fleet" % job, json={"workers": 1, "dry_run": True})
+    assert r.get_json()["launcher"] == "kubernetes"  # a dry run of the configured one
+
+
+@effect_of("FLEET_URL")
+def test_fleet_url_is_what_launched_workers_are_given(make_app):
+    _app, c, job = _fleet_app(make_app, LAUNCHER="local", FLEET_URL="http://10.1.2.3:8080/")
+    r = c.get("/api/v1/jobs/%s/fleet?dry_run=1&workers=1" % job)
+    (proc,) = r.get_json()["manifest"]["processes"]
+    assert proc["argv"][proc["argv"].index("--url") + 1] == "http://10.1.2.3:8080"
+    _app, c, job = _fleet_app(make_app, LAUNCHER="local")  # default: the request's own URL
+    (proc,) = c.get("/api/v1/jobs/%s/fleet?dry_run=1&workers=1" % job).get_json()["manifest"]["processes"]
+    assert proc["argv"][proc["argv"].index("--url") + 1] == "http://localhost"
+
+
+@effect_of("FLEET_MAX_WORKERS")
+def test_fleet_max_workers_bounds_a_launch(make_app):
+    _app, c, job = _fleet_app(make_app, FLEET_MAX_WORKERS=5)
+    r = c.post("/api/v1/jobs/%s/fleet" % job, json={"workers": 6, "dry_run": True})
+    assert r.status_code == 400 and "body.workers" in r.get_json()["message"]
+    assert c.post("/api/v1/jobs/%s/fleet" % job, json={"workers": 5, "dry_run": True}).status_code == 200
+
+
+@effect_of("FLEET_LOCAL_MAX_WORKERS", "FLEET_LOCAL_DIR")
+def test_local_fleet_bound_and_log_directory(make_app, tmp_path):
+    from jobmaster.command import process_alive
+    from tests.support.procs import wait_until
+
+    _app, c, job = _fleet_app(make_app, LAUNCHER="local", FLEET_LOCAL_MAX_WORKERS=1,
+                              FLEET_LOCAL_DIR=str(tmp_path), FLEET_URL="http://127.0.0.1:1")
+    r = c.post("/api/v1/jobs/%s/fleet" % job, json={"workers": 2})
+    assert r.status_code == 400 and "at most 1" in r.get_json()["message"]
+    r = c.post("/api/v1/jobs/%s/fleet" % job, json={"workers": 1})
+    assert r.status_code == 202, r.get_json()
+    (launch,) = c.get("/api/v1/jobs/%s/fleet" % job).get_json()["launches"]
+    (proc,) = launch["processes"]
+    try:
+        assert proc["log"] == str(tmp_path / job / (proc["name"] + ".log"))
+        assert os.path.exists(proc["log"])
+    finally:
+        assert c.delete("/api/v1/jobs/%s/fleet" % job).get_json()["stopped"] == 1
+        wait_until(lambda: not process_alive(proc["pid"]), timeout=30, what="the worker exiting")
+
+
+@effect_of("WORKER_IMAGE", "K8S_NAMESPACE")
+def test_worker_image_and_namespace_of_kubernetes_fleets(make_app):
+    _app, c, job = _fleet_app(make_app, WORKER_IMAGE="reg/w:7", K8S_NAMESPACE="sims")
+    doc = c.get("/api/v1/jobs/%s/fleet?dry_run=1&workers=2&launcher=kubernetes" % job).get_json()
+    assert doc["manifest"]["namespace"] == "sims"
+    assert doc["manifest"]["objects"][1]["spec"]["template"]["spec"]["containers"][0]["image"] == "reg/w:7"
+
+
 @effect_of("ITEMS_CHUNK")
 def test_items_chunk_is_how_many_items_a_large_create_stores_per_call(make_app, redis_url):
     # a bad item at 150 stops the create: what was stored before it, whole

@@ -15,6 +15,7 @@ from jobmaster import protocol
 from ..errors import BadRequest, Conflict, NotFound
 from . import settings as job_settings
 from . import webhooks
+from . import series
 from .codec import MAX_SAFE, encode
 
 STATES = protocol.JOB_STATES
@@ -41,28 +42,27 @@ def decayed_rate(rate, since_ms, now_ms):
     return float(rate) * math.exp(-(now_ms - int(since_ms)) / 60000.0)
 
 
-def status_document(job_id, st, backend):
-    """The status document of docs/contract.md §3 from a :class:`replies.Status`."""
-    now, pending, leased, done, dead, meta = (st.now_ms, st.pending, st.leased, st.done,
-                                              st.dead, st.meta)
+def status_document(job_id, st, backend, recent=None):
+    """The status document of docs/contract.md §3 from a :class:`replies.Status`
+    (and a :class:`replies.SeriesRecent`, for rate, ETA and makespan)."""
+    meta = st.meta
     total = int(meta["total"])
     lease_ms = int(meta["lease_ms"])
-    rate = decayed_rate(meta.get("rate"), meta.get("rate_t"), now)
     state = meta["state"]
-    if state == protocol.JOB_COMPLETED:
-        eta = 0.0
-    elif state == protocol.JOB_RUNNING and rate > 0 and meta["sealed"] == "1":
-        eta = round((pending + leased) / rate, 1)
-    else:
-        eta = None
+    counts = {"total": total, "pending": st.pending, "leased": st.leased, "done": st.done,
+              "dead": st.dead}
+    created_at, finished_at = _seconds(meta["created_at"]), _seconds(meta.get("finished_at"))
+    rate, eta, makespan = series.figures(state, counts, created_at, finished_at, recent)
+    if meta["sealed"] != "1" and state != protocol.JOB_COMPLETED:
+        eta = None  # more items may come
     params = backend.job_info(job_id).params
     doc = {
         "id": job_id,
         "name": meta["name"],
         "state": state,
         "kind": meta["kind"],
-        "created_at": _seconds(meta["created_at"]),
-        "finished_at": _seconds(meta.get("finished_at")),
+        "created_at": created_at,
+        "finished_at": finished_at,
         "sealed": meta["sealed"] == "1",
         "settings": {
             "batch_size": int(meta["batch_size"]),
@@ -72,13 +72,13 @@ def status_document(job_id, st, backend):
             **job_settings.from_meta(meta),
         },
         "params": json.loads(params),
-        "counts": {"total": total, "pending": pending, "leased": leased, "done": done,
-                   "dead": dead},
-        "rate": round(rate, 3),
+        "counts": counts,
+        "rate": rate,
         "eta_seconds": eta,
-        "outcome": outcome(state, dead),
+        "outcome": outcome(state, st.dead),
         "schedule": meta.get("schedule") or None,
-        **_archive_counts(meta, done),
+        "makespan_seconds": makespan,
+        **_archive_counts(meta, st.done),
     }
     if int(meta.get("backoff_ms") or 0):
         # only jobs with retry_backoff have it: the five counts stay the
@@ -228,7 +228,8 @@ def _create_args(backend, body, items=None):
 
 
 def status(backend, job_id):
-    return status_document(job_id, backend.ops.status(job_id), backend)
+    st = backend.ops.status(job_id)  # (NotFound for no such job)
+    return status_document(job_id, st, backend, backend.ops.series_recent(job_id))
 
 
 def list_jobs(backend, state=None, limit=100):
@@ -238,11 +239,12 @@ def list_jobs(backend, state=None, limit=100):
     docs, stale = [], []
     for start in range(0, len(ids), 100):
         chunk = ids[start:start + 100]
-        for job_id, st in zip(chunk, backend.ops.status_many(chunk)):
+        for job_id, st, recent in zip(chunk, backend.ops.status_many(chunk),
+                                      backend.ops.series_recent_many(chunk)):
             if st is None:
                 stale.append(job_id)
                 continue
-            doc = status_document(job_id, st, backend)
+            doc = status_document(job_id, st, backend, recent)
             if state is None or doc["state"] == state:
                 docs.append(doc)
         if len(docs) >= limit:
@@ -308,8 +310,11 @@ def seal(backend, job_id):
     return status(backend, job_id)
 
 
-def retry_dead(backend, job_id):
-    out = backend.ops.retry_dead(job_id)
+def retry_dead(backend, job_id, task=None):
+    """Every dead task, or only ``task``, back to pending with fresh attempts."""
+    out = backend.ops.retry_dead(job_id, task)
+    if out.status == "not_dead":
+        raise Conflict("task %d of job %s is not dead" % (task, job_id))
     if out.status == "conflict":
         raise Conflict("the job is %s" % out.state)
     sync_active(backend, job_id, out.state)

@@ -12,6 +12,7 @@ from urllib.parse import urlsplit
 from jobmaster import protocol
 
 from ..errors import BadRequest
+from .codec import encode
 
 
 def check_url(url, path):
@@ -50,6 +51,8 @@ def to_meta(body, config):
                   "wh_seq", 1]
     if body.get("schedule"):
         pairs += ["schedule", body["schedule"]]
+    if body.get("command") is not None:  # its two shapes: the schema's (docs/contract.md §10)
+        pairs += ["command", encode(body["command"], config["MAX_RESULT_BYTES"], "body.command")]
     return pairs
 
 
@@ -71,6 +74,8 @@ def from_meta(meta):
         "speculate": meta.get("speculate") == "1",
         # the URL only: the secret never leaves the server
         "webhook": {"url": json.loads(hook)["url"]} if hook else None,
+        # only jobs that have one (docs/contract.md §10)
+        **({"command": json.loads(meta["command"])} if meta.get("command") else {}),
     }
 
 

@@ -29,12 +29,14 @@ class JobInfo:
 
     __slots__ = ("kind", "start", "params", "extra")
 
-    def __init__(self, kind, start, params, task_timeout=None):
+    def __init__(self, kind, start, params, task_timeout=None, command=None):
         self.kind = kind
         self.start = int(start)  # a range job's payload is start + id
         self.params = params  # raw JSON text, spliced into lease answers
-        # JSON members spliced into every lease answer after params
-        self.extra = ',"task_timeout":%s' % task_timeout if task_timeout else ""
+        # JSON members spliced into every lease answer after params (only
+        # those a job has: other leases stay as small as before)
+        self.extra = (',"task_timeout":%s' % task_timeout if task_timeout else "") + (
+            ',"command":%s' % command if command else "")
 
 
 class Backend:
@@ -106,11 +108,12 @@ class Backend:
         """The job's immutable facts (kind, start, params), or NotFound."""
         info = self._info.get(job_id)
         if info is None:
-            kind, start, params, timeout = self.redis.hmget(
-                self.keys.job_key(job_id, "meta"), "kind", "start", "params", "task_timeout")
+            kind, start, params, timeout, command = self.redis.hmget(
+                self.keys.job_key(job_id, "meta"), "kind", "start", "params", "task_timeout",
+                "command")
             if kind is None:
                 raise NotFound("no such job: %s" % job_id)
-            info = JobInfo(kind, start, params, timeout)
+            info = JobInfo(kind, start, params, timeout, command)
             self._info[job_id] = info
             if len(self._info) > self.INFO_CACHE_SIZE:
                 self._info.popitem(last=False)

@@ -16,6 +16,7 @@ meta        hash    name, state, created_at, finished_at (ms), sealed, kind
                     max_attempts, priority, params (raw JSON), rate, rate_t;
                     optional settings: max_dead, backoff_ms, batching,
                     speculate (1), task_timeout (s), schedule (its id),
+                    command (raw JSON argv list or string; absent: none),
                     webhook (JSON {url, secret}; '' = the default), and the
                     finish webhook's delivery: wh_state, wh_attempts,
                     wh_error, wh_seq (finishes so far, for the event id)
@@ -73,6 +74,13 @@ durations   list    lifetimes (ms) of the last 101 leases closed by a
                     complete, speculate jobs only (their median)
 tokens      hash    sha256 of a per-job worker token -> its expiry (ms);
                     token_issue.lua, token_check.lua (dies with the job)
+fleet       hash    launch ref -> JSON record of one fleet launch (launcher,
+                    workers, host, pids or Kubernetes names, launched_at);
+                    written by fleet.lua, read by any instance (DESIGN §10)
+series      hash    throughput over time: '<p><bucket>d' / '<p><bucket>f' -> tasks
+                    done / attempts failed in that bucket (p 's': 10 s buckets,
+                    last 360; 'm': 5 min, last 2016), '<p>' -> newest bucket,
+                    't0' -> first activity ms (lib.lua count_series)
 ==========  ======  ==========================================================
 
 Per job, outside JOB_KEYS (no script touches it):
@@ -131,7 +139,7 @@ JOB_KEYS = (
     "meta", "pending", "owner", "tries", "fails", "leases", "left",
     "deadlines", "items", "results", "dead", "workers", "appends", "spans",
     "gone", "gone_at", "done", "outbox", "gone_tries",
-    "backoff", "shun", "askers", "born", "copies", "durations", "tokens",
+    "backoff", "shun", "askers", "born", "copies", "durations", "tokens", "fleet", "series",
 )
 
 

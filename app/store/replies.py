@@ -129,7 +129,8 @@ class Outcome:
 
 
 class Retried:
-    """retry_dead.lua: ``{'ok', moved, state}`` or ``{'conflict', state}``."""
+    """retry_dead.lua: ``{'ok', moved, state}``, ``{'conflict', state}`` or
+    ``{'not_dead'}`` (the one task asked for is not dead)."""
 
     __slots__ = ("status", "moved", "state")
 
@@ -138,7 +139,7 @@ class Retried:
         if self.status == "ok":
             self.moved, self.state = int(reply[1]), reply[2]
         else:
-            self.moved, self.state = 0, reply[1]
+            self.moved, self.state = 0, reply[1] if len(reply) > 1 else None
 
 
 class Appended:
@@ -164,3 +165,44 @@ class Heartbeat:
         self.status = reply[0]
         self.expires_ms = int(reply[1]) if self.status == "ok" else None
         self.job_state = reply[2] if self.status == "ok" else None
+
+
+class SeriesRecent:
+    """series.lua 'recent': done and failed in about the last minute, from
+    ``since_ms``; ``t0_ms`` the job's first activity (-1: none yet)."""
+
+    __slots__ = ("now_ms", "t0_ms", "done", "failed", "since_ms")
+
+    def __init__(self, reply):
+        self.now_ms, self.t0_ms, self.done, self.failed, self.since_ms = (
+            int(v) for v in reply[1:6])
+
+
+class SeriesPoints:
+    """series.lua 'points': ``done`` and ``failed`` per bucket of
+    ``width_ms``, from bucket index ``first`` on, at ``resolution``."""
+
+    __slots__ = ("now_ms", "t0_ms", "resolution", "width_ms", "first", "done", "failed")
+
+    def __init__(self, reply):
+        self.now_ms, self.t0_ms = int(reply[1]), int(reply[2])
+        self.resolution, self.width_ms, self.first = reply[3], int(reply[4]), int(reply[5])
+        values = [int(v) for v in reply[6:]]
+        self.done, self.failed = values[0::2], values[1::2]
+
+
+class TaskView:
+    """task.lua: one task as stored (``status`` 'no_task' for an id outside
+    the job). Absent parts are None; ``lease`` is the raw lease record."""
+
+    __slots__ = ("status", "state", "tries", "fails", "item", "result", "dead", "lease_id",
+                 "lease", "expires_ms")
+
+    def __init__(self, reply):
+        self.status = reply[0]
+        if self.status != "ok":
+            return
+        parts = [v if v is not False else None for v in reply[1:10]]
+        (self.state, self.tries, self.fails, self.item, self.result, self.dead, self.lease_id,
+         self.lease, self.expires_ms) = parts
+        self.tries, self.fails = int(self.tries), int(self.fails)

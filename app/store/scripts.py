@@ -31,7 +31,8 @@ LUA_DIR = os.path.join(os.path.dirname(__file__), "lua")
 
 OPERATIONS = ("create", "stage", "append", "seal", "lease", "heartbeat", "complete",
               "release", "status", "set_state", "retry_dead", "delete",
-              "archive_take", "archive_ack", "webhook_mark", "token_issue", "token_check")
+              "archive_take", "archive_ack", "webhook_mark", "token_issue", "token_check",
+              "fleet", "series", "task")
 
 
 def _read(name):
@@ -153,8 +154,35 @@ class Operations:
     def set_state(self, job_id, action):
         return R.Outcome(self._checked("set_state", job_id, [action]))
 
-    def retry_dead(self, job_id):
-        return R.Retried(self._checked("retry_dead", job_id, []))
+    def retry_dead(self, job_id, task=None):
+        """Every dead task, or only ``task`` (an int)."""
+        return R.Retried(self._checked("retry_dead", job_id,
+                                       ["" if task is None else "%d" % task]))
+
+    def fleet_save(self, job_id, ref, record):
+        """Record a launch (JSON text); an :class:`Outcome` ('conflict' when
+        the job is finished: nothing recorded)."""
+        return R.Outcome(self._checked("fleet", job_id, ["save", ref, record]))
+
+    def fleet_drop(self, job_id, ref):
+        return R.Outcome(self._checked("fleet", job_id, ["drop", ref]))
+
+    def series_recent(self, job_id):
+        """A :class:`replies.SeriesRecent`."""
+        return R.SeriesRecent(self._checked("series", job_id, ["recent"]))
+
+    def series_recent_many(self, job_ids):
+        """One :class:`replies.SeriesRecent` per job, pipelined (None: no such job)."""
+        replies = self.scripts.run_many("series", [(self.keys.job(job_id), ["recent"])
+                                                   for job_id in job_ids])
+        return [None if reply[0] == "missing" else R.SeriesRecent(reply) for reply in replies]
+
+    def series_points(self, job_id, resolution=""):
+        """A :class:`replies.SeriesPoints` ('' picks the resolution)."""
+        return R.SeriesPoints(self._checked("series", job_id, ["points", resolution]))
+
+    def task(self, job_id, task_id):
+        return R.TaskView(self._checked("task", job_id, ["%d" % task_id]))
 
     def delete(self, job_id, only_if_archived=False):
         """``ok``, ``missing``, or (``only_if_archived``) ``backlog``: its

@@ -11,16 +11,19 @@ _PARAM = re.compile(r"<(?:[a-z]+:)?([a-z_]+)>")
 
 def describe(summary, body=None, ok=None, status=200, tag="jobs", content="application/json",
              query=None, errors=(400, 401, 403, 404), body_content="application/json",
-             body_required=True):
+             body_required=True, also=(), path=None):
     """Attach the OpenAPI description of one route to its view. ``body`` and
     ``ok`` are schemas, or the name of one of the application's
-    (:class:`app.web.schemas.Schemas`, built from its config)."""
+    (:class:`app.web.schemas.Schemas`, built from its config). ``also``:
+    other success statuses answering the same schema. ``path``: schemas of
+    path parameters that are not plain strings."""
 
     def decorate(view):
         view.openapi = {"summary": summary, "body": body, "ok": ok, "status": status,
                         "tag": tag, "content": content, "query": query or {},
                         "body_content": body_content,
-                        "errors": errors, "body_required": body_required}
+                        "errors": errors, "body_required": body_required, "also": also,
+                        "path": path or {}}
         return view
 
     return decorate
@@ -29,7 +32,8 @@ def describe(summary, body=None, ok=None, status=200, tag="jobs", content="appli
 def _operation(meta, rule, role, schemas):
     op = {"summary": meta["summary"], "tags": [meta["tag"]],
           "operationId": rule.endpoint.replace(".", "_")}
-    params = [{"name": name, "in": "path", "required": True, "schema": {"type": "string"}}
+    params = [{"name": name, "in": "path", "required": True,
+               "schema": meta["path"].get(name, {"type": "string"})}
               for name in _PARAM.findall(rule.rule)]
     params += [{"name": name, "in": "query", "required": False, "schema": schema}
                for name, schema in meta["query"].items()]
@@ -42,6 +46,8 @@ def _operation(meta, rule, role, schemas):
     if meta["ok"] is not None:
         ok["content"] = {meta["content"]: {"schema": _schema(schemas, meta["ok"])}}
     responses = {str(meta["status"]): ok}
+    for status in meta["also"]:
+        responses[str(status)] = ok
     error = {"content": {"application/json": {"schema": schemas.ERROR}}}
     for status in meta["errors"]:
         if status in (401, 403) and role is None:
@@ -58,7 +64,8 @@ def _operation(meta, rule, role, schemas):
 _REASONS = {400: "bad input; nothing changed", 401: "no or unknown token",
             403: "token's role may not do this", 404: "no such job, lease or route",
             409: "wrong state or lost lease", 413: "too large",
-            501: "needs the archive (JOBMASTER_MONGO_URL), which is not configured"}
+            501: "not configured on this server (no archive: JOBMASTER_MONGO_URL; no fleet "
+                 "launcher: JOBMASTER_LAUNCHER)"}
 
 
 def _schema(schemas, schema):

@@ -71,6 +71,14 @@ class Schemas:
                             "secret": string(0, 1000, description="HMAC-SHA256 key of the "
                                                                   "X-Jobmaster-Signature")},
                            required=("url",), nullable=True, **CLOSED),
+            "command": {"anyOf": [string(1, 100000), {"type": "array", "minItems": 1,
+                                                      "maxItems": 10000,
+                                                      "items": string(1, 100000)}],
+                        "description": "what a launched worker runs per task: an argv list of "
+                                       "strings, or a string run by sh -c; {} stands for the "
+                                       "task's payload",
+                        "x-message": "a non-empty list of strings (argv), or a string (run by "
+                                     "sh -c)"},
         }, required=("name",), **CLOSED, anyOf=[
             # an items job, sealed or not
             obj({"tasks": obj({}, required=("items",))}, required=("tasks",)),
@@ -140,9 +148,13 @@ class Schemas:
                              "task_timeout": {"type": "number", "nullable": True},
                              "batching": {"type": "string", "enum": list(protocol.BATCHINGS)},
                              "speculate": {"type": "boolean"},
-                             "webhook": obj({"url": {"type": "string"}}, nullable=True)}),
+                             "webhook": obj({"url": {"type": "string"}}, nullable=True),
+                             "command": {"description": "argv list or sh -c string; only "
+                                                        "jobs that have one"}}),
             "params": {"type": "object"}, "counts": self.COUNTS, "rate": {"type": "number"},
             "eta_seconds": {"type": "number", "nullable": True},
+            "makespan_seconds": {"type": "number", "nullable": True,
+                                 "description": "finished jobs: created to finished"},
             "archived": {"type": "boolean", "description": "with the archive: true when the "
                          "job's Redis state is gone and this document comes from MongoDB"},
             "archive": obj({"archived": integer(0), "backlog": integer(0)},
@@ -170,6 +182,7 @@ class Schemas:
             "params": {"type": "object"},
             "task_timeout": {"type": "number",
                              "description": "seconds a task may run (jobs that set it)"},
+            "command": {"description": "the job's command, when it has one (DESIGN §10)"},
             "tasks": {"type": "array", "items": self.TASK},
             "retry_after": {"type": "number"},
         }, required=("status",))
@@ -219,6 +232,58 @@ class Schemas:
             "worker": {"type": "string"}, "done": integer(0), "failed": integer(0),
             "expired": integer(0), "leases": integer(0), "last_seen": {"type": "number"},
             "rate": {"type": "number"}})}})
+        self._console(c)
+
+    def _console(self, c):
+        """The fleet and console routes' schemas (DESIGN §10)."""
+        self.FLEET_REQUEST = obj({
+            "workers": integer(1, c["FLEET_MAX_WORKERS"],
+                               description="how many workers (pods or processes)"),
+            "dry_run": {"type": "boolean", "description": "answer what would be started; start nothing"},
+            "launcher": {"type": "string", "enum": ["local", "kubernetes"],
+                         "description": "the launcher of a dry run (a launch uses the configured one)"},
+            "image": string(1, 500, description="worker image (kubernetes); default JOBMASTER_WORKER_IMAGE"),
+            "concurrency": integer(1, 1024, description="tasks each worker runs at once"),
+        }, required=("workers",), **CLOSED)
+        self.FLEET_ANSWER = obj({
+            "launcher": {"type": "string"}, "launched": integer(0),
+            "ref": {"type": "string", "nullable": True}, "dry_run": {"type": "boolean"},
+            "workers": {"type": "array", "items": {"type": "string"}},
+            "manifest": {"type": "object", "description": "dry run: what would be started"},
+        }, required=("launcher", "launched", "ref"))
+        self.FLEET_STATUS = obj({
+            "job": {"type": "string"}, "launcher": {"type": "string", "nullable": True},
+            "launched": integer(0), "running": integer(0),
+            "launches": {"type": "array", "items": {"type": "object"}},
+        }, required=("job", "launches"))
+        self.FLEET_STOPPED = obj({"job": {"type": "string"}, "stopped": integer(0)})
+        # GET .../fleet: what runs, or with ?dry_run=1 what a launch would start.
+        self.FLEET_VIEW = {"anyOf": [self.FLEET_STATUS, self.FLEET_ANSWER]}
+        self.SERIES = obj({
+            "job": {"type": "string"}, "resolution": {"type": "string", "enum": ["s", "m"]},
+            "interval_seconds": {"type": "number"}, "start": {"type": "number"},
+            "now": {"type": "number"}, "first_activity": {"type": "number", "nullable": True},
+            "done": {"type": "array", "items": integer(0)},
+            "failed": {"type": "array", "items": integer(0),
+                       "description": "reported or expired attempts"},
+        }, required=("interval_seconds", "start", "done", "failed"))
+        self.TASK_DETAIL = obj({
+            "job": {"type": "string"}, "id": integer(0),
+            "state": {"type": "string", "enum": ["pending", "leased", "done", "dead"]},
+            "payload": {}, "attempts": integer(0), "failed_attempts": integer(0),
+            "lease": {"type": "object", "nullable": True},
+            "result": {"type": "object", "nullable": True},
+            "dead": {"type": "object", "nullable": True},
+            "history": {"type": "array", "items": obj({
+                "attempt": integer(0), "worker": {"type": "string"}, "outcome": {"type": "string"},
+                "error": {}, "at": {"type": "number"}})},
+        }, required=("id", "state"))
+        self.ALL_WORKERS = obj({"now": {"type": "number"}, "workers": {"type": "array", "items": obj({
+            "worker": {"type": "string"}, "job": {"type": "string"}, "job_name": {"type": "string"},
+            "job_state": {"type": "string"}, "done": integer(0), "failed": integer(0),
+            "expired": integer(0), "leases": integer(0), "last_seen": {"type": "number"},
+            "rate": {"type": "number"}, "silent_seconds": {"type": "number"},
+            "stale": {"type": "boolean"}})}})
 
 
 def current():

@@ -23,7 +23,7 @@ import click
 from . import protocol
 from . import errors
 from .command import (DEFAULT_TAIL, CommandAbandoned, CommandFailed, CommandRunner,
-                      CommandTimedOut, process_alive)
+                      CommandTimedOut, JobCommandRunner, NoCommand, process_alive)
 from .session import DEFAULT_RETRY_SECONDS, Client
 from .worker import TaskTimeout, Worker, WorkerStopped, default_worker_name, format_exception
 
@@ -42,6 +42,22 @@ class _UsageLine(click.ClickException):
         super().__init__("%s (see '%s --help')" % (err.format_message(), where))
 
 
+#: How long an interactive `job` command retries an unreachable master
+#: (unless --retry-seconds says otherwise): a person is waiting. Workers keep
+#: the long default, to ride out a master's restart.
+JOB_RETRY_SECONDS = 5.0
+#: `worker run`'s exit status when tasks it ran died (used up their attempts).
+EXIT_DEAD = 3
+
+
+def api_message(err):
+    """One line for an API error; a 401 says where the token goes."""
+    message = "%s (HTTP %s %s)" % (err.message, err.status, err.code)
+    if err.status == 401:
+        message += "; give a token with --token or JOBMASTER_TOKEN"
+    return message
+
+
 class _Group(click.Group):
     """A group that turns client and usage errors into one line on stderr."""
 
@@ -51,7 +67,7 @@ class _Group(click.Group):
         except click.UsageError as err:
             raise _UsageLine(err) from None
         except errors.APIError as err:
-            raise click.ClickException("%s (HTTP %s %s)" % (err.message, err.status, err.code))
+            raise click.ClickException(api_message(err))
         except errors.ClientError as err:
             raise click.ClickException(str(err))
         except BrokenPipeError:
@@ -112,13 +128,23 @@ def cli(ctx, url, token, retry_seconds, verbose):
     logging.basicConfig(level=level, format="jobmaster: %(levelname)s: %(message)s",
                         stream=sys.stderr)
     ctx.obj = Settings(url, token, retry_seconds)
+    ctx.obj.retry_given = (ctx.get_parameter_source("retry_seconds")
+                           != click.core.ParameterSource.DEFAULT)
 
 
 # ------------------------------------------------------------------- job ...
 
 @cli.group(cls=_Group, context_settings=CONTEXT)
-def job():
-    """Create, inspect and control jobs (admin token)."""
+@pass_settings
+def job(settings):
+    """Create, inspect and control jobs (admin token).
+
+    An unreachable master fails these within about 5 seconds (set
+    --retry-seconds to wait longer); `worker` commands keep retrying.
+    """
+    if not settings.retry_given:
+        settings.retry_seconds = JOB_RETRY_SECONDS
+
 
 
 def _read_items(fh):
@@ -182,10 +208,13 @@ def _read_items(fh):
               help="POST a signed job.finished event here when the job finishes.")
 @click.option("--webhook-secret", envvar="JOBMASTER_WEBHOOK_SECRET", metavar="SECRET",
               help="HMAC-SHA256 key of the webhook's signature [env JOBMASTER_WEBHOOK_SECRET].")
+@click.option("--command", "command", metavar="CMD",
+              help="What launched workers run per task: a string for sh -c, or a JSON argv "
+                   "list; {} is the payload.")
 @pass_settings
 def job_create(settings, name, range_, items, params, batch_size, lease_seconds,
                max_attempts, priority, max_dead, retry_backoff, task_timeout, batching,
-               speculate, webhook_url, webhook_secret):
+               speculate, webhook_url, webhook_secret, command):
     """Create job NAME and print its id (alone, on stdout).
 
     \b
@@ -205,12 +234,17 @@ def job_create(settings, name, range_, items, params, batch_size, lease_seconds,
             raise click.UsageError("--params: not JSON: %s" % err)
         if not isinstance(params_value, dict):
             raise click.UsageError("--params: must hold a JSON object")
+    if command is not None and command.lstrip().startswith("["):
+        try:
+            command = json.loads(command)
+        except ValueError as err:
+            raise click.UsageError("--command: not a JSON list: %s" % err)
     status = settings.client.create_job(
         name, range=range_, items=_read_items(items) if items is not None else None,
         params=params_value, batch_size=batch_size, lease_seconds=lease_seconds,
         max_attempts=max_attempts, priority=priority, max_dead=max_dead,
         retry_backoff=retry_backoff, task_timeout=task_timeout, batching=batching,
-        speculate=speculate, webhook=_webhook(webhook_url, webhook_secret))
+        speculate=speculate, webhook=_webhook(webhook_url, webhook_secret), command=command)
     click.echo(status["id"])
 
 
@@ -552,6 +586,9 @@ class _Slot(threading.Thread):
             raise WorkerStopped()
         except CommandTimedOut:
             raise TaskTimeout() from None  # reported as "error": "timeout"
+        except NoCommand as err:  # the worker cannot run this job: stop, release
+            self.error = err
+            raise WorkerStopped()
         except CommandFailed as err:
             if self.worker.abandoned:
                 raise WorkerStopped()
@@ -597,6 +634,11 @@ def worker_run(settings, job_id, concurrency, name, max_tasks, call_spec, timeou
     JOBMASTER_LEASE, JOBMASTER_PARAMS(_FILE) in its environment.
 
     \b
+    With neither a command nor --call, the job's own `command` setting (sent
+    with every lease: an argv list, or a string run by sh -c) runs per task,
+    as a launched fleet does (POST /jobs/ID/fleet).
+
+    \b
     With --call package.module:function, per task:
       function(payload)                      its return value is the result,
       function(payload, params=..., task=...) if it declares those names;
@@ -606,8 +648,9 @@ def worker_run(settings, job_id, concurrency, name, max_tasks, call_spec, timeou
     SIGTERM or SIGINT: take no new task; running tasks finish and are reported
     (--on-term finish) or are killed and released (--on-term kill, or a second
     signal); every unfinished task is released at once for other workers.
-    Exit status: 0 when the master said done, 128+signal after a signal,
-    1 on an error.
+    On exit it says on stderr what it did (ok, failed, dead, released, leases).
+    Exit status: 0 when the master said done, 3 when tasks it ran died (used
+    up their attempts), 128+signal after a signal, 1 on an error.
     """
     # Signals first: a SIGTERM from now on is a request to drain, never a crash.
     signals = []
@@ -620,7 +663,7 @@ def worker_run(settings, job_id, concurrency, name, max_tasks, call_spec, timeou
     command = list(command)
     if command and command[0] == "--":
         command = command[1:]
-    if bool(command) == bool(call_spec):
+    if command and call_spec:
         raise click.UsageError("give a command after -- or --call MODULE:FUNCTION (not both)")
     if command and shutil.which(command[0]) is None:
         raise click.UsageError("command not found: %s" % command[0])
@@ -634,8 +677,12 @@ def worker_run(settings, job_id, concurrency, name, max_tasks, call_spec, timeou
     slots = []
     try:
         for index in range(concurrency):
-            runner = CommandRunner(command, workdir, timeout=timeout, tail=tail, slot=index) \
-                if command else None
+            if command:
+                runner = CommandRunner(command, workdir, timeout=timeout, tail=tail, slot=index)
+            elif fn is None:  # neither: the job's own command, from its leases
+                runner = JobCommandRunner(workdir, timeout=timeout, tail=tail, slot=index)
+            else:
+                runner = None
             handler = runner if runner is not None else _call_handler(fn)
             # a command's runner enforces the job's task_timeout itself (it
             # kills the process group); a --call function is left to Worker
@@ -644,10 +691,10 @@ def worker_run(settings, job_id, concurrency, name, max_tasks, call_spec, timeou
             slots.append(_Slot(index, w, handler, runner, wake))
         for slot in slots:
             slot.start()
-        status = _supervise(slots, signals, wake, on_term)
-        if uploads and status == 0:
+        status = _supervise(slots, signals, wake, on_term, name)
+        if uploads and status in (0, EXIT_DEAD):  # the work is over, dead tasks or not
             targets = {job_id} if job_id else set().union(*(s.worker.jobs_seen for s in slots))
-            status = _upload(settings.client, sorted(targets), uploads)
+            status = _upload(settings.client, sorted(targets), uploads) or status
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
@@ -677,7 +724,7 @@ def _upload(client, job_ids, paths):
     return status
 
 
-def _supervise(slots, signals, wake, on_term):
+def _supervise(slots, signals, wake, on_term, name):
     """Wait for the slots; act on signals; return the exit status.
 
     The signal handler only appends to ``signals`` (nothing that takes a lock
@@ -716,12 +763,14 @@ def _supervise(slots, signals, wake, on_term):
     for slot in slots:
         for key, value in slot.worker.stats.items():
             stats[key] = stats.get(key, 0) + value
-    log.info("worker: %(ok)d ok, %(failed)d failed, %(released)d released, "
-             "%(batches)d leases", stats)
+    # Always said, on stderr: what this worker did, whatever ended it.
+    click.echo("jobmaster: worker %s: %d ok, %d failed (%d dead), %d released, %d leases"
+               % (name, stats.get("ok", 0), stats.get("failed", 0), stats.get("dead", 0),
+                  stats.get("released", 0), stats.get("batches", 0)), err=True)
     if errors_seen:
         err = errors_seen[0]
         if isinstance(err, errors.APIError):
-            message = "%s (HTTP %s %s)" % (err.message, err.status, err.code)
+            message = api_message(err)
         elif isinstance(err, errors.ClientError):
             message = str(err)
         else:
@@ -730,6 +779,8 @@ def _supervise(slots, signals, wake, on_term):
         return 1
     if signals:
         return 128 + signals[0]
+    if stats.get("dead"):
+        return EXIT_DEAD
     return 0 if all(slot.worker.finished for slot in slots) else 1
 
 

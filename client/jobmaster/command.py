@@ -44,6 +44,10 @@ class CommandAbandoned(Exception):
     """The command was killed because the worker is abandoning its tasks."""
 
 
+class NoCommand(Exception):
+    """The worker was given no command and the job has none either."""
+
+
 def payload_text(payload):
     """The text that replaces ``{}``: strings as is, anything else as JSON."""
     if isinstance(payload, str):
@@ -188,3 +192,47 @@ def process_alive(pid):
             return fh.read().rsplit(")", 1)[1].split()[0] != "Z"
     except (OSError, IndexError):
         return True
+
+
+def job_argv(command):
+    """A job's ``command`` (DESIGN §10) as an argv: a list as is; a string
+    runs under ``sh -c``, where ``{}`` becomes ``"$1"`` and the payload is
+    passed as that argument (never pasted into the shell's text)."""
+    if isinstance(command, str):
+        if "{}" in command:
+            return ["sh", "-c", command.replace("{}", '"$1"'), "sh", "{}"]
+        return ["sh", "-c", command]
+    return [str(arg) for arg in command]
+
+
+class JobCommandRunner:
+    """For ``worker run`` given no command: runs the job's own ``command``,
+    which comes with every lease; one :class:`CommandRunner` per distinct
+    command (a worker serving any job may meet several)."""
+
+    def __init__(self, workdir, timeout=None, tail=DEFAULT_TAIL, slot=0):
+        self._args = (workdir, timeout, tail, slot)
+        self._runners = {}
+        self._lock = threading.Lock()
+        self._killed = False
+
+    def __call__(self, task):
+        command = task.batch.command
+        if not command:
+            raise NoCommand("job %s has no command and this worker was given none "
+                            "(give one after --, or --call)" % task.job)
+        key = json.dumps(command)
+        with self._lock:
+            if self._killed:
+                raise CommandAbandoned()
+            runner = self._runners.get(key)
+            if runner is None:
+                runner = self._runners[key] = CommandRunner(job_argv(command), *self._args)
+        return runner(task)
+
+    def kill(self):
+        with self._lock:
+            self._killed = True
+            runners = list(self._runners.values())
+        for runner in runners:
+            runner.kill()

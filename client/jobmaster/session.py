@@ -155,9 +155,11 @@ class Client:
         Give exactly one of ``range=(start, stop)`` (payloads start..stop-1)
         or ``items=[...]`` (one task per JSON item). Further job settings
         go by name (``max_dead``, ``retry_backoff``, ``task_timeout``,
-        ``batching``, ``speculate``, ``webhook={"url", "secret"}``); None
-        leaves one at the server's default. This call is not retried once
-        the request may have reached the server.
+        ``batching``, ``speculate``, ``webhook={"url", "secret"}``, and
+        ``command``: an argv list, or a string for ``sh -c``, ``{}`` the
+        payload, what launched workers run per task); None leaves one at
+        the server's default. This call is not retried once the request may
+        have reached the server.
         """
         if (range is None) == (items is None):
             raise ValueError("give exactly one of range=(start, stop) or items=[...]")

@@ -142,6 +142,7 @@ class Batch:
         self.expires_at = lease.get("expires_at")
         self.params = answer.get("params") or {}
         self.task_timeout = answer.get("task_timeout")
+        self.command = answer.get("command")  # the job's own (DESIGN §10), or None
         self.tasks = [Task(self, raw) for raw in answer.get("tasks", [])]
         self.closed = False
         self.lost = False
@@ -224,7 +225,8 @@ class Worker:
         self.stopped = False
         self.abandoned = False
         self.signalled = None
-        self.stats = {"batches": 0, "ok": 0, "failed": 0, "released": 0, "duplicates": 0}
+        self.stats = {"batches": 0, "ok": 0, "failed": 0, "released": 0, "duplicates": 0,
+                      "dead": 0}
         self.jobs_seen = set()  # ids of the jobs it leased from (for `--upload`)
         self._lock = threading.RLock()
         self._stop_event = threading.Event()
@@ -449,6 +451,7 @@ class Worker:
             self.stats["ok" if entry.get("ok") else "failed"] += 1
         self.stats["released"] += int(answer.get("released") or 0)
         self.stats["duplicates"] += int(answer.get("duplicates") or 0)
+        self.stats["dead"] += int(answer.get("dead") or 0)  # failures that used up the task
 
     # ------------------------------------------------------------ heartbeat
 

@@ -6,7 +6,7 @@
 --   1 meta  2 pending  3 owner  4 tries  5 fails  6 leases  7 left
 --   8 deadlines  9 items  10 results  11 dead  12 workers  13 appends  14 spans
 --   15 gone  16 gone_at  17 done  18 outbox  19 gone_tries  20 backoff  21 shun
---   22 askers  23 born  24 copies  25 durations  26 tokens
+--   22 askers  23 born  24 copies  25 durations  26 tokens  27 fleet  28 series
 --
 -- Who holds a task. A lease made only of fresh range ids (the common case:
 -- nothing handed back yet) is a *span lease*: its record names ids a..b and
@@ -28,6 +28,7 @@ local K_SPANS, K_GONE, K_GONE_AT = KEYS[14], KEYS[15], KEYS[16]
 local K_DONE, K_OUTBOX, K_GONE_TRIES = KEYS[17], KEYS[18], KEYS[19]
 local K_BACKOFF, K_SHUN, K_ASKERS, K_BORN, K_COPIES, K_DURATIONS, K_TOKENS =
   KEYS[20], KEYS[21], KEYS[22], KEYS[23], KEYS[24], KEYS[25], KEYS[26]
+local K_FLEET, K_SERIES = KEYS[27], KEYS[28]
 
 -- Rates are exponentially decayed counts over this window: each done task
 -- adds 1/60 task/s, which fades with a one-minute time constant. O(1) memory
@@ -154,6 +155,38 @@ local function decayed(rate, since, now)
   return rate * math.exp(-(now - since) / RATE_WINDOW_MS)
 end
 
+-- Throughput over time (GET /jobs/<id>/series, and the rate and ETA of a
+-- status): tasks done and attempts failed (reported or expired) per bucket,
+-- at two resolutions: {field prefix, bucket ms, buckets kept} (1 h of 10 s
+-- buckets, 7 days of 5 min ones). Fields '<p><bucket>d' / '<p><bucket>f';
+-- '<p>' holds the newest bucket index, 't0' the first activity (ms). When a
+-- bucket opens, those that fell out of the window are deleted, so the hash
+-- never holds more than 2 * (360 + 2016) buckets.
+local SERIES = {{'s', 10000, 360}, {'m', 300000, 2016}}
+
+local function count_series(done, failed, now)
+  if done == 0 and failed == 0 then return end
+  redis.call('HSETNX', K_SERIES, 't0', now)
+  for _, s in ipairs(SERIES) do
+    local p, width, keep = s[1], s[2], s[3]
+    local b = math.floor(now / width)
+    local last = tonumber(redis.call('HGET', K_SERIES, p))
+    if last ~= b then
+      if last and last < b then
+        local old = {}
+        for t = math.max(last - keep + 1, 0), math.min(last, b - keep) do
+          old[#old + 1] = fmt('%s%dd', p, t)
+          old[#old + 1] = fmt('%s%df', p, t)
+        end
+        if #old > 0 then bulk('HDEL', K_SERIES, old) end
+      end
+      redis.call('HSET', K_SERIES, p, fmt('%d', math.max(b, last or b)))
+    end
+    if done > 0 then redis.call('HINCRBY', K_SERIES, fmt('%s%dd', p, b), done) end
+    if failed > 0 then redis.call('HINCRBY', K_SERIES, fmt('%s%df', p, b), failed) end
+  end
+end
+
 -- Per-worker figures: d done, f failed, x expired, s last seen (ms),
 -- r rate (tasks/s), rt when r was last updated. Leases held are counted from
 -- the lease records when asked, so leasing never writes here.
@@ -170,6 +203,8 @@ local function touch_worker(name, now, done, failed, expired, seen)
   end
   if seen then w.s = now end
   redis.call('HSET', K_WORKERS, name, cjson.encode(w))
+  -- Every done and failed task of a job passes here: the job's series too.
+  count_series(done, failed + expired, now)
 end
 
 local function count_done(n, now)

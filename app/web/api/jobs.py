@@ -4,7 +4,7 @@ import secrets
 from flask import Blueprint, Response, jsonify, request, stream_with_context
 from jobmaster import protocol
 
-from ...domain import history, jobs, results as results_export
+from ...domain import history, inspect, jobs, results as results_export, series
 from ...domain.codec import MAX_SAFE, loads
 from ...errors import BadRequest, NotFound, TooLarge
 from ...store.backend import backend, check_job_id
@@ -12,7 +12,7 @@ from .. import items_body
 from ..auth import ADMIN, requires
 from ..openapi import describe
 from ..schemas import current as schemas
-from ..validation import json_body, parse_body, validate
+from ..validation import parse_body, validate
 
 bp = Blueprint("jobs", __name__, url_prefix=protocol.jobs_path())
 
@@ -237,9 +237,44 @@ def retry_dead(job_id):
     return jsonify(jobs.retry_dead(backend(), check_job_id(job_id)))
 
 
+_TASK_PATH = {"task": {"type": "integer", "minimum": 0}}
+
+
+def _task_id(raw):
+    """A task id from the path: a decimal integer, or no such task."""
+    if not raw.isascii() or not raw.isdigit() or len(raw) > 16:
+        raise NotFound("no such task: %s" % raw[:40])
+    return int(raw)
+
+
+@bp.post("/<job_id>/dead/<task>/retry")
+@requires(ADMIN)
+@describe("Give one dead task a fresh set of attempts (409 if it is not dead)", ok="RETRIED",
+          errors=_CONFLICT, path=_TASK_PATH)
+def retry_one_dead(job_id, task):
+    return jsonify(jobs.retry_dead(backend(), check_job_id(job_id), _task_id(task)))
+
+
 @bp.get("/<job_id>/workers")
 @requires(ADMIN)
 @describe("Per-worker figures of a job", ok="WORKER_LIST")
 def workers(job_id):
     return jsonify(jobs.workers(backend(), check_job_id(job_id)))
 
+
+
+@bp.get("/<job_id>/series")
+@requires(ADMIN)
+@describe("Throughput over time: tasks done and attempts failed per interval, oldest first",
+          ok="SERIES", query={"resolution": {"type": "string", "enum": ["s", "m"]}})
+def series_(job_id):
+    return jsonify(series.document(backend(), check_job_id(job_id),
+                                   request.args.get("resolution")))
+
+
+@bp.get("/<job_id>/tasks/<task>")
+@requires(ADMIN)
+@describe("One task: payload, state, attempts, the lease holding it, result or dead record",
+          ok="TASK_DETAIL", path=_TASK_PATH)
+def task(job_id, task):
+    return jsonify(inspect.task(backend(), check_job_id(job_id), _task_id(task)))

@@ -24,8 +24,21 @@
     userPaused: false,
     tokenPrompt: null,      // the pending Promise while the token dialog is open
     errorSource: null,
-    toastTimer: null
+    toastTimer: null,
+    filter: { text: "", state: "" }   // the jobs table's search box and state menu
   };
+
+  /* Extension points for console.js (same origin, loaded after this file):
+   * each is a list of functions, run in order. detail(job): the job view
+   * is being refreshed; formBody(form, body, errors): add settings to a new
+   * job's body; created(job, form): a job was created from the form;
+   * route(hash): the location hash changed. */
+  var hooks = { detail: [], formBody: [], created: [], route: [] };
+
+  async function runHooks(name) {
+    var args = Array.prototype.slice.call(arguments, 1);
+    for (var i = 0; i < hooks[name].length; i++) await hooks[name][i].apply(null, args);
+  }
 
   // ---------------------------------------------------------------- helpers
 
@@ -430,7 +443,7 @@
     setText(r.counts, fmtInt(num(c.done)) + " / " + fmtInt(num(c.total)) + " done" +
       (num(c.dead) ? " · " + fmtInt(num(c.dead)) + " dead" : "") +
       (num(c.leased) ? " · " + fmtInt(num(c.leased)) + " leased" : ""));
-    setText(r.rate, job.state === "running" || num(job.rate) > 0 ? fmtRate(job.rate) : "—");
+    setText(r.rate, rateText(job));
     setText(r.eta, etaText(job));
     setText(r.created, fmtTime(job.created_at));
     r.created.title = fmtFullTime(job.created_at);
@@ -442,14 +455,24 @@
     }
   }
 
+  function matches(job) {
+    var f = state.filter;
+    if (f.state && job.state !== f.state) return false;
+    if (!f.text) return true;
+    var text = f.text.toLowerCase();
+    return String(job.name || "").toLowerCase().indexOf(text) >= 0 ||
+      String(job.id).toLowerCase().indexOf(text) >= 0;
+  }
+
   function renderJobs() {
     var body = $("jobs-body");
     var seen = new Set();
     var byState = {};
-    state.jobs.forEach(function (job, i) {
+    var shown = state.jobs.filter(matches);
+    state.jobs.forEach(function (job) { byState[job.state] = (byState[job.state] || 0) + 1; });
+    shown.forEach(function (job, i) {
       var id = String(job.id);
       seen.add(id);
-      byState[job.state] = (byState[job.state] || 0) + 1;
       var r = state.rows.get(id);
       if (!r) { r = createRow(id); state.rows.set(id, r); }
       updateRow(r, job);
@@ -459,7 +482,9 @@
       if (!seen.has(id)) { r.tr.remove(); state.rows.delete(id); }
     });
     $("jobs-empty").hidden = state.jobs.length > 0;
+    $("jobs-nomatch").hidden = state.jobs.length === 0 || shown.length > 0;
     var parts = [state.jobs.length + " job" + (state.jobs.length === 1 ? "" : "s")];
+    if (shown.length !== state.jobs.length) parts.push(shown.length + " shown");
     ["running", "paused", "completed", "cancelled"].forEach(function (s) {
       if (byState[s]) parts.push(byState[s] + " " + s);
     });
@@ -496,6 +521,7 @@
   var detailBar = null;
 
   function onHashChange() {
+    runHooks("route", window.location.hash).catch(function (e) { showError(e.message, "route"); });
     var id = selectedFromHash();
     var changed = id !== state.selected;
     state.selected = id;
@@ -546,8 +572,10 @@
       ["Leased", fmtInt(num(c.leased)), "stat-leased"],
       ["Done", fmtInt(num(c.done)), "stat-done"],
       ["Dead", fmtInt(num(c.dead)), "stat-dead"],
-      ["Rate", fmtRate(job.rate), ""],
-      ["ETA", etaText(job), ""],
+      ["Rate", rateText(job), "stat-rate"],
+      ["ETA", etaText(job), "stat-eta"],
+      ["Makespan", job.makespan_seconds === null || job.makespan_seconds === undefined ? "—" :
+        fmtDuration(job.makespan_seconds), "stat-makespan"],
       ["Created", fmtTime(job.created_at), ""],
       ["Finished", job.finished_at ? fmtTime(job.finished_at) : "—", ""]
     ].forEach(function (s) { stat(s[0], s[1], s[2]).forEach(function (n) { stats.appendChild(n); }); });
@@ -574,6 +602,14 @@
       renderActions($("detail-actions"), job);
     }
     $("btn-retry-dead").hidden = !(num(c.dead) > 0 && job.state !== "cancelled");
+  }
+
+  /* Rate, ETA and makespan as the server computes them from the job's series. */
+  function rateText(job) {
+    if (job.state === "completed" || job.state === "cancelled") {
+      return num(job.rate) > 0 ? fmtRate(job.rate) + " avg" : "—";
+    }
+    return job.state === "running" || num(job.rate) > 0 ? fmtRate(job.rate) : "—";
   }
 
   function renderWorkers(workers) {
@@ -603,12 +639,22 @@
     var rows = shown.map(function (d) {
       var err = d.error === undefined || d.error === null ? "" :
         (typeof d.error === "string" ? d.error : shortJSON(d.error, 2000));
-      return h("tr", null, [
-        cell("Task", "num mono", [String(d.id)]),
+      // The first line in the table; the whole text one click away.
+      var first = err.split("\n")[0].slice(0, 200);
+      var errCell = err.length > first.length
+        ? h("details", { class: "error-full" }, [h("summary", { text: first + " …" }),
+          h("pre", { class: "code", text: err })])
+        : (err || "—");
+      var id = state.selected;
+      return h("tr", { "data-task": String(d.id) }, [
+        cell("Task", "num mono", [h("button", { type: "button", class: "link task-link",
+          text: String(d.id), onclick: function () { window.JM.inspect(d.id); } })]),
         cell("Attempts", "num", [fmtInt(d.attempts)]),
-        h("td", { "data-label": "Error", class: "col-error", title: err.slice(0, 2000) }, [err || "—"]),
+        h("td", { "data-label": "Error", class: "col-error" }, [errCell]),
         cell("Worker", "mono", [d.worker === undefined || d.worker === null ? "—" : String(d.worker)]),
-        h("td", { "data-label": "At", title: fmtFullTime(d.at) }, [fmtTime(d.at)])
+        h("td", { "data-label": "At", title: fmtFullTime(d.at) }, [fmtTime(d.at)]),
+        cell("", "col-actions", [h("button", { type: "button", class: "btn btn-sm dead-retry",
+          text: "Retry", onclick: function (ev) { retryOne(id, d.id, ev.currentTarget); } })])
       ]);
     });
     body.replaceChildren.apply(body, rows);
@@ -619,6 +665,19 @@
     var more = $("dead-more");
     more.hidden = count <= shown.length;
     setText(more, "Showing the first " + fmtInt(shown.length) + " of " + fmtInt(count) + ".");
+  }
+
+  async function retryOne(id, task, button) {
+    button.disabled = true;
+    try {
+      await api("POST", jobPath(id) + "/dead/" + encodeURIComponent(task) + "/retry");
+      clearError("action");
+      toast("Task " + task + " re-queued");
+    } catch (e) {
+      showError("Retry of task " + task + " failed: " + e.message, "action");
+    } finally {
+      refresh();
+    }
   }
 
   async function loadDetail() {
@@ -635,6 +694,7 @@
     $("detail-missing").hidden = true;
     $("detail-body").hidden = false;
     renderDetailJob(job);
+    await runHooks("detail", job);
     var results = await Promise.all([
       api("GET", jobPath(id) + "/workers").catch(function (e) { return e; }),
       api("GET", jobPath(id) + "/dead?limit=" + MAX_DEAD_ROWS).catch(function (e) { return e; })
@@ -747,13 +807,29 @@
     }
     // Only an items job may stay open for more items; a range is always sealed.
     if (form.elements.source.value === "items") body.sealed = form.elements.sealed.checked;
+    hooks.formBody.forEach(function (fn) { fn(form, body, errors); });
     return { body: body, errors: errors };
   }
 
+  /* The message under the form, and, when the server names a field
+   * ("body.batch_size: ..."), the same message next to that field. */
   function formError(message) {
     var el = $("form-new-error");
     setText(el, message || "");
     el.hidden = !message;
+    var form = $("form-new");
+    Array.prototype.forEach.call(form.querySelectorAll(".field-error"), function (e) { e.remove(); });
+    Array.prototype.forEach.call(form.querySelectorAll(".field-invalid"), function (e) {
+      e.classList.remove("field-invalid");
+    });
+    var m = message && /^body\.([A-Za-z0-9_]+)/.exec(message);
+    if (!m) return;
+    var name = m[1] === "tasks" ? (form.elements.source.value === "items" ? "items" : "stop") : m[1];
+    var input = form.elements[name];
+    if (!input || !input.closest) return;
+    var field = input.closest(".field") || input.parentNode;
+    field.classList.add("field-invalid");
+    field.appendChild(h("span", { class: "field-error", role: "alert", "data-for": m[1], text: message }));
   }
 
   function syncSource() {
@@ -787,6 +863,7 @@
       toast("Created “" + (job && job.name ? job.name : built.body.name) + "”");
       await refresh();
       if (job && job.id !== undefined) selectJob(String(job.id));
+      await runHooks("created", job, form);
     } catch (e) {
       formError(e.message);
     } finally {
@@ -811,6 +888,14 @@
     $("btn-live").addEventListener("click", function () { setUserPaused(!state.userPaused); });
     $("banner-error-close").addEventListener("click", function () { clearError(); });
     $("detail-close").addEventListener("click", function () { selectJob(null); });
+    $("job-search").addEventListener("input", function (ev) {
+      state.filter.text = ev.currentTarget.value.trim();
+      renderJobs();
+    });
+    $("job-state").addEventListener("change", function (ev) {
+      state.filter.state = ev.currentTarget.value;
+      renderJobs();
+    });
     $("btn-retry-dead").addEventListener("click", function (ev) {
       if (state.selected !== null) runAction(state.selected, "retry", ev.currentTarget);
     });
@@ -822,6 +907,14 @@
     onHashChange();
     refresh();
   }
+
+  window.JM = {
+    $: $, h: h, api: api, ApiError: ApiError, jobPath: jobPath, setText: setText, num: num,
+    fmtInt: fmtInt, fmtRate: fmtRate, fmtTime: fmtTime, fmtFullTime: fmtFullTime, fmtAgo: fmtAgo,
+    fmtDuration: fmtDuration, shortJSON: shortJSON, toast: toast, showError: showError,
+    clearError: clearError, refresh: refresh, findJob: findJob, selectJob: selectJob, cell: cell,
+    hooks: hooks, selected: function () { return state.selected; }, token: getToken
+  };
 
   if (document.readyState === "loading") document.addEventListener("DOMContentLoaded", init);
   else init();

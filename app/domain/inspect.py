@@ -1,0 +1,61 @@
+"""Read-only views for the operator's console: one task in full, and the
+workers of every recent job in one list."""
+import json
+
+from ..errors import NotFound
+from . import jobs
+from .codec import loads
+
+
+def task(backend, job_id, task_id):
+    """GET /jobs/<id>/tasks/<task>: payload, state, attempts, holder, result."""
+    view = backend.ops.task(job_id, task_id)
+    if view.status == "no_task":
+        raise NotFound("job %s has no task %d" % (job_id, task_id))
+    state, tries, fails, item, result, dead, lid, record, expires = (
+        view.state, view.tries, view.fails, view.item, view.result, view.dead, view.lease_id,
+        view.lease, view.expires_ms)
+    info = backend.job_info(job_id)
+    payload = info.start + task_id if info.kind == "range" else (loads(item) if item else None)
+    doc = {"job": job_id, "id": task_id, "state": state, "payload": payload,
+           "attempts": int(tries), "failed_attempts": int(fails),
+           "lease": None, "result": None, "dead": None, "history": []}
+    if lid:
+        _any, created, _tasks, worker = record.split("|", 3)
+        doc["lease"] = {"id": lid, "worker": worker, "leased_at": int(created) / 1000.0,
+                        "expires_at": float(expires) / 1000.0 if expires else None}
+        doc["history"].append({"attempt": int(tries), "worker": worker, "outcome": "running",
+                               "at": int(created) / 1000.0})
+    if result:
+        doc["result"] = loads(result)
+        r = doc["result"]
+        doc["history"].append({"attempt": r.get("attempt"), "worker": r.get("worker"),
+                               "outcome": "ok", "at": r.get("finished_at")})
+    if dead:
+        doc["dead"] = json.loads(dead)
+        d = doc["dead"]
+        doc["history"].append({"attempt": d.get("attempts"), "worker": d.get("worker"),
+                               "outcome": "dead", "error": d.get("error"), "at": d.get("at")})
+    return doc
+
+
+def all_workers(backend, job_limit=100):
+    """GET /workers: every worker of the newest ``job_limit`` jobs, with its
+    job; ``stale`` when it has been silent for longer than the job's lease
+    (so any lease it held has expired) while the job is still running."""
+    now = backend.redis.time()
+    now = now[0] + now[1] / 1e6
+    out = []
+    for doc in jobs.list_jobs(backend, limit=job_limit):
+        try:
+            rows = jobs.workers(backend, doc["id"])["workers"]
+        except NotFound:  # deleted meanwhile
+            continue
+        lease = doc["settings"]["lease_seconds"]
+        for w in rows:
+            silent = max(0.0, now - w["last_seen"])
+            out.append(dict(w, job=doc["id"], job_name=doc["name"], job_state=doc["state"],
+                            silent_seconds=round(silent, 3),
+                            stale=doc["state"] == "running" and silent > lease))
+    out.sort(key=lambda w: (-w["last_seen"], w["worker"]))
+    return {"workers": out, "now": now}
