@@ -73,7 +73,8 @@ def test_cli_kills_a_command_past_the_jobs_timeout(server, tmp_path):
                           'if [ {} = 1 ]; then sleep 30; fi; echo {}')
     try:
         worker.wait(25)
-        assert worker.returncode == 0, worker.stderr.read()
+        # exit 3: a task it ran died (timed out with no attempt left)
+        assert worker.returncode == 3, worker.stderr.read()
     finally:
         stop_all([worker])
     dead = _dead(server, job_id)
