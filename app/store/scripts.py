@@ -1,7 +1,7 @@
 """The Lua operations and their typed wrappers.
 
 Each ``app/store/lua/<name>.lua`` is one atomic operation with a header naming its
-KEYS, ARGV and return value. ``lib.lua`` holds the functions they share and is
+KEYS, ARGV and return value. the ``lib*.lua`` files (LIBS) hold the functions they share and are
 put in front of each script when it is registered, so the operations stay
 small while the logic lives in one place.
 
@@ -35,6 +35,11 @@ OPERATIONS = ("create", "stage", "append", "seal", "lease", "heartbeat", "comple
               "fleet", "series", "task")
 
 
+#: The shared functions, in the order they are put in front of every
+#: operation (each may use what the ones before it define).
+LIBS = ("lib", "lib_results", "lib_tasks", "lib_leasing")
+
+
 def _read(name):
     with open(os.path.join(LUA_DIR, name + ".lua"), encoding="utf-8") as fh:
         return fh.read()
@@ -48,7 +53,7 @@ class Scripts:
     """The registered scripts of one Redis client, by operation name."""
 
     def __init__(self, client, cluster=False):
-        lib = _read("lib")
+        lib = "\n".join(_read(name) for name in LIBS)
         self.client = client
         self.cluster = cluster
         # (a client that never connects computes the SHAs: the app's own may

@@ -55,6 +55,8 @@ import traceback
 from . import protocol
 from . import errors
 from .retry import idle_delay
+from .batch import Batch, Task  # noqa: F401 (part of this module's API)
+from .deadlines import _NO_DEADLINE, TaskTimeout, _Alarm, _alarm_usable, _call_in_thread  # noqa: F401
 from .session import Client
 
 log = logging.getLogger("jobmaster.worker")
@@ -62,10 +64,6 @@ log = logging.getLogger("jobmaster.worker")
 #: Seconds the final report-and-release may spend retrying on shutdown.
 SHUTDOWN_RETRY_SECONDS = 20.0
 
-
-class TaskTimeout(Exception):
-    """A task ran past its job's ``task_timeout``; it is reported failed
-    with ``"error": "timeout"``."""
 
 
 class WorkerStopped(BaseException):
@@ -76,113 +74,6 @@ class WorkerStopped(BaseException):
 def default_worker_name():
     """``<hostname>:<pid>``: the pod name under Kubernetes."""
     return "%s:%d" % (socket.gethostname(), os.getpid())
-
-
-class Task:
-    """One task of a batch: ``id``, ``attempt``, ``payload``, plus the job's ``params``."""
-
-    __slots__ = ("id", "attempt", "payload", "batch", "speculative", "_outcome")
-
-    def __init__(self, batch, raw):
-        self.batch = batch
-        self.id = raw["id"]
-        self.attempt = raw.get("attempt", 1)
-        self.payload = raw.get("payload")
-        # a backup copy of a straggler's task (the job speculates): whichever
-        # result reaches the master first wins
-        self.speculative = bool(raw.get("speculative"))
-        self._outcome = None
-
-    @property
-    def timeout(self):
-        """Seconds this task may run (the job's ``task_timeout``), or None."""
-        return self.batch.task_timeout
-
-    @property
-    def params(self):
-        """The job's ``params`` (the same object for every task of the batch)."""
-        return self.batch.params
-
-    @property
-    def job(self):
-        """The id of the job this task belongs to."""
-        return self.batch.job
-
-    @property
-    def reported(self):
-        """True once ``ok()`` or ``fail()`` was called."""
-        return self._outcome is not None
-
-    def ok(self, result=None):
-        """Mark the task done with a JSON-serialisable ``result``."""
-        self.batch._report(self, protocol.ok_result(self.id, result))
-
-    def fail(self, error):
-        """Mark this attempt failed; ``error`` (text) is kept if the task dies."""
-        self.batch._report(self, protocol.error_result(self.id, error))
-
-    def __repr__(self):
-        return "<Task %s#%s attempt %s>" % (self.job, self.id, self.attempt)
-
-
-class Batch:
-    """The tasks of one lease: ``lease_id``, ``job``, ``params``, ``tasks``.
-
-    Report each task with ``task.ok(result)`` / ``task.fail(error)`` (or
-    ``batch.ok(task, result)``); reports stay local until the batch is
-    completed in one call.
-    """
-
-    def __init__(self, worker, answer):
-        lease = answer["lease"]
-        self.worker = worker
-        self.lease_id = lease["id"]
-        self.job = lease.get("job")
-        self.lease_seconds = float(lease.get("lease_seconds") or protocol.DEFAULT_LEASE_SECONDS)
-        self.expires_at = lease.get("expires_at")
-        self.params = answer.get("params") or {}
-        self.task_timeout = answer.get("task_timeout")
-        self.command = answer.get("command")  # the job's own (DESIGN §10), or None
-        self.tasks = [Task(self, raw) for raw in answer.get("tasks", [])]
-        self.closed = False
-        self.lost = False
-        self.extended_at = time.monotonic()
-
-    def ok(self, task, result=None):
-        """Mark ``task`` done with ``result``."""
-        task.ok(result)
-
-    def fail(self, task, error):
-        """Mark ``task``'s attempt failed with ``error``."""
-        task.fail(error)
-
-    @property
-    def results(self):
-        """The result entries reported so far, in task order."""
-        return [t._outcome for t in self.tasks if t._outcome is not None]
-
-    @property
-    def unreported(self):
-        """Tasks not reported yet."""
-        return [t for t in self.tasks if t._outcome is None]
-
-    def _report(self, task, entry):
-        with self.worker._lock:
-            if self.closed:
-                log.log(logging.DEBUG if self.worker.abandoned else logging.WARNING,
-                        "%r reported after its batch was closed; dropped", task)
-                return
-            if task._outcome is None:
-                task._outcome = entry
-
-    def __iter__(self):
-        return iter(self.tasks)
-
-    def __len__(self):
-        return len(self.tasks)
-
-    def __repr__(self):
-        return "<Batch lease=%s job=%s tasks=%d>" % (self.lease_id, self.job, len(self.tasks))
 
 
 class Worker:
@@ -514,67 +405,6 @@ class Worker:
             self.abandoned = True
             if self._in_user_code:
                 raise WorkerStopped("stopped by signal %d" % signum)
-
-
-class _NoDeadline:
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        return False
-
-
-_NO_DEADLINE = _NoDeadline()
-
-
-def _alarm_usable():
-    return hasattr(signal, "setitimer") and threading.current_thread() is threading.main_thread()
-
-
-class _Alarm:
-    """SIGALRM after ``seconds``: TaskTimeout inside the running code. With
-    ``task`` (the ``for`` form), the task is marked failed first."""
-
-    def __init__(self, seconds, task=None):
-        self.seconds, self.task = seconds, task
-        self.saved = None
-
-    def _fire(self, signum, frame):
-        if self.task is not None and self.task._outcome is None:
-            self.task.fail(protocol.ERROR_TIMEOUT)
-        raise TaskTimeout("task ran longer than its task_timeout of %gs" % self.seconds)
-
-    def __enter__(self):
-        self.saved = signal.signal(signal.SIGALRM, self._fire)
-        signal.setitimer(signal.ITIMER_REAL, self.seconds)
-        return self
-
-    def __exit__(self, *exc):
-        signal.setitimer(signal.ITIMER_REAL, 0)
-        signal.signal(signal.SIGALRM, self.saved)
-        return False
-
-
-def _call_in_thread(handler, task, timeout):
-    """``handler(task)`` in a daemon thread, given up (TaskTimeout) after
-    ``timeout``; Python cannot stop a thread, so it runs on unobserved."""
-    box = {}
-
-    def target():
-        try:
-            box["result"] = handler(task)
-        except BaseException as err:  # noqa: BLE001 - re-raised in the caller
-            box["error"] = err
-
-    thread = threading.Thread(target=target, daemon=True, name="jobmaster-task-%s" % task.id)
-    thread.start()
-    thread.join(timeout)
-    if thread.is_alive():
-        log.warning("%r ran past its task_timeout (%gs); reported as timed out", task, timeout)
-        raise TaskTimeout("task ran longer than its task_timeout of %gs" % timeout)
-    if "error" in box:
-        raise box["error"]
-    return box.get("result")
 
 
 def format_exception(err, limit=5):

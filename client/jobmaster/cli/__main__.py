@@ -1,0 +1,4 @@
+"""`python -m jobmaster.cli`: the same as the `jobmaster` command."""
+from . import main
+
+main()
