@@ -6,9 +6,8 @@ import hmac
 import json
 
 import pytest
-import redis
 
-from tests.support.procs import wait_until
+from tests.support.procs import redis_client, wait_until
 from tests.support.receiver import Receiver
 from tests.support.stack import start_stack
 
@@ -65,7 +64,7 @@ def test_a_due_slot_makes_exactly_one_job_with_four_instances(four):
     assert status == 201
     sid = sched["id"]
     # time passes: the slot is due, and every process of every instance sees it
-    rds = redis.Redis.from_url(four.redis_url, decode_responses=True)
+    rds = redis_client(four.redis_url)
     rds.zadd("jm:schedules", {sid: 0})
 
     def moved_on():
