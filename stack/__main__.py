@@ -56,7 +56,7 @@ def _own_port(env, field, default, overrides, what):
 def cmd_run(args):
     env = os.environ
     # `make run` launches fleets as local processes unless told otherwise
-    # (DESIGN §10); the instances inherit this environment.
+    # (docs/contract.md §10); the instances inherit this environment.
     env.setdefault("JOBMASTER_LAUNCHER", "local")
     stop_leftovers(_settings())
     overrides = {}

@@ -1,4 +1,4 @@
-"""The MongoDB archive (DESIGN.md §6) against real Redis and nx-27017 (the
+"""The MongoDB archive (docs/contract.md §6) against real Redis and nx-27017 (the
 MongoDB stand-in, tests/support/mongo.py), through the Flask test client;
 the drainer is driven by the tests (backend.drainer), so every step is
 deterministic. tests/test_archive_stack.py runs the real background drainers."""

@@ -1,4 +1,4 @@
-"""Job files in GridFS and the result hook (DESIGN.md §6), against real Redis
+"""Job files in GridFS and the result hook (docs/contract.md §6), against real Redis
 and nx-27017 (the MongoDB stand-in)."""
 import hashlib
 import io

@@ -1,4 +1,4 @@
-"""Fleet launch (DESIGN §10): the job's ``command``, the local launcher's
+"""Fleet launch (docs/contract.md §10): the job's ``command``, the local launcher's
 real processes on the real stack, and the Kubernetes manifest of a dry run."""
 import json
 import os

@@ -1,4 +1,4 @@
-"""The durable archive in MongoDB (DESIGN.md §6), through pymongo.
+"""The durable archive in MongoDB (docs/contract.md §6), through pymongo.
 
 Collections (names fixed by the contract):
 
@@ -206,7 +206,7 @@ def attempt_doc(job_id, text):
 
 
 def result_line(doc):
-    """The NDJSON line (DESIGN.md §3) of an archived result document."""
+    """The NDJSON line (docs/contract.md §3) of an archived result document."""
     out = {"id": doc["task"], "attempt": doc["attempt"], "worker": doc["worker"], "ok": doc["ok"]}
     if "result_json" in doc:
         out["result"] = json.loads(doc["result_json"])

@@ -1,4 +1,4 @@
-"""Job files in the archive's GridFS bucket ``files`` (DESIGN.md §6): the
+"""Job files in the archive's GridFS bucket ``files`` (docs/contract.md §6): the
 seed's pods uploaded their stats files when they finished.
 
 A file is stored as ``<job>/<name>`` with metadata ``{job, name, sha256,

@@ -1,4 +1,4 @@
-"""Launching a job's worker fleet (DESIGN §10): ``POST/GET/DELETE /jobs/<id>/fleet``.
+"""Launching a job's worker fleet (docs/contract.md §10): ``POST/GET/DELETE /jobs/<id>/fleet``.
 
 A launch starts ``workers`` copies of ``jobmaster worker run --job <id>``,
 each running the job's ``command`` per task, through the configured

@@ -1,5 +1,5 @@
 """``GET /jobs/<id>/results``: every done task exactly once, in task-id order,
-wherever its result is (DESIGN.md §6).
+wherever its result is (docs/contract.md §6).
 
 - A job without an archive keeps its results in its ``results`` hash; they
   are read by id in slices (HMGET), not with HSCAN, which may return a field

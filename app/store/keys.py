@@ -76,7 +76,7 @@ tokens      hash    sha256 of a per-job worker token -> its expiry (ms);
                     token_issue.lua, token_check.lua (dies with the job)
 fleet       hash    launch ref -> JSON record of one fleet launch (launcher,
                     workers, host, pids or Kubernetes names, launched_at);
-                    written by fleet.lua, read by any instance (DESIGN §10)
+                    written by fleet.lua, read by any instance (docs/contract.md §10)
 series      hash    throughput over time: '<p><bucket>d' / '<p><bucket>f' -> tasks
                     done / attempts failed in that bucket (p 's': 10 s buckets,
                     last 360; 'm': 5 min, last 2016), '<p>' -> newest bucket,

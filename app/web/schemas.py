@@ -182,7 +182,7 @@ class Schemas:
             "params": {"type": "object"},
             "task_timeout": {"type": "number",
                              "description": "seconds a task may run (jobs that set it)"},
-            "command": {"description": "the job's command, when it has one (DESIGN §10)"},
+            "command": {"description": "the job's command, when it has one (docs/contract.md §10)"},
             "tasks": {"type": "array", "items": self.TASK},
             "retry_after": {"type": "number"},
         }, required=("status",))
@@ -235,7 +235,7 @@ class Schemas:
         self._console(c)
 
     def _console(self, c):
-        """The fleet and console routes' schemas (DESIGN §10)."""
+        """The fleet and console routes' schemas (docs/contract.md §10)."""
         self.FLEET_REQUEST = obj({
             "workers": integer(1, c["FLEET_MAX_WORKERS"],
                                description="how many workers (pods or processes)"),

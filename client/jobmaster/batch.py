@@ -73,7 +73,7 @@ class Batch:
         self.expires_at = lease.get("expires_at")
         self.params = answer.get("params") or {}
         self.task_timeout = answer.get("task_timeout")
-        self.command = answer.get("command")  # the job's own (DESIGN §10), or None
+        self.command = answer.get("command")  # the job's own (docs/contract.md §10), or None
         self.tasks = [Task(self, raw) for raw in answer.get("tasks", [])]
         self.closed = False
         self.lost = False

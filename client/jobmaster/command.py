@@ -195,7 +195,7 @@ def process_alive(pid):
 
 
 def job_argv(command):
-    """A job's ``command`` (DESIGN §10) as an argv: a list as is; a string
+    """A job's ``command`` (docs/contract.md §10) as an argv: a list as is; a string
     runs under ``sh -c``, where ``{}`` becomes ``"$1"`` and the payload is
     passed as that argument (never pasted into the shell's text)."""
     if isinstance(command, str):

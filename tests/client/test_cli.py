@@ -156,7 +156,7 @@ def test_errors_are_one_line(server):
     _one_line_error(jm(server, "job", "create", "x"), "--range")
     _one_line_error(jm(server, "job", "create", "x", "--items", "-", input="{not json"),
                     "not JSON")
-    # No command of its own: the worker runs the job's (DESIGN §10); there is no job x.
+    # No command of its own: the worker runs the job's (docs/contract.md §10); there is no job x.
     _one_line_error(jm(server, "worker", "run", "--job", "x"), "404")
     _one_line_error(jm(server, "worker", "run", "--", "no-such-command-jm"), "not found")
     _one_line_error(jm(server, "worker", "run", "--job", "nosuchjob", "--", "true",

@@ -1,4 +1,4 @@
-"""Faults beyond one Redis and one host (DESIGN §11, docs/scaling.md):
+"""Faults beyond one Redis and one host (docs/contract.md §11, docs/scaling.md):
 
 - a Redis Cluster master killed with -9 in the middle of a swarm: its
   replica takes over and the job completes with nothing lost and no result

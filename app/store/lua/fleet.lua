@@ -1,4 +1,4 @@
--- fleet.lua: record or forget the launches of a job's worker fleet (DESIGN §10).
+-- fleet.lua: record or forget the launches of a job's worker fleet (docs/contract.md §10).
 -- KEYS: the job's keys (lib.lua)
 -- ARGV: 1 'save' | 'drop', 2 launch ref, 3 record (JSON; save only)
 -- Returns {'missing'} | {'conflict', state} (save on a completed or cancelled

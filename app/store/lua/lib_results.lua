@@ -61,7 +61,7 @@ local function count_done(n, now)
   redis.call('HSET', K_META, 'rate', r, 'rate_t', now)
 end
 
--- ---- The outbox (archive and result hook; app/store/keys.py, DESIGN.md §6).
+-- ---- The outbox (archive and result hook; app/store/keys.py, docs/contract.md §6).
 -- A job made while the archive was configured (outbox 1) hands its accepted
 -- results and failed attempts to drainers through the `outbox` stream and
 -- keeps no result in Redis: "is it done?" is the `done` bitmap and the count

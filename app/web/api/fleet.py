@@ -1,4 +1,4 @@
-"""Admin routes: launch, show and stop a job's worker fleet (DESIGN §10)."""
+"""Admin routes: launch, show and stop a job's worker fleet (docs/contract.md §10)."""
 from flask import Blueprint, jsonify, request
 from jobmaster import protocol
 
