@@ -19,8 +19,9 @@ import statistics
 import subprocess
 import sys
 
-from loadtest.bench import wrk_timed
+from loadtest.bench_wrk import wrk_timed
 from loadtest.common import Admin
+from loadtest.cpu import cpu_delta, cpu_snapshot
 from loadtest.stack import ProdStack
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -123,10 +124,15 @@ def main(argv=None):
                 a = argparse.Namespace(url=s["stack"].url, wrk_seconds=args.wrk_seconds,
                                        wrk_conns=args.wrk_conns)
                 h = wrk_timed(a, "healthz.lua")
+                c0 = cpu_snapshot(s["stack"].proc.pid)
                 l = wrk_timed(a, "lease.lua", (s["job"], args.max_tasks))
+                used = cpu_delta(c0, cpu_snapshot(s["stack"].proc.pid))
                 row = {"healthz_rps": h["rps"], "lease_rps": l["rps"],
                        "ratio": l["rps"] / h["rps"] if h["rps"] else 0.0,
                        "lease_cpu_us": l["cpu_us"], "healthz_cpu_us": h["cpu_us"],
+                       # where a lease's CPU goes, by process kind
+                       **{"%s_us" % k: 1e6 * used.get(k, 0.0) / l["requests"]
+                          for k in ("uwsgi", "redis", "nginx") if l.get("requests")},
                        "errors": h["non2xx"] + l["non2xx"] + h["socket_errors"] + l["socket_errors"]}
                 if args.swarm_pods:
                     row["swarm_tasks_per_s"] = swarm(s["checkout"], s["stack"].url,

@@ -7,9 +7,11 @@ small while the logic lives in one place.
 
 Every call goes through redis-py (its ``Script``: EVALSHA, and SCRIPT LOAD
 again when Redis has forgotten the script after a restart), on the same
-client and pool as every other command, single Redis or Cluster alike: the
-per-job keys share the hash tag ``{<job>}``, so the cluster client sends a
-script to the one node that owns its slot.
+client and pool as every other command: on a single Redis through
+:class:`.runner.Runner`, which keeps a few of the pool's connections checked
+out between calls (a checkout per call cost more than the lease script);
+on a Cluster through the cluster client, where the per-job keys share the
+hash tag ``{<job>}``, so a script goes to the one node that owns its slot.
 
 :class:`Operations` has one method per Lua file. It names the script's keys
 (the job's, from :mod:`.keys`), puts the arguments in the order the script's
@@ -26,6 +28,7 @@ from redis.exceptions import RedisError
 
 from ..errors import NotFound
 from . import replies as R
+from .runner import Runner
 
 LUA_DIR = os.path.join(os.path.dirname(__file__), "lua")
 
@@ -60,9 +63,12 @@ class Scripts:
         # not reach Redis yet; every call names the client it runs on)
         encoder = redis.Redis(decode_responses=True)
         self._scripts = {name: Script(encoder, lib + "\n" + _read(name)) for name in OPERATIONS}
+        self.runner = None if cluster else Runner(client)
 
     def run(self, name, keys, args):
         """Run operation ``name`` on one job's ``keys``."""
+        if self.runner is not None:
+            return self.runner.evalsha(self._scripts[name], keys, args)
         return self._scripts[name](keys=keys, args=args, client=self.client)
 
     def run_many(self, name, calls):
