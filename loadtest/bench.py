@@ -11,6 +11,14 @@ then measures, in this order and in one run:
 2. swarm: one 1,000,000-task range job, 1,000 pods, batch 100, no-op work
 5. Celery 5.7 with the same Redis as broker: the same no-op tasks
 
+8. the limit without the web layer (a bare Lua loop on the same Redis, just
+   after the swarm: :mod:`loadtest.bench_wave2`)
+
+then, each on its own Redis or stack once the main stack is down:
+
+7. the tail of a job with stragglers (:mod:`loadtest.tail_bench`)
+6. a 1,000,000-task job with the archive on and off (:mod:`loadtest.archive_bench`)
+
 and, only when asked (``--only ...,flood``), last: swarm throughput with and
 without a ``wrk`` flood on ``/metrics`` (:mod:`loadtest.metrics_flood`).
 
@@ -32,6 +40,7 @@ import time
 from .benchenv import PLOTS, PY, ROOT, VAR, log, run
 from .bench_wrk import figure_ratio
 from .cpu import cpu_delta, cpu_snapshot
+from . import bench_wave2
 from .report import machine, plots, write_report
 
 # ---------------------------------------------------------------- memory
@@ -106,7 +115,7 @@ def main(argv=None):
     p.add_argument("--token", default=os.environ.get("JOBMASTER_TOKEN"))
     p.add_argument("--key-prefix", default=os.environ.get("JOBMASTER_KEY_PREFIX", "jm"))
     p.add_argument("--instances", type=int, default=4)
-    p.add_argument("--only", default="memory,ratio,burst,swarm,celery",
+    p.add_argument("--only", default="memory,ratio,burst,swarm,limit,celery,tail,archive",
                    help="figures to measure; add ,flood for /metrics under a flood")
     p.add_argument("--quick", action="store_true", help="small sizes, for a sanity check")
     p.add_argument("--wrk-seconds", type=int, default=2)
@@ -192,6 +201,9 @@ def main(argv=None):
             if res["swarm"]:
                 s = res["swarm"]["summary"]
                 log("swarm: makespan %.1f s, %s tasks/s, ok=%s" % (s["makespan_s"], s.get("tasks_per_s"), s.get("ok")))
+        if "limit" in only:
+            log("figure 8: the bare Lua loop on the same Redis")
+            bench_wave2.measure_limit(a, res)
         if "celery" in only:
             log("figure 5: celery")
             out = os.path.join(VAR, "celery.json")
@@ -214,6 +226,12 @@ def main(argv=None):
         if stack:
             stack.down()
             log("stack stopped")
+    if "tail" in only:
+        log("figure 7: the tail of a job")
+        bench_wave2.measure_tail(a, res)
+    if "archive" in only:
+        log("figure 6: the archive on and off")
+        bench_wave2.measure_archive(a, res)
     # keep the command lines readable in the report
     for k, cmd in res["commands"].items():
         res["commands"][k] = [os.path.relpath(x, ROOT) if isinstance(x, str) and x.startswith(ROOT + os.sep)

@@ -4,6 +4,7 @@ import os
 import platform
 import subprocess
 
+from . import bench_wave2
 from .benchenv import DOCS, PLOTS, ROOT, TARGETS
 from .bench_wrk import STEAL_LIMIT
 
@@ -149,6 +150,7 @@ def write_report(res, a):
                      "%s× (%s ÷ %s tasks/s)" % (fmt(factor, 1), fmt(s["summary"].get("tasks_per_s"), 0),
                                                fmt(cs.get("drain_tasks_per_s"), 0)),
                      factor is not None and factor >= TARGETS["celery_factor"]))
+    rows += bench_wave2.rows(res)
 
     L = []
     L.append("# Benchmarks")
@@ -305,6 +307,7 @@ def write_report(res, a):
         L.append("")
         L.append("Command: `%s`" % " ".join(res["commands"]["celery"]))
         L.append("")
+    L.extend(bench_wave2.details(res, " ".join))
     fl = res.get("flood")
     if fl:
         from .metrics_flood import markdown as flood_markdown
@@ -323,7 +326,7 @@ def write_report(res, a):
              "its own stack on free loopback ports, stops it at the end).")
     L.append("- `make bench BENCH_ARGS='--url http://127.0.0.1:8080 --redis-url redis://127.0.0.1:6379/0'`: "
              "against a stack that is already up (`make run`).")
-    L.append("- `make bench BENCH_ARGS='--only memory,ratio,burst,swarm,celery,flood'`: also swarm "
+    L.append("- `make bench BENCH_ARGS='--only memory,ratio,burst,swarm,limit,celery,tail,archive,flood'`: also swarm "
              "throughput under a `/metrics` flood (`loadtest/metrics_flood.py`, docs/RELIABILITY.md).")
     L.append("- The tools alone: `python -m loadtest.swarm --help`, `wrk ... -s loadtest/wrk/*.lua`, "
              "`python -m loadtest.peers.celery_noop --help`; the smoke tests: `pytest tests/loadtest`.")
@@ -340,12 +343,12 @@ def write_report(res, a):
         L.append("")
         L.append("Full runs recorded in `docs/bench/history.jsonl` (newest last):")
         L.append("")
-        L.append("| date | 1. ratio | 2. swarm | 3. burst | 4. memory | 5. vs Celery |")
-        L.append("|---|---|---|---|---|---|")
+        L.append("| date | 1. ratio | 2. swarm | 3. burst | 4. memory | 5. vs Celery | 6. archive | 7. tail | 8. ÷ limit |")
+        L.append("|---|---|---|---|---|---|---|---|---|")
         for h in hist:
             f = h.get("figures", {})
             L.append("| %s | %s |" % (h.get("date"), " | ".join(
-                (f.get(k, "—").split(";")[0]) for k in ("1.", "2.", "3.", "4.", "5."))))
+                (f.get(k, "—").split(";")[0]) for k in ("1.", "2.", "3.", "4.", "5.", "6.", "7.", "8."))))
     L.append("")
     with open(os.path.join(DOCS, "BENCHMARKS.md"), "w") as fh:
         fh.write("\n".join(L))

@@ -128,6 +128,7 @@ def main(argv=None):
     p.add_argument("--deadline", type=float, default=120.0)
     p.add_argument("--redis-url", help="an empty Redis to use (default: start one)")
     p.add_argument("--json", action="store_true", help="print the figures as JSON")
+    p.add_argument("--out", help="also write the figures as JSON here")
     args = p.parse_args(argv)
     if args.quick:
         args.tasks, args.pods, args.deadline = 10_000, 50, 60.0
@@ -145,6 +146,9 @@ def main(argv=None):
     figures = {"tasks": args.tasks, "pods": args.pods, "batch_size": args.batch,
                "task_ms": args.task_ms, "slow_pods": max(1, round(args.pods * args.slow_share)),
                "slow_factor": args.slow_factor, "hung_pods": 1, "modes": rows}
+    if args.out:
+        with open(args.out, "w") as fh:
+            json.dump(figures, fh, indent=1)
     if args.json:
         print(json.dumps(figures, indent=2))
     else:
