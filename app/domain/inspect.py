@@ -4,7 +4,14 @@ import json
 
 from ..errors import NotFound
 from . import jobs
+from .archive import ArchiveUnavailable
 from .codec import loads
+from .history import outbox_of
+
+#: lib.lua's outbox mode of a job whose results and attempts go to the archive
+OUTBOX_ARCHIVE = 1
+#: the error lib_tasks.lua return_lease gives an attempt whose lease ran out
+EXPIRED = "lease expired"
 
 
 def task(backend, job_id, task_id):
@@ -36,7 +43,36 @@ def task(backend, job_id, task_id):
         d = doc["dead"]
         doc["history"].append({"attempt": d.get("attempts"), "worker": d.get("worker"),
                                "outcome": "dead", "error": d.get("error"), "at": d.get("at")})
+    doc["attempt_log"] = _earlier_attempts(backend, job_id, task_id, doc)
+    doc["history"].sort(key=lambda a: (a.get("attempt") or 0, a.get("at") or 0))
     return doc
+
+
+def _earlier_attempts(backend, job_id, task_id, doc):
+    """Add the task's failed and expired attempts from the archive's
+    ``attempts`` to ``doc["history"]``; say where the history came from:
+    ``archive``, ``unreachable`` (MongoDB did not answer: the rest is still
+    shown) or ``none`` (no archive, or a job that does not archive: Redis
+    keeps only the current lease, the result and the dead record)."""
+    if backend.archive is None or outbox_of(backend, job_id) != OUTBOX_ARCHIVE:
+        return "none"
+    try:
+        # the newest INSPECT_ATTEMPTS: one bounded query whatever the task went through
+        docs = backend.archive.find("attempts", {"job": job_id, "task": task_id},
+                                    sort=[("attempt", -1)],
+                                    limit=backend.config["INSPECT_ATTEMPTS"],
+                                    projection={"_id": 0, "job": 0, "task": 0})
+    except ArchiveUnavailable:
+        return "unreachable"
+    last_dead = doc["dead"] and doc["dead"].get("attempts")
+    for a in docs:
+        if a.get("dead") and a.get("attempt") == last_dead:
+            continue  # the dead record says it already, with the full error
+        outcome = "expired" if a.get("error") == EXPIRED else "failed"
+        doc["history"].append({"attempt": a.get("attempt"), "worker": a.get("worker"),
+                               "outcome": "dead" if a.get("dead") else outcome,
+                               "error": a.get("error"), "at": a.get("at")})
+    return "archive"
 
 
 def all_workers(backend, job_limit=100):
