@@ -4,7 +4,7 @@ import json
 
 from ..errors import NotFound
 from . import jobs
-from .archive import ArchiveUnavailable
+from .archive import ArchiveUnavailable, result_line
 from .codec import loads
 from .history import outbox_of
 
@@ -33,24 +33,26 @@ def task(backend, job_id, task_id):
                         "expires_at": float(expires) / 1000.0 if expires else None}
         doc["history"].append({"attempt": int(tries), "worker": worker, "outcome": "running",
                                "at": int(created) / 1000.0})
-    if result:
-        doc["result"] = loads(result)
+    doc["result"] = loads(result) if result else None
+    doc["dead"] = json.loads(dead) if dead else None
+    doc["attempt_log"] = _from_archive(backend, job_id, task_id, doc, state == "done" and not result)
+    if doc["result"]:
         r = doc["result"]
         doc["history"].append({"attempt": r.get("attempt"), "worker": r.get("worker"),
                                "outcome": "ok", "at": r.get("finished_at")})
-    if dead:
-        doc["dead"] = json.loads(dead)
+    if doc["dead"]:
         d = doc["dead"]
         doc["history"].append({"attempt": d.get("attempts"), "worker": d.get("worker"),
                                "outcome": "dead", "error": d.get("error"), "at": d.get("at")})
-    doc["attempt_log"] = _earlier_attempts(backend, job_id, task_id, doc)
     doc["history"].sort(key=lambda a: (a.get("attempt") or 0, a.get("at") or 0))
     return doc
 
 
-def _earlier_attempts(backend, job_id, task_id, doc):
+def _from_archive(backend, job_id, task_id, doc, want_result):
     """Add the task's failed and expired attempts from the archive's
-    ``attempts`` to ``doc["history"]``; say where the history came from:
+    ``attempts`` to ``doc["history"]`` (and, ``want_result``, its result
+    from ``results``: an archive job's results leave Redis once archived);
+    say where the history came from:
     ``archive``, ``unreachable`` (MongoDB did not answer: the rest is still
     shown) or ``none`` (no archive, or a job that does not archive: Redis
     keeps only the current lease, the result and the dead record)."""
@@ -62,8 +64,12 @@ def _earlier_attempts(backend, job_id, task_id, doc):
                                     sort=[("attempt", -1)],
                                     limit=backend.config["INSPECT_ATTEMPTS"],
                                     projection={"_id": 0, "job": 0, "task": 0})
+        found = want_result and backend.archive.find(
+            "results", {"job": job_id, "task": task_id}, limit=1, projection={"_id": 0, "job": 0})
     except ArchiveUnavailable:
         return "unreachable"
+    if found:
+        doc["result"] = loads(result_line(found[0]))
     last_dead = doc["dead"] and doc["dead"].get("attempts")
     for a in docs:
         if a.get("dead") and a.get("attempt") == last_dead:
