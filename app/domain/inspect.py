@@ -38,6 +38,10 @@ def task(backend, job_id, task_id):
     doc["attempt_log"] = _from_archive(backend, job_id, task_id, doc, state == "done" and not result)
     if doc["result"]:
         r = doc["result"]
+        # (a done task's counters are gone from Redis: its result says which attempt it was)
+        doc["attempts"] = max(doc["attempts"], r.get("attempt") or 0)
+        doc["failed_attempts"] = max(doc["failed_attempts"], sum(
+            1 for a in doc["history"] if a["outcome"] in ("failed", "expired", "dead")))
         doc["history"].append({"attempt": r.get("attempt"), "worker": r.get("worker"),
                                "outcome": "ok", "at": r.get("finished_at")})
     if doc["dead"]:

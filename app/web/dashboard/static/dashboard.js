@@ -493,7 +493,7 @@
     var parts = [state.jobs.length + (archivedView() ? " archived" : "") + " job" +
       (state.jobs.length === 1 ? "" : "s")];
     if (shown.length !== state.jobs.length) parts.push(shown.length + " shown");
-    ["running", "paused", "completed", "cancelled"].forEach(function (s) {
+    ["running", "paused", "completed", "cancelled", "failed"].forEach(function (s) {
       if (byState[s]) parts.push(byState[s] + " " + s);
     });
     setText($("jobs-summary"), parts.join(" · "));
@@ -588,7 +588,7 @@
       ["ETA", etaText(job), "stat-eta"],
       ["Makespan", job.makespan_seconds === null || job.makespan_seconds === undefined ? "—" :
         fmtDuration(job.makespan_seconds), "stat-makespan"],
-      ["Outcome", outcomeText(job), "stat-outcome"],
+      ["Outcome", job.outcome || "—", "stat-outcome"],   // success, partial, failed, cancelled
       ["Created", fmtTime(job.created_at), ""],
       ["Finished", job.finished_at ? fmtTime(job.finished_at) : "—", ""]
     ].forEach(function (s) { stat(s[0], s[1], s[2]).forEach(function (n) { stats.appendChild(n); }); });
@@ -614,17 +614,7 @@
       state.detailActionsKey = key;
       renderActions($("detail-actions"), job);
     }
-    $("btn-retry-dead").hidden = !(num(c.dead) > 0 && job.state !== "cancelled");
-  }
-
-  /* How a finished job ended, from its counts. */
-  function outcomeText(job) {
-    var c = job.counts || {};
-    if (job.state === "completed") {
-      return num(c.dead) ? fmtInt(num(c.dead)) + " failed for good" : "every task done";
-    }
-    if (job.state === "cancelled") return fmtInt(num(c.pending) + num(c.leased)) + " never done";
-    return "—";
+    $("btn-retry-dead").hidden = !(num(c.dead) > 0 && job.state !== "cancelled" && !job.archived);
   }
 
   /* Rate, ETA and makespan as the server computes them from the job's series. */
