@@ -133,6 +133,17 @@ def test_with_the_archive_the_inspector_lists_every_failed_attempt(archive_app):
     t = _task(c, job, 1)
     assert t["state"] == "done" and t["result"]["result"] == {"score": 1}
     assert [(a["worker"], a["outcome"]) for a in t["history"]] == [("pod-e", "ok")]
+    # Deleted, the job is answered from the archive alone (no payload is archived).
+    before = _task(c, job, 0)
+    assert c.delete("/api/v1/jobs/" + job).get_json()["archived"] is True
+    t = _task(c, job, 0)
+    assert t["archived"] is True and t["state"] == "dead" and t["payload"] is None
+    assert t["history"] == before["history"] and t["dead"]["error"] == "error D"
+    assert (t["attempts"], t["failed_attempts"]) == (4, 4)
+    t = _task(c, job, 1)
+    assert t["state"] == "done" and t["result"]["result"] == {"score": 1}
+    assert "no task 2" in _task(c, job, 2, 404)["message"]
+    assert _task(c, "0123456789abcdef", 0, 404)["message"] == "no such job: 0123456789abcdef"
 
 
 def test_an_unreachable_archive_leaves_the_inspector_answering(archive_app, mongo_server):

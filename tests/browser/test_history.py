@@ -78,6 +78,15 @@ def test_an_archived_job_is_opened_from_mongodb_after_delete(page, web):
     expect(page.locator("#dead-body tr")).to_have_count(3)
     expect(page.locator("#dead-body tr[data-task='47']")).to_contain_text("task 47 broke on pod-arch")
     expect(page.locator("#dead-body .dead-retry").first).to_be_hidden()
+    # A task of it in the inspector, from the archive alone.
+    page.fill("#task-id", "47")
+    page.click("#task-go")
+    expect(page.locator("#task-kv [data-key=State]")).to_have_text("dead")
+    expect(page.locator("#task-history")).to_contain_text("task 47 broke on pod-arch")
+    page.fill("#task-id", "60")
+    page.click("#task-go")
+    expect(page.locator("#task-kv [data-key=State]")).to_have_text("done")
+    expect(page.locator("#task-result")).to_contain_text('"twice": 120')
     # Its results: paged, then downloaded equal to the API's.
     page.click("#results-section > summary")
     expect(page.locator("#results-body tr")).to_have_count(50)

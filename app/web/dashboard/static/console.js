@@ -147,7 +147,7 @@
         kv.appendChild(h("dt", { text: p[0] }));
         kv.appendChild(h("dd", { text: p[1], "data-key": p[0] }));
       });
-      setText($("task-payload"), text(t.payload));
+      setText($("task-payload"), t.archived ? "(payloads are not archived)" : text(t.payload));
       setText($("task-note"), attemptNote(t));
       var rows = (t.history || []).map(function (a) {
         return h("tr", null, [JM.cell("Attempt", "num", [text(a.attempt)]), JM.cell("Worker", "mono", [text(a.worker)]),
