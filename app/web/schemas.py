@@ -281,6 +281,8 @@ class Schemas:
                 "error": {}, "at": {"type": "number"}}),
                 "description": "by attempt; with the archive, every failed or expired one "
                                "too (the newest INSPECT_ATTEMPTS)"},
+            "archived": {"type": "boolean", "description": "a task of a job gone from Redis, "
+                                                           "from the archive (no payload)"},
             "attempt_log": {"type": "string", "enum": ["archive", "unreachable", "none"],
                             "description": "where the earlier attempts come from: the "
                                            "archive, or none (only the archive keeps them)"},
