@@ -98,6 +98,9 @@ SETTINGS = [
     ("ARCHIVE_DRAINER", True, lambda raw: raw.strip().lower() not in ("0", "false", "no", "off"),
      "run the outbox drainer in this process (every server process does by default: "
      "nothing depends on any one of them)"),
+    ("INSPECT_ATTEMPTS", 100, int,
+     "with the archive: most earlier attempts of one task the task inspector reads from "
+     "MongoDB (the newest ones), so one query stays small whatever a task went through"),
     ("RESULT_HOOK", "", str,
      "package.module:function called in the draining process with lists of result "
      "documents (archived ones, or accepted ones without an archive), at least once; an "

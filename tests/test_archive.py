@@ -176,6 +176,22 @@ def test_delete_keeps_the_job_in_the_archive(c, b, db):
     assert db.jobs.find_one({"_id": job_id})["archived"] is True
 
 
+def test_a_drainers_late_job_document_does_not_unarchive_a_deleted_job(c, b, db):
+    from app.domain.jobs import status as job_status
+
+    job_id = run_job(c, 3, batch=3)
+    # A drainer reads the finished job's status, then a DELETE archives the
+    # job before the drainer's write lands.
+    stale = job_status(b, job_id)
+    assert c.delete("/api/v1/jobs/" + job_id).get_json()["archived"] is True
+    b.archive.save_job(stale)
+    assert db.jobs.find_one({"_id": job_id})["archived"] is True
+    assert status(c, job_id)["archived"] is True
+    # A job document of a job that stays (a DELETE that must try again) does replace it.
+    b.archive.save_job(stale, unarchive=True)
+    assert db.jobs.find_one({"_id": job_id})["archived"] is False
+
+
 def test_retention_removes_redis_state_only_once_all_is_archived(redis_url, mongo_url):
     from app import create_app
 

@@ -605,5 +605,20 @@ def test_max_file_bytes_bounds_an_upload(make_app, mongo_url):
     assert c.put(path + "big", data=b"0123456789a").status_code == 413
 
 
+@effect_of("INSPECT_ATTEMPTS")
+def test_inspect_attempts_bounds_the_attempts_the_inspector_reads(make_app, mongo_url):
+    from tests.helpers import complete, drain_round_now
+
+    b, c = _archive(make_app, mongo_url, INSPECT_ATTEMPTS=2)
+    job = make_job(c, 1, batch_size=1, max_attempts=5)["id"]
+    for n in range(4):
+        got = lease(c, "pod-%d" % n, job=job)
+        complete(c, got["lease"]["id"], [{"id": 0, "ok": False, "error": "e%d" % n}])
+    drain_round_now(b)
+    t = c.get("/api/v1/jobs/%s/tasks/0" % job).get_json()
+    assert [(a["attempt"], a["worker"]) for a in t["history"]] == [(3, "pod-2"), (4, "pod-3")]
+    assert t["failed_attempts"] == 4
+
+
 def test_every_setting_has_a_test_of_its_effect():
     assert {name for name, *_ in SETTINGS} - TESTED == set()

@@ -89,3 +89,69 @@ def test_workers_across_jobs_with_stale_ones(client, rds, app):
     assert rows[("pod-a", a)]["job_name"] == "a"
     assert rows[("pod-b", b)]["leases"] == 1 and rows[("pod-b", b)]["stale"] is False
     assert client.get("/api/v1/workers?jobs=0").status_code == 400
+
+
+def _fail_once(c, job, worker, error):
+    got = lease(c, worker, job=job)
+    complete(c, got["lease"]["id"], [{"id": t["id"], "ok": False, "error": error}
+                                     for t in got["tasks"]])
+
+
+def test_without_an_archive_the_inspector_says_earlier_attempts_are_not_kept(client):
+    job = make_job(client, total=1, batch_size=1, max_attempts=3)["id"]
+    _fail_once(client, job, "pod-a", "first")
+    t = _task(client, job, 0)
+    assert t["attempt_log"] == "none" and t["failed_attempts"] == 1 and t["history"] == []
+
+
+def test_with_the_archive_the_inspector_lists_every_failed_attempt(archive_app):
+    from tests.helpers import drain_round_now, expire_now
+
+    c, b = archive_app.test_client(), archive_app.extensions["jobmaster.backend"]
+    job = make_job(c, total=2, batch_size=1, max_attempts=4)["id"]
+    _fail_once(c, job, "pod-a", "error A")
+    got = lease(c, "pod-b", job=job)
+    assert [t["id"] for t in got["tasks"]] == [0]
+    expire_now(b.redis, b.keys, job, got["lease"]["id"])
+    _fail_once(c, job, "pod-c", "error C")   # (reclaims pod-b's lease first)
+    _fail_once(c, job, "pod-d", "error D")   # the fourth attempt: dead
+    assert _task(c, job, 0)["attempt_log"] == "archive"  # nothing drained yet: no rows
+    drain_round_now(b)
+    t = _task(c, job, 0)
+    assert t["state"] == "dead" and t["attempt_log"] == "archive"
+    assert [(a["attempt"], a["worker"], a["outcome"], a["error"]) for a in t["history"]] == [
+        (1, "pod-a", "failed", "error A"), (2, "pod-b", "expired", "lease expired"),
+        (3, "pod-c", "failed", "error C"), (4, "pod-d", "dead", "error D")]
+    # Another task's attempts are not this one's; its result, once archived,
+    # comes from MongoDB.
+    got = lease(c, "pod-e", job=job)
+    complete(c, got["lease"]["id"], ok_all(got["tasks"], lambda _: {"score": 1}))
+    t = _task(c, job, 1)   # (its result is in the outbox: not archived yet)
+    assert t["state"] == "done" and t["result"] is None
+    drain_round_now(b)
+    assert not b.redis.hexists(b.keys.job_key(job, "results"), "1")
+    t = _task(c, job, 1)
+    assert t["state"] == "done" and t["result"]["result"] == {"score": 1}
+    assert [(a["worker"], a["outcome"]) for a in t["history"]] == [("pod-e", "ok")]
+    # Deleted, the job is answered from the archive alone (no payload is archived).
+    before = _task(c, job, 0)
+    assert c.delete("/api/v1/jobs/" + job).get_json()["archived"] is True
+    t = _task(c, job, 0)
+    assert t["archived"] is True and t["state"] == "dead" and t["payload"] is None
+    assert t["history"] == before["history"] and t["dead"]["error"] == "error D"
+    assert (t["attempts"], t["failed_attempts"]) == (4, 4)
+    t = _task(c, job, 1)
+    assert t["state"] == "done" and t["result"]["result"] == {"score": 1}
+    assert "no task 2" in _task(c, job, 2, 404)["message"]
+    assert _task(c, "0123456789abcdef", 0, 404)["message"] == "no such job: 0123456789abcdef"
+
+
+def test_an_unreachable_archive_leaves_the_inspector_answering(archive_app, mongo_server):
+    c, b = archive_app.test_client(), archive_app.extensions["jobmaster.backend"]
+    job = make_job(c, total=1, batch_size=1, max_attempts=1)["id"]
+    _fail_once(c, job, "pod-a", "gone for good")
+    b.archive.url = "mongodb://127.0.0.1:1/x"   # nothing listens on port 1
+    b.archive._client = None
+    t = _task(c, job, 0)
+    assert t["attempt_log"] == "unreachable" and t["dead"]["error"] == "gone for good"
+    assert [a["outcome"] for a in t["history"]] == ["dead"]

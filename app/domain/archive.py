@@ -141,13 +141,22 @@ class Archive:
                 raise ArchiveUnavailable("archive unreachable: %s" % type(err).__name__) from err
         return new
 
-    def save_job(self, doc, archived=False):
-        """Write a job's status document (``_id`` = its id)."""
-        from pymongo.errors import PyMongoError
+    def save_job(self, doc, archived=False, unarchive=False):
+        """Write a job's status document (``_id`` = its id). A document not
+        ``archived`` never replaces an archived one unless ``unarchive``: a
+        drainer that read a finished job's status just before a DELETE
+        archived it would otherwise write over it, and the job, gone from
+        Redis, would no longer be found."""
+        from pymongo.errors import DuplicateKeyError, PyMongoError
 
         stored = dict(doc, _id=doc["id"], archived=archived)
+        where = {"_id": doc["id"]}
+        if not (archived or unarchive):
+            where["archived"] = {"$ne": True}
         try:
-            self.db.jobs.replace_one({"_id": doc["id"]}, stored, upsert=True)
+            self.db.jobs.replace_one(where, stored, upsert=True)
+        except DuplicateKeyError:
+            pass  # (the upsert met the archived document: it stays)
         except PyMongoError as err:
             raise ArchiveUnavailable("archive unreachable: %s" % type(err).__name__) from err
 

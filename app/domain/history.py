@@ -27,12 +27,14 @@ def outbox_of(backend, job_id):
     return int(raw or 0)
 
 
-def save(backend, job_id, archived=False, **extra):
+def save(backend, job_id, archived=False, unarchive=False, **extra):
     """Write the job's status document (and ``extra`` fields) to the
-    archive's ``jobs``; ``archived``: its Redis state is about to go."""
+    archive's ``jobs``; ``archived``: its Redis state is about to go;
+    ``unarchive``: it stays after all (over an archived document)."""
     from .jobs import status
 
-    backend.archive.save_job(dict(status(backend, job_id), **extra), archived=archived)
+    backend.archive.save_job(dict(status(backend, job_id), **extra), archived=archived,
+                             unarchive=unarchive)
 
 
 def retire(backend, job_id, **extra):
@@ -48,7 +50,7 @@ def retire(backend, job_id, **extra):
         return True
     if backend.ops.delete(job_id, only_if_archived=True) == "backlog":
         # a late result came in meanwhile: not yet
-        save(backend, job_id, archived=False)
+        save(backend, job_id, unarchive=True)
         return False
     keys = backend.keys
     with backend.redis.pipeline(transaction=False) as pipe:

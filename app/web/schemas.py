@@ -275,8 +275,17 @@ class Schemas:
             "result": {"type": "object", "nullable": True},
             "dead": {"type": "object", "nullable": True},
             "history": {"type": "array", "items": obj({
-                "attempt": integer(0), "worker": {"type": "string"}, "outcome": {"type": "string"},
-                "error": {}, "at": {"type": "number"}})},
+                "attempt": integer(0), "worker": {"type": "string"},
+                "outcome": {"type": "string",
+                            "enum": ["running", "ok", "failed", "expired", "dead"]},
+                "error": {}, "at": {"type": "number"}}),
+                "description": "by attempt; with the archive, every failed or expired one "
+                               "too (the newest INSPECT_ATTEMPTS)"},
+            "archived": {"type": "boolean", "description": "a task of a job gone from Redis, "
+                                                           "from the archive (no payload)"},
+            "attempt_log": {"type": "string", "enum": ["archive", "unreachable", "none"],
+                            "description": "where the earlier attempts come from: the "
+                                           "archive, or none (only the archive keeps them)"},
         }, required=("id", "state"))
         self.ALL_WORKERS = obj({"now": {"type": "number"}, "workers": {"type": "array", "items": obj({
             "worker": {"type": "string"}, "job": {"type": "string"}, "job_name": {"type": "string"},

@@ -33,7 +33,8 @@ if lid then
   expires = redis.call('ZSCORE', K_DEADLINES, lid)
 end
 local state = 'pending'
-if result then state = 'done'
+-- (an archive job keeps no result in Redis: its `done` bitmap says it)
+if result or is_done(job, t) then state = 'done'
 elseif dead then state = 'dead'
 elseif lid then state = 'leased' end
 return {'ok', state, tries, fails, item, result or false, dead or false, lid or false, record,

@@ -147,14 +147,16 @@
         kv.appendChild(h("dt", { text: p[0] }));
         kv.appendChild(h("dd", { text: p[1], "data-key": p[0] }));
       });
-      setText($("task-payload"), text(t.payload));
+      setText($("task-payload"), t.archived ? "(payloads are not archived)" : text(t.payload));
+      setText($("task-note"), attemptNote(t));
       var rows = (t.history || []).map(function (a) {
         return h("tr", null, [JM.cell("Attempt", "num", [text(a.attempt)]), JM.cell("Worker", "mono", [text(a.worker)]),
           JM.cell("Outcome", "", [a.outcome]),
           h("td", { "data-label": "Error", class: "col-error" }, [a.error ? h("pre", { class: "code", text: text(a.error) }) : "—"]),
           JM.cell("At", "", [JM.fmtTime(a.at)])]);
       });
-      if (!rows.length) rows = [h("tr", null, [h("td", { colspan: "5", class: "muted", text: "Never handed out yet." })])];
+      if (!rows.length) rows = [h("tr", null, [h("td", { colspan: "5", class: "muted",
+        text: t.attempts ? "No attempt to show." : "Never handed out yet." })])];
       $("task-history").replaceChildren.apply($("task-history"), rows);
       setText($("task-result"), t.result ? text(t.result.result) : "—");
       $("task-detail").hidden = false;
@@ -163,6 +165,22 @@
       $("task-detail").hidden = true;
       errorBox("task-error", e.message);
     }
+  }
+
+  /* Where the attempts listed come from (the API's attempt_log). */
+  function attemptNote(t) {
+    if (t.attempt_log === "archive") {
+      var listed = (t.history || []).filter(function (a) { return a.outcome !== "ok" && a.outcome !== "running"; }).length;
+      return "Every failed or expired attempt, from the archive (MongoDB)" +
+        (t.failed_attempts > listed && listed ? "; the newest " + listed + " of " + t.failed_attempts : "") +
+        ". An attempt shows here once the archive has it (a second or so).";
+    }
+    if (t.attempt_log === "unreachable") {
+      return "The archive (MongoDB) does not answer: earlier attempts cannot be shown now.";
+    }
+    return "Earlier attempts are kept only with the archive (JOBMASTER_MONGO_URL). Without it the " +
+      "server keeps the current lease, the result, the failed-attempt count (" + (t.failed_attempts || 0) +
+      ") and the dead record with its last error.";
   }
 
   // -------------------------------------------------------------- results
@@ -250,12 +268,16 @@
       (stale ? " · " + stale + " stale" : ""));
   }
 
+  var PAGES = { "#/workers": "workers", "#/schedules": "schedules" };
+
   function route(hash) {
-    var workers = hash === "#/workers";
-    $("workers-page").hidden = !workers;
-    $("jobs-card").hidden = workers;
-    $("tab-workers").classList.toggle("tab-active", workers);
-    $("tab-jobs").classList.toggle("tab-active", !workers);
+    var page = PAGES[hash] || "jobs";
+    var workers = page === "workers";
+    ["workers", "schedules"].forEach(function (p) { $(p + "-page").hidden = page !== p; });
+    $("jobs-card").hidden = page !== "jobs";
+    ["jobs", "workers", "schedules"].forEach(function (p) {
+      $("tab-" + p).classList.toggle("tab-active", page === p);
+    });
     clearInterval(view.workersTimer);
     view.workersTimer = null;
     if (workers) {
@@ -339,6 +361,7 @@
 
   JM.inspect = inspect;
   JM.hooks.detail.push(async function (job) {
+    if (job.archived) return;  // no series or fleet is left of it
     await Promise.all([loadChart(job), loadFleet(job)].map(function (p) {
       return p.catch(function (e) { if (e.status !== 404) throw e; });
     }));

@@ -25,6 +25,7 @@
     tokenPrompt: null,      // the pending Promise while the token dialog is open
     errorSource: null,
     toastTimer: null,
+    archive: false,         // the server has a MongoDB archive (/readyz lists its check)
     filter: { text: "", state: "" }   // the jobs table's search box and state menu
   };
 
@@ -268,6 +269,9 @@
     } catch (e) {
       return { ok: false, text: "Server unreachable" };
     }
+    // /readyz names the mongo check only when an archive is configured.
+    state.archive = !!(data && data.checks && Object.prototype.hasOwnProperty.call(data.checks, "mongo"));
+    $("opt-archived").hidden = $("opt-archived").disabled = !state.archive;
     var open = data && data.auth === "open";
     $("banner-open").hidden = !open;
     if (open && typeof data.warning === "string" && data.warning) {
@@ -339,6 +343,7 @@
   function actionsFor(job) {
     var list = [];
     var st = job.state;
+    if (job.archived) return [];   // only its history is left
     var active = st === "running" || st === "paused";
     if (st === "running") list.push("pause");
     if (st === "paused") list.push("resume");
@@ -457,7 +462,7 @@
 
   function matches(job) {
     var f = state.filter;
-    if (f.state && job.state !== f.state) return false;
+    if (f.state && f.state !== "archived" && job.state !== f.state) return false;
     if (!f.text) return true;
     var text = f.text.toLowerCase();
     return String(job.name || "").toLowerCase().indexOf(text) >= 0 ||
@@ -481,18 +486,25 @@
     state.rows.forEach(function (r, id) {
       if (!seen.has(id)) { r.tr.remove(); state.rows.delete(id); }
     });
+    setText($("jobs-empty"), archivedView() ? "No archived job yet: a job is archived when it is " +
+      "deleted, or some time after it finished." : "No jobs yet. Create one with “New job”.");
     $("jobs-empty").hidden = state.jobs.length > 0;
     $("jobs-nomatch").hidden = state.jobs.length === 0 || shown.length > 0;
-    var parts = [state.jobs.length + " job" + (state.jobs.length === 1 ? "" : "s")];
+    var parts = [state.jobs.length + (archivedView() ? " archived" : "") + " job" +
+      (state.jobs.length === 1 ? "" : "s")];
     if (shown.length !== state.jobs.length) parts.push(shown.length + " shown");
-    ["running", "paused", "completed", "cancelled"].forEach(function (s) {
+    ["running", "paused", "completed", "cancelled", "failed"].forEach(function (s) {
       if (byState[s]) parts.push(byState[s] + " " + s);
     });
     setText($("jobs-summary"), parts.join(" · "));
   }
 
+  /* The jobs table lists the archive's jobs (gone from Redis) instead of
+   * the live ones while the state menu says "archived". */
+  function archivedView() { return state.filter.state === "archived"; }
+
   async function loadJobs() {
-    var data = await api("GET", "/jobs?limit=" + MAX_JOBS);
+    var data = await api("GET", "/jobs?limit=" + MAX_JOBS + (archivedView() ? "&archived=true" : ""));
     state.jobs = (data && Array.isArray(data.jobs) ? data.jobs : []).filter(function (j) {
       return j && j.id !== undefined && j.id !== null;
     }).map(function (j) { j.id = String(j.id); return j; });
@@ -576,6 +588,7 @@
       ["ETA", etaText(job), "stat-eta"],
       ["Makespan", job.makespan_seconds === null || job.makespan_seconds === undefined ? "—" :
         fmtDuration(job.makespan_seconds), "stat-makespan"],
+      ["Outcome", job.outcome || "—", "stat-outcome"],   // success, partial, failed, cancelled
       ["Created", fmtTime(job.created_at), ""],
       ["Finished", job.finished_at ? fmtTime(job.finished_at) : "—", ""]
     ].forEach(function (s) { stat(s[0], s[1], s[2]).forEach(function (n) { stats.appendChild(n); }); });
@@ -601,7 +614,7 @@
       state.detailActionsKey = key;
       renderActions($("detail-actions"), job);
     }
-    $("btn-retry-dead").hidden = !(num(c.dead) > 0 && job.state !== "cancelled");
+    $("btn-retry-dead").hidden = !(num(c.dead) > 0 && job.state !== "cancelled" && !job.archived);
   }
 
   /* Rate, ETA and makespan as the server computes them from the job's series. */
@@ -684,6 +697,13 @@
     var id = state.selected;
     if (id === null) return;
     var job = findJob(id);
+    if (!job && state.archive) {
+      // not among the jobs listed (an archived one, or listed on the other view)
+      job = await api("GET", jobPath(id)).catch(function (e) { if (e.status === 404) return null; throw e; });
+      if (state.selected !== id) return;
+    }
+    $("detail").classList.toggle("archived", !!(job && job.archived));
+    $("detail-archived").hidden = !(job && job.archived);
     if (!job) {
       $("detail-missing").hidden = false;
       $("detail-body").hidden = true;
@@ -696,7 +716,7 @@
     renderDetailJob(job);
     await runHooks("detail", job);
     var results = await Promise.all([
-      api("GET", jobPath(id) + "/workers").catch(function (e) { return e; }),
+      job.archived ? { workers: [] } : api("GET", jobPath(id) + "/workers").catch(function (e) { return e; }),
       api("GET", jobPath(id) + "/dead?limit=" + MAX_DEAD_ROWS).catch(function (e) { return e; })
     ]);
     if (state.selected !== id) return;   // the operator moved on meanwhile
@@ -731,8 +751,8 @@
     try {
       var ready = loadReady();
       await loadJobs();
+      var r = await ready;   // (it says whether there is an archive to look in)
       await loadDetail();
-      var r = await ready;
       clearError("refresh");
       if (r.ok) setConn(state.userPaused ? "idle" : "ok", state.userPaused ? "Updates paused" : "Live");
       else setConn("bad", r.text);
@@ -814,18 +834,24 @@
   /* The message under the form, and, when the server names a field
    * ("body.batch_size: ..."), the same message next to that field. */
   function formError(message) {
-    var el = $("form-new-error");
-    setText(el, message || "");
-    el.hidden = !message;
     var form = $("form-new");
+    fieldError(form, $("form-new-error"), message, function (name) {
+      return name === "tasks" ? (form.elements.source.value === "items" ? "items" : "stop") : name;
+    });
+  }
+
+  /* Any form: the message in its box, and next to the field the server's
+   * "body.<field>: ..." names (fieldOf maps a body field to an input). */
+  function fieldError(form, box, message, fieldOf) {
+    setText(box, message || "");
+    box.hidden = !message;
     Array.prototype.forEach.call(form.querySelectorAll(".field-error"), function (e) { e.remove(); });
     Array.prototype.forEach.call(form.querySelectorAll(".field-invalid"), function (e) {
       e.classList.remove("field-invalid");
     });
     var m = message && /^body\.([A-Za-z0-9_]+)/.exec(message);
     if (!m) return;
-    var name = m[1] === "tasks" ? (form.elements.source.value === "items" ? "items" : "stop") : m[1];
-    var input = form.elements[name];
+    var input = form.elements[fieldOf ? fieldOf(m[1]) : m[1]];
     if (!input || !input.closest) return;
     var field = input.closest(".field") || input.parentNode;
     field.classList.add("field-invalid");
@@ -893,8 +919,9 @@
       renderJobs();
     });
     $("job-state").addEventListener("change", function (ev) {
+      var was = archivedView();
       state.filter.state = ev.currentTarget.value;
-      renderJobs();
+      if (was !== archivedView()) { state.jobs = []; renderJobs(); refresh(); } else renderJobs();
     });
     $("btn-retry-dead").addEventListener("click", function (ev) {
       if (state.selected !== null) runAction(state.selected, "retry", ev.currentTarget);
@@ -913,7 +940,8 @@
     fmtInt: fmtInt, fmtRate: fmtRate, fmtTime: fmtTime, fmtFullTime: fmtFullTime, fmtAgo: fmtAgo,
     fmtDuration: fmtDuration, shortJSON: shortJSON, toast: toast, showError: showError,
     clearError: clearError, refresh: refresh, findJob: findJob, selectJob: selectJob, cell: cell,
-    hooks: hooks, selected: function () { return state.selected; }, token: getToken
+    hooks: hooks, selected: function () { return state.selected; }, token: getToken,
+    fieldError: fieldError, archive: function () { return state.archive; }
   };
 
   if (document.readyState === "loading") document.addEventListener("DOMContentLoaded", init);
