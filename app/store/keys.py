@@ -13,7 +13,7 @@ name        type    holds
 meta        hash    name, state, created_at, finished_at (ms), sealed, kind
                     (range|items), start, total, cursor (ids below it were
                     handed out at least once), batch_size, lease_ms,
-                    max_attempts, priority, params (raw JSON), rate, rate_t;
+                    max_attempts, priority, params (raw JSON);
                     optional settings: max_dead, backoff_ms, batching,
                     speculate (1), task_timeout (s), schedule (its id),
                     command (raw JSON argv list or string; absent: none),

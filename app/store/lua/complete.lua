@@ -176,7 +176,6 @@ if ARGV[3] == '1' then released = return_lease(job, lid, now, false) end
 if lease and lease.spec then settle_copy(job, lid, lease)
 elseif lease and redis.call('HEXISTS', K_LEASES, lid) == 0 then note_duration(job, lease, now) end
 touch_worker(worker, now, accepted, failed, 0, true)
-count_done(accepted, now)
 reclaim(job, now, tonumber(ARGV[4]))
 maybe_complete(job, now)
 

@@ -27,7 +27,7 @@ if ARGV[5] == '1' and total == 0 then state, finished = 'completed', now end
 redis.call('HSET', K_META, 'name', ARGV[1], 'kind', kind, 'start', ARGV[3], 'total', total,
            'cursor', 0, 'sealed', ARGV[5], 'batch_size', ARGV[6], 'lease_ms', ARGV[7],
            'max_attempts', ARGV[8], 'priority', ARGV[9], 'params', ARGV[10],
-           'state', state, 'created_at', now, 'finished_at', finished, 'rate', 0, 'rate_t', now)
+           'state', state, 'created_at', now, 'finished_at', finished)
 if first_item > 13 then redis.call('HSET', K_META, unpack(ARGV, 13, first_item - 1)) end
 if ARGV[11] ~= '0' then  -- the drainers' consumer group (app/domain/drain.py)
   redis.call('HSET', K_META, 'outbox', ARGV[11], 'ndone', 0, 'archived', 0)

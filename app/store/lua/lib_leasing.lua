@@ -186,11 +186,11 @@ end
 -- that while another worker asks, a sick pod does not get its failure back
 -- at once; bounded: one skip per failure, and a skipped task goes back to
 -- pending for the next asker. Returns {i -> {ids, tries}}.
-local function share_back(reqs, todo, want, back)
+local function share_back(reqs, todo, want, back, shunned)
   local got = {}
   if #back == 0 then return got end
   local shun = {}
-  if redis.call('HLEN', K_SHUN) > 0 then
+  if shunned > 0 then
     for i = 1, #back, CHUNK do  -- (unpack's stack limit: a slice at a time)
       local last = math.min(i + CHUNK - 1, #back)
       local who = redis.call('HMGET', K_SHUN, unpack(back, i, last))
@@ -239,10 +239,12 @@ local function lease_new(job, reqs, todo, replies, now)
   local want, wanted = lease_sizes(job, reqs, todo)
   -- Tasks handed back first: they are the oldest work, and the tail of a
   -- job is made of them.
-  local back = {}
-  local popped = redis.call('ZPOPMIN', K_PENDING, wanted)
+  -- (as many more as there are shunned tasks, at most CHUNK: a request
+  -- whose worker must skip one still gets the next, if there is one)
+  local back, shunned = {}, redis.call('HLEN', K_SHUN)
+  local popped = redis.call('ZPOPMIN', K_PENDING, wanted + math.min(shunned, CHUNK))
   for j = 1, #popped, 2 do back[#back + 1] = popped[j] end
-  local shared = share_back(reqs, todo, want, back)
+  local shared = share_back(reqs, todo, want, back, shunned)
   local expires = now + job.lease_ms
   local cursor = job.cursor
   local owners, records, lefts, deadlines, spans, born = {}, {}, {}, {}, {}, {}

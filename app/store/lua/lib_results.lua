@@ -54,13 +54,6 @@ local function touch_worker(name, now, done, failed, expired, seen)
   count_series(done, failed + expired, now)
 end
 
-local function count_done(n, now)
-  if n == 0 then return end
-  local v = redis.call('HMGET', K_META, 'rate', 'rate_t')
-  local r = decayed(tonumber(v[1]), tonumber(v[2]), now) + n * 1000 / RATE_WINDOW_MS
-  redis.call('HSET', K_META, 'rate', r, 'rate_t', now)
-end
-
 -- ---- The outbox (archive and result hook; app/store/keys.py, docs/contract.md §6).
 -- A job made while the archive was configured (outbox 1) hands its accepted
 -- results and failed attempts to drainers through the `outbox` stream and
