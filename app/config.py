@@ -35,7 +35,7 @@ SETTINGS = [
     ("WORKER_TOKENS", "", str,
      "comma-separated bearer tokens that may only lease, heartbeat, complete and release"),
     ("LEASE_SECRET", "", str,
-     "key that lease ids are signed with (HMAC), so no lease id can be made up; unset: "
+     "key that lease ids are signed with (keyed BLAKE2b), so no lease id can be made up; unset: "
      "a random one made once in Redis and shared by every instance (set it when Redis "
      "keeps no data across restarts)"),
     ("INSTANCE", "", str,

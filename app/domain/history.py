@@ -22,7 +22,7 @@ def require_archive(backend):
 
 
 def outbox_of(backend, job_id):
-    """The job's outbox mode (lib.lua: 0 none, 1 archive, 2 hook)."""
+    """The job's outbox mode (scripts.OUTBOX_*)."""
     raw = backend.redis.hget(backend.keys.job_key(job_id, "meta"), "outbox")
     return int(raw or 0)
 

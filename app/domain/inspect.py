@@ -7,11 +7,7 @@ from . import history, jobs
 from .archive import ArchiveUnavailable, result_line
 from .codec import loads
 from .history import outbox_of
-
-#: lib.lua's outbox mode of a job whose results and attempts go to the archive
-OUTBOX_ARCHIVE = 1
-#: the error lib_tasks.lua return_lease gives an attempt whose lease ran out
-EXPIRED = "lease expired"
+from ..store.scripts import EXPIRED_ERROR, OUTBOX_ARCHIVE
 
 
 def task(backend, job_id, task_id):
@@ -113,7 +109,7 @@ def _from_archive(backend, job_id, task_id, doc, want_result):
     for a in docs:
         if a.get("dead") and a.get("attempt") == last_dead:
             continue  # the dead record says it already, with the full error
-        outcome = "expired" if a.get("error") == EXPIRED else "failed"
+        outcome = "expired" if a.get("error") == EXPIRED_ERROR else "failed"
         doc["history"].append({"attempt": a.get("attempt"), "worker": a.get("worker"),
                                "outcome": "dead" if a.get("dead") else outcome,
                                "error": a.get("error"), "at": a.get("at")})

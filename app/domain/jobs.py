@@ -16,6 +16,7 @@ from ..errors import BadRequest, Conflict, NotFound
 from . import settings as job_settings
 from . import webhooks
 from . import series
+from ..store.scripts import OUTBOX_ARCHIVE, OUTBOX_HOOK, OUTBOX_NONE
 from .codec import MAX_SAFE, encode
 
 STATES = protocol.JOB_STATES
@@ -103,7 +104,7 @@ def outcome(state, dead):
 
 def _archive_counts(meta, done):
     """An archive job's ``archive`` part: results in MongoDB, and waiting."""
-    if meta.get("outbox") != "1":
+    if meta.get("outbox") != str(OUTBOX_ARCHIVE):
         return {}
     archived = int(meta.get("archived") or 0)
     return {"archived": False, "archive": {"archived": archived, "backlog": done - archived}}
@@ -113,8 +114,8 @@ def outbox_mode(backend):
     """What a new job hands its results on to (lib.lua): 1 the archive, 2 the
     result hook alone, 0 nothing (results stay in Redis)."""
     if backend.archive is not None:
-        return 1
-    return 2 if backend.drainer is not None else 0
+        return OUTBOX_ARCHIVE
+    return OUTBOX_HOOK if backend.drainer is not None else OUTBOX_NONE
 
 
 def _range_total(spec, config):
@@ -279,7 +280,7 @@ def delete(backend, job_id):
     if backend.archive is not None:
         from . import history
 
-        if history.outbox_of(backend, job_id) == 1:
+        if history.outbox_of(backend, job_id) == OUTBOX_ARCHIVE:
             return history.delete(backend, job_id)
     existed = backend.ops.delete(job_id) == "ok"
     keys = backend.keys

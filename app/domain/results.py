@@ -19,6 +19,7 @@ import heapq
 import json
 
 from ..errors import Unavailable
+from ..store.scripts import OUTBOX_ARCHIVE
 from .archive import ArchiveUnavailable, result_line
 from .history import archive_read, job_exists, outbox_of
 
@@ -38,7 +39,7 @@ def export(backend, job_id, after=-1, limit=0, ok=None):
         lines = _failures(backend, job_id, after, where)
     elif where == "archive":
         lines = _merged(backend, job_id, after, [])
-    elif outbox_of(backend, job_id) == 1:
+    elif outbox_of(backend, job_id) == OUTBOX_ARCHIVE:
         lines = _merged(backend, job_id, after, _outbox(backend, job_id, after))
     else:
         lines = _hash_lines(backend, job_id, "results", after)

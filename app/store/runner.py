@@ -11,13 +11,14 @@ measured in one gevent-patched process against a local Redis
 ``read_response``/``release`` 158 µs, the same on a connection already in
 hand 28 µs. Only public redis-py APIs are used (and hiredis's ``pack_command``).
 
-At most ``keep`` connections are held idle here; beyond that a connection
-goes back to the pool, so plain commands always find theirs there. Errors
+At most ``keep`` connections are held idle here (8, and never more than a
+quarter of the pool); beyond that a connection goes back to the pool, so
+plain commands always find theirs there. Errors
 are handled as redis-py handles them: a connection error disconnects the
 connection and the call is retried on a fresh one by the client's own
 ``Retry`` (every script is safe to re-run); a script Redis no longer knows
-(it restarted) is loaded again; anything else, a timeout included, drops
-the connection (its state is unknown) and is raised.
+(it restarted) is loaded again, on the same connection; anything else, a
+timeout included, drops the connection (its state is unknown) and is raised.
 """
 import os
 import time
@@ -31,7 +32,7 @@ class Runner:
         self.client = client
         self.pool = client.connection_pool
         self.retry = client.get_retry()
-        self.keep = keep
+        self.keep = max(1, min(keep, self.pool.max_connections // 4))
         # a connection idle this long is health-checked (PING) before use,
         # as redis-py does for its own (health_check_interval)
         self.idle_check = self.pool.connection_kwargs.get("health_check_interval") or 0
@@ -81,7 +82,11 @@ class Runner:
         try:
             return self.retry.call_with_retry(once, lambda _err: conn.disconnect())
         except NoScriptError:
-            script.sha = self.client.script_load(script.script)
+            # loaded on this same connection: through the client it would take
+            # a second one from the pool, and callers that each hold one while
+            # waiting for another (a fresh Redis, a full pool) wait for ever
+            conn.send_command("SCRIPT", "LOAD", script.script, check_health=False)
+            script.sha = conn.read_response()
             return self.retry.call_with_retry(once, lambda _err: conn.disconnect())
 
     def close(self):

@@ -38,6 +38,13 @@ OPERATIONS = ("create", "stage", "append", "seal", "lease", "heartbeat", "comple
               "fleet", "series", "task")
 
 
+#: What a job hands its accepted results on to (meta ``outbox``; the
+#: OUTBOX_* modes of lib_results.lua): nothing (results stay in Redis), the
+#: archive (results leave Redis once archived), the result hook alone.
+OUTBOX_NONE, OUTBOX_ARCHIVE, OUTBOX_HOOK = 0, 1, 2
+#: The error an attempt gets when its lease ran out (lib_tasks.lua return_lease).
+EXPIRED_ERROR = "lease expired"
+
 #: The shared functions, in the order they are put in front of every
 #: operation (each may use what the ones before it define).
 LIBS = ("lib", "lib_results", "lib_tasks", "lib_leasing")
