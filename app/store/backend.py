@@ -139,6 +139,8 @@ class Backend:
             self.drainer.stopping = True
         if self.archive is not None:
             self.archive.close()
+        if self.scripts.runner is not None:
+            self.scripts.runner.close()  # (its idle connections go back first)
         for client in (self.redis, self._probe):
             client.close()
             if self.config["REDIS_MODE"] == "single":

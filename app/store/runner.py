@@ -13,12 +13,12 @@ hand 28 µs. Only public redis-py APIs are used (and hiredis's ``pack_command``)
 
 At most ``keep`` connections are held idle here (8, and never more than a
 quarter of the pool); beyond that a connection goes back to the pool, so
-plain commands always find theirs there. Errors
-are handled as redis-py handles them: a connection error disconnects the
-connection and the call is retried on a fresh one by the client's own
-``Retry`` (every script is safe to re-run); a script Redis no longer knows
-(it restarted) is loaded again, on the same connection; anything else, a
-timeout included, drops the connection (its state is unknown) and is raised.
+plain commands always find theirs there. Errors are handled as redis-py
+handles them: a connection error disconnects the connection and the call is
+retried on a fresh one by the client's own ``Retry`` (every script is safe
+to re-run); a script Redis no longer knows (it restarted) is loaded again,
+on the same connection; anything else, a timeout included, drops the
+connection (its state is unknown) and is raised.
 """
 import os
 import time
@@ -92,4 +92,3 @@ class Runner:
     def close(self):
         while self.idle:
             self.pool.release(self.idle.pop()[0])
-
