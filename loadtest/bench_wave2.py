@@ -154,7 +154,8 @@ def _limit(res, fmt_command):
         if s and cpu:
             total = s["summary"]["total"]
             per = _per_task_us(cpu, total)
-            L += ["Where the swarm's CPU went, per task (µs, the whole swarm command: "
+            L += ["Where the swarm's CPU went, per task (µs, over the whole swarm command, "
+                  "so including its final check, which reads every result back as NDJSON: "
                   "`uwsgi` = the app's JSON, validation, Flask and redis-py; `redis` = the Lua "
                   "scripts; `nginx`; `load_generator` = the simulated pods' own share of the "
                   "same two cores): %s; the bare loop: %s µs of machine CPU per task. The "
