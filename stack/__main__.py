@@ -21,11 +21,9 @@ import time
 import urllib.error
 import urllib.request
 
-from jobmaster.command import process_alive
-
 from . import cluster as C
 from . import render as R
-from .net import free_cluster_ports, free_port, port_open
+from .net import free_cluster_ports, free_port, port_open, process_alive
 
 
 def _settings(environ=None):

@@ -1,7 +1,24 @@
-"""Loopback ports and bounded waiting, for the launcher, the tests and the
-load tools alike (one copy of each)."""
+"""Loopback ports, process liveness and bounded waiting, for the launcher,
+the tests and the load tools alike (one copy of each). Standard library
+only: `make stop` runs this with the system's Python, outside the venv."""
+import os
 import socket
 import time
+
+
+def process_alive(pid):
+    """True while ``pid`` exists and is not a zombie (exited, not yet reaped)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    try:
+        with open("/proc/%d/stat" % pid) as fh:
+            return fh.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except (OSError, IndexError):
+        return True
 
 
 def free_port(host="127.0.0.1"):
