@@ -248,12 +248,37 @@ def _start(spec, env, log_dir, name=None):
                    env=_child_env({**env, **spec.env}), cwd=R.ROOT)
 
 
+class PortTaken(RuntimeError):
+    """A server could not bind the free port it was given: something else took
+    it in between (an outgoing connection's ephemeral port can be any)."""
+
+
 def _wait_port(port, proc, timeout=30, host="127.0.0.1"):
     def up():
         if not proc.alive():
-            raise RuntimeError("%s exited:\n%s" % (proc.argv[0], proc.log_tail()))
+            log = proc.log_tail()
+            kind = PortTaken if "Address already in use" in log else RuntimeError
+            raise kind("%s exited:\n%s" % (proc.argv[0], log))
         return port_open(port, host=host, timeout=0.5)
     wait_until(up, timeout=timeout, what="port %d" % port)
+
+
+def _start_redis_nodes(plan, cfg, specs, env, log_dir):
+    """The plan's own Redis (or cluster nodes), started and answering."""
+    redis, nodes = None, []
+    try:
+        if "redis" in specs:
+            redis = _start(specs["redis"], env, log_dir)
+            redis.url = plan.redis_url
+            _wait_port(cfg.redis_port, redis)
+        for port in plan.cluster_ports:
+            nodes.append(_start(specs["redis-%d" % port], env, log_dir))
+            _wait_port(port, nodes[-1])
+    except BaseException:
+        for proc in nodes + ([redis] if redis else []):
+            proc.stop(signal.SIGKILL)
+        raise
+    return redis, nodes
 
 
 def start_stack(tmpdir, instances=2, server="uwsgi", env=None, redis_url=None,
@@ -278,20 +303,20 @@ def start_stack(tmpdir, instances=2, server="uwsgi", env=None, redis_url=None,
         # a Redis Cluster of its own, as `JOBMASTER_REDIS_MODE=cluster make run`
         # starts it.
         mode = settings.pop("redis_mode", suite_redis_mode())
-        redis_port = free_cluster_ports(C.NODES)[0] if mode == "cluster" else free_port()
-        cfg = R.Settings(port=free_port(), instances=instances, server=server,
-                         redis_url=redis_url or "", redis_port=redis_port, redis_mode=mode,
-                         var=os.path.join(tmpdir, "var"), **settings)
-        cfg.check()
-        plan = R.render(cfg)
-        specs = {p.name: p for p in plan.processes}
-        if "redis" in specs:
-            redis = _start(specs["redis"], env, log_dir)
-            redis.url = plan.redis_url
-            _wait_port(cfg.redis_port, redis)
-        for port in plan.cluster_ports:
-            nodes.append(_start(specs["redis-%d" % port], env, log_dir))
-            _wait_port(port, nodes[-1])
+        for attempt in range(3):  # fresh ports when one was taken before it was bound
+            redis_port = free_cluster_ports(C.NODES)[0] if mode == "cluster" else free_port()
+            cfg = R.Settings(port=free_port(), instances=instances, server=server,
+                             redis_url=redis_url or "", redis_port=redis_port, redis_mode=mode,
+                             var=os.path.join(tmpdir, "var"), **settings)
+            cfg.check()
+            plan = R.render(cfg)
+            specs = {p.name: p for p in plan.processes}
+            try:
+                redis, nodes = _start_redis_nodes(plan, cfg, specs, env, log_dir)
+                break
+            except PortTaken:
+                if attempt == 2:
+                    raise
         if nodes:
             C.create(R.binary("redis-cli", "/usr/bin"), plan.cluster_ports)
         st = Stack(plan, env, redis, log_dir)
