@@ -33,13 +33,16 @@ from tests.support.procs import RedisCluster, wait_until  # noqa: E402
 from tests.support.stack import start_stack  # noqa: E402
 
 
-def _swarm(url, job, pods, work, timeout):
+def swarm_process(url, job, pods, work, timeout=150):
+    """A swarm on an existing job, batch 10, as a process (its JSON summary on
+    stdout); its own session, so a caller can kill it whole.
+    (tests/stack/test_failover.py starts its swarms with this too.)"""
     import subprocess
 
     argv = [sys.executable, "-m", "loadtest.swarm", "--url", url, "--job", job,
             "--pods", str(pods), "--batch", "10", "--work", work, "--max-wait", "0.5",
             "--timeout", str(timeout), "--request-timeout", "20"]
-    return subprocess.Popen(argv, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+    return subprocess.Popen(argv, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                             text=True, start_new_session=True)
 
 
@@ -61,7 +64,7 @@ def one_run(args, kill):
             return admin._req("GET", "/api/v1/jobs/" + job)["counts"]["done"]
 
         t0 = time.monotonic()
-        swarm = _swarm(st.url, job, args.pods, args.work, args.timeout)
+        swarm = swarm_process(st.url, job, args.pods, args.work, args.timeout)
         if kill:
             rc = redis.RedisCluster.from_url(cluster.url, decode_responses=True)
             port = rc.get_node_from_key("jm:{%s}:meta" % job).port

@@ -15,8 +15,8 @@ Reported per mode: the makespan (first lease to the job's completion); the
 ideal makespan (all work spread evenly over the pods' capacity); the pace
 (twice the time to half done: what the whole job takes at the rate it ran
 at, with the simulator, the app and Redis sharing the machine's cores); the
-tail (makespan - pace) in median batch times, and against the ideal. With fixed batching and no
-speculation the hung pod's batch never comes back (its lease is kept
+tail (makespan - pace) in median batch times, and against the ideal. With
+fixed batching and no speculation the hung pod's batch never comes back (its lease is kept
 alive), so that run stops once everything else is done, and says so.
 """
 import argparse

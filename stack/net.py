@@ -7,7 +7,9 @@ import time
 
 
 def process_alive(pid):
-    """True while ``pid`` exists and is not a zombie (exited, not yet reaped)."""
+    """True while ``pid`` exists and is not a zombie (exited, not yet reaped).
+    (The client distribution has the same few lines in jobmaster.command:
+    neither may import the other, and this one must run without the venv.)"""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:

@@ -111,8 +111,8 @@ def _archive_counts(meta, done):
 
 
 def outbox_mode(backend):
-    """What a new job hands its results on to (lib.lua): 1 the archive, 2 the
-    result hook alone, 0 nothing (results stay in Redis)."""
+    """What a new job hands its results on to (scripts.OUTBOX_*): the archive,
+    the result hook alone, or nothing (results stay in Redis)."""
     if backend.archive is not None:
         return OUTBOX_ARCHIVE
     return OUTBOX_HOOK if backend.drainer is not None else OUTBOX_NONE

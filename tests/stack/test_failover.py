@@ -11,23 +11,14 @@
 import json
 import os
 import signal
-import subprocess
-import sys
 
 import pytest
 
 from loadtest.common import Admin
+from loadtest.failover_bench import swarm_process
 from tests.invariants import check_job
 from tests.support.procs import RedisCluster, suite_redis_mode, wait_until
-from tests.support.stack import ROOT, start_stack
-
-
-def _swarm(url, job, pods, work, timeout=150):
-    argv = [sys.executable, "-m", "loadtest.swarm", "--url", url, "--job", job,
-            "--pods", str(pods), "--batch", "10", "--work", work, "--max-wait", "0.5",
-            "--timeout", str(timeout), "--request-timeout", "20"]
-    return subprocess.Popen(argv, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            text=True, start_new_session=True)
+from tests.support.stack import start_stack
 
 
 def _summary(proc, timeout=200):
@@ -70,7 +61,7 @@ def test_a_killed_master_fails_over_mid_swarm_and_nothing_is_lost(tmp_path):
         victim = next(n for n in cluster.nodes if n.port == port)
         assert cluster.roles()[port] == "master"
 
-        swarm = _swarm(st.url, job, pods=40, work="const:0.02")
+        swarm = swarm_process(st.url, job, pods=40, work="const:0.02")
         swarms.append(swarm)
         wait_until(lambda: _done(admin, job) >= total // 4 or swarm.poll() is not None,
                    timeout=60, what="a quarter of the job")
@@ -110,8 +101,8 @@ def test_two_app_hosts_share_one_redis_and_one_dies_mid_job(tmp_path, redis_url)
         admin = Admin(b.url)
         total = 8000
         job = admin.create_range_job("two-hosts", total, batch_size=10, lease_seconds=3)["id"]
-        swarms += [_swarm(a.url, job, pods=20, work="const:0.02"),
-                   _swarm(b.url, job, pods=20, work="const:0.02")]
+        swarms += [swarm_process(a.url, job, pods=20, work="const:0.02"),
+                   swarm_process(b.url, job, pods=20, work="const:0.02")]
         wait_until(lambda: _done(admin, job) >= total // 4, timeout=60, what="a quarter of the job")
         # host A goes: its nginx and instances, and the pods talking to it
         for proc in [swarms[0], a.nginx] + [n.process for n in a.instances]:
