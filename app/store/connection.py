@@ -98,16 +98,25 @@ class StallAwarePool(redis.BlockingConnectionPool):
     def get_connection(self, *args, **kwargs):
         # A free connection is always taken (the call is also the probe that
         # finds Redis back); only waiting for one is refused while Redis is
-        # silent, and so is a connection that was waited for while it went so.
+        # silent.
+        return self.queued(lambda: super(StallAwarePool, self).get_connection(*args, **kwargs),
+                           self.release, must_wait=self.pool.empty())
+
+    def queued(self, acquire, release, must_wait=True):
+        """``acquire()`` (which may wait for a connection, or for the script
+        runner's share of them), refused at once when it ``must_wait`` while
+        this pool's Redis is silent; what was got while Redis went silent is
+        ``release``d and refused too, so no request waits much longer than one
+        timeout."""
         node = _node(self.connection_kwargs.get)
-        if self.pool.empty() and self.stall.active(node):
+        if must_wait and self.stall.active(node):
             raise ConnectionError("Redis did not answer just now; not queueing for it")
         since = time.monotonic()
-        conn = super().get_connection(*args, **kwargs)
+        got = acquire()
         if self.stall.since(node) > since:
-            self.release(conn)
+            release(got)
             raise ConnectionError("Redis did not answer just now")
-        return conn
+        return got
 
 
 class _Deferred:

@@ -1,4 +1,4 @@
-"""EVALSHA on a few connections kept checked out of the client's one pool.
+"""EVALSHA on a share of the client's one pool, held between calls.
 
 Every script call of a single Redis goes through here (a Cluster's go
 through redis-py's cluster client, which routes them). The connections are
@@ -11,28 +11,38 @@ measured in one gevent-patched process against a local Redis
 ``read_response``/``release`` 158 µs, the same on a connection already in
 hand 28 µs. Only public redis-py APIs are used (and hiredis's ``pack_command``).
 
-At most ``keep`` connections are held idle here (8, and never more than a
-quarter of the pool); beyond that a connection goes back to the pool, so
-plain commands always find theirs there. Errors are handled as redis-py
-handles them: a connection error disconnects the connection and the call is
-retried on a fresh one by the client's own ``Retry`` (every script is safe
-to re-run); a script Redis no longer knows (it restarted) is loaded again,
-on the same connection; anything else, a timeout included, drops the
-connection (its state is unknown) and is raised.
+The runner takes connections from the pool as calls need them, up to its
+*share* (all but a quarter of the pool), and keeps them: a call takes an
+idle one, a slot of the share bounds how many calls run at once, and a call
+that finds every slot taken waits for one (as long as the pool would, and
+not at all while Redis is silent: ``StallAwarePool.queued``). The other
+quarter stays in the pool for plain commands. An earlier version kept only
+8 idle and gave the rest back: under a 1,000-pod swarm (~250 calls at once
+per process) most calls then checked a connection out and back in.
+
+Errors are handled as redis-py handles them: a connection error disconnects
+the connection and the call is retried on it, reconnected, by the client's
+own ``Retry`` (every script is safe to re-run); a script Redis no longer
+knows (it restarted) is loaded again, on the same connection; anything else,
+a timeout included, disconnects the connection (its state is unknown; it
+connects again on its next use) and is raised.
 """
 import os
 import time
 
 import hiredis
-from redis.exceptions import NoScriptError
+from redis.exceptions import ConnectionError, NoScriptError
+
+from .concurrency import semaphore
 
 
 class Runner:
-    def __init__(self, client, keep=8):
+    def __init__(self, client):
         self.client = client
         self.pool = client.connection_pool
         self.retry = client.get_retry()
-        self.keep = max(1, min(keep, self.pool.max_connections // 4))
+        size = self.pool.max_connections
+        self.share = max(1, size - max(1, size // 4))
         # a connection idle this long is health-checked (PING) before use,
         # as redis-py does for its own (health_check_interval)
         self.idle_check = self.pool.connection_kwargs.get("health_check_interval") or 0
@@ -41,34 +51,43 @@ class Runner:
     def _reset(self):
         self.pid = os.getpid()
         self.idle = []  # (connection, when it was last used)
+        self.slots = semaphore(self.share, bounded=True)
+
+    def _wait_for_slot(self):
+        if not self.slots.acquire(timeout=self.pool.timeout):
+            raise ConnectionError("No connection available.")
 
     def _take(self):
+        """A connection and when it was last used (None: new), holding a slot."""
         if os.getpid() != self.pid:  # forked: never share a parent's socket
             self._reset()
-        if self.idle:
-            conn, used = self.idle.pop()
-            if self.idle_check and time.monotonic() - used > self.idle_check:
-                conn.check_health()
-            return conn
-        return self.pool.get_connection()
+        if not self.slots.acquire(blocking=False):
+            self.pool.queued(self._wait_for_slot, lambda _got: self.slots.release())
+        try:
+            if self.idle:
+                return self.idle.pop()
+            return self.pool.get_connection(), None
+        except BaseException:
+            self.slots.release()
+            raise
 
     def _give(self, conn):
-        if len(self.idle) < self.keep and os.getpid() == self.pid:
+        if os.getpid() == self.pid:
             self.idle.append((conn, time.monotonic()))
-        else:
-            self.pool.release(conn)
+            self.slots.release()
 
     def evalsha(self, script, keys, args):
         """The reply of ``script`` (a redis-py ``Script``) on ``keys`` and ``args``."""
-        conn = self._take()
+        conn, used = self._take()
         try:
-            reply = self._call(conn, script, keys, args)
+            if self.idle_check and used is not None and time.monotonic() - used > self.idle_check:
+                conn.check_health()
+            return self._call(conn, script, keys, args)
         except BaseException:
             conn.disconnect()  # unknown state: never reuse it as it is
-            self.pool.release(conn)
             raise
-        self._give(conn)
-        return reply
+        finally:
+            self._give(conn)
 
     def _call(self, conn, script, keys, args):
         def once():
