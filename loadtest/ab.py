@@ -1,15 +1,19 @@
 """A/B two checkouts of the server through the real stack, alternating closely.
 
-Each checkout (a directory holding the repo at some commit, e.g. from
-``git archive``) gets its own production stack (``python -m stack run``:
+Each side is a checkout (a directory holding the repo at some commit) or a
+git ref of this repo, which is unpacked (``git archive``) under
+``var/bench/ab/`` first. Each gets its own production stack (``python -m stack run``:
 nginx, N uWSGI instances, its own Redis) on free ports; both stay up and
 only one is loaded at a time, so the machine's drift (other users of the
 cores) hits both sides alike. Per round, in alternating order: wrk
 ``/healthz`` and wrk lease on A, the same on B (``--wrk-seconds`` each), and
-optionally one small swarm per side. Reports per-round figures, medians and
-spread (min–max) of lease/healthz, machine CPU µs per lease, swarm tasks/s.
+optionally one swarm per side, made by this checkout's ``loadtest.swarm``
+for both (the tool is not what is compared). Reports per-round figures,
+medians and spread (min–max) of lease/healthz, machine CPU µs per lease,
+swarm makespan and tasks/s. ``make bench BENCH_ARGS="--before REF"`` runs it
+against REF's code and puts the result in docs/BENCHMARKS.md.
 
-    python -m loadtest.ab --a /tmp/ab-old --b /tmp/ab-new --rounds 8 --swarm-pods 100
+    python -m loadtest.ab --a c99a714 --b . --rounds 6 --swarm-pods 1000 --swarm-tasks 1000000
     python -m loadtest.ab --a /tmp/ab-old --b /tmp/ab-new --rounds 8 --calls 2000
 """
 import argparse
@@ -32,12 +36,34 @@ def start(checkout, instances, workdir):
     return ProdStack(instances=instances, workdir=workdir, root=checkout).up()
 
 
-def swarm(checkout, url, pods, tasks):
+def checkout_of(side):
+    """A directory holding ``side``'s code: ``side`` itself, or the git ref
+    ``side`` of this repo unpacked under var/bench/ab/ (with this venv)."""
+    if os.path.isdir(side):
+        return os.path.abspath(side)
+    sha = subprocess.run(["git", "rev-parse", "--short", side + "^{commit}"], cwd=ROOT, check=True,
+                         capture_output=True, text=True).stdout.strip()
+    path = os.path.join(ROOT, "var", "bench", "ab", sha)
+    if not os.path.isdir(path):
+        os.makedirs(path + ".tmp", exist_ok=True)
+        archive = subprocess.Popen(["git", "archive", sha], cwd=ROOT, stdout=subprocess.PIPE)
+        subprocess.run(["tar", "-x", "-C", path + ".tmp"], stdin=archive.stdout, check=True)
+        if archive.wait() != 0:
+            raise SystemExit("git archive %s failed" % sha)
+        os.symlink(os.path.join(ROOT, ".venv"), os.path.join(path + ".tmp", ".venv"))
+        os.rename(path + ".tmp", path)
+    return path
+
+
+def swarm(url, pods, tasks):
+    """Makespan and tasks/s of one swarm (0, 0 unless it ended well)."""
     out = subprocess.run([sys.executable, "-m", "loadtest.swarm", "--url", url, "--pods", str(pods),
-                          "--tasks", str(tasks), "--batch", "100", "--delete", "--timeout", "120"],
-                         cwd=checkout, capture_output=True, text=True, timeout=180)
+                          "--tasks", str(tasks), "--batch", "100", "--delete", "--timeout", "180"],
+                         cwd=ROOT, capture_output=True, text=True, timeout=300)
     doc = json.loads(out.stdout[out.stdout.index("{"):])
-    return doc.get("tasks_per_s", 0.0) if doc.get("ok") else 0.0
+    if not doc.get("ok"):
+        return 0.0, 0.0
+    return doc.get("makespan_s", 0.0), doc.get("tasks_per_s", 0.0)
 
 
 # Client CPU per script call, without the web layer: run inside each
@@ -93,8 +119,8 @@ def spread(xs):
 
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--a", required=True)
-    p.add_argument("--b", required=True)
+    p.add_argument("--a", required=True, help="a checkout, or a git ref of this repo")
+    p.add_argument("--b", required=True, help="a checkout, or a git ref of this repo")
     p.add_argument("--instances", type=int, default=4)
     p.add_argument("--rounds", type=int, default=8)
     p.add_argument("--wrk-seconds", type=int, default=2)
@@ -102,17 +128,27 @@ def main(argv=None):
     p.add_argument("--max-tasks", type=int, default=10)
     p.add_argument("--swarm-pods", type=int, default=0, help="0: no swarm")
     p.add_argument("--swarm-tasks", type=int, default=100000)
+    p.add_argument("--out", help="also write the rounds and the summary here (JSON)")
     p.add_argument("--calls", type=int, default=0,
                    help="instead: client CPU per lease and status call, this many calls per run")
     args = p.parse_args(argv)
+    args.a, args.b = checkout_of(args.a), checkout_of(args.b)
     if args.calls:
-        print(json.dumps(calls(os.path.abspath(args.a), os.path.abspath(args.b), args.rounds,
-                               args.calls), indent=1))
+        print(json.dumps(calls(args.a, args.b, args.rounds, args.calls), indent=1))
         return 0
+    summary = measure(args)
+    print(json.dumps(summary, indent=1))
+    if args.out:
+        with open(args.out, "w") as fh:
+            json.dump(summary, fh, indent=1)
+    return 0
+
+
+def measure(args):
+    """Both stacks up, ``args.rounds`` alternating rounds; the summary."""
     sides = {}
     try:
         for side, checkout in (("A", args.a), ("B", args.b)):
-            checkout = os.path.abspath(checkout)
             st = start(checkout, args.instances, os.path.join(checkout, "var", "ab"))
             job = Admin(st.url).create_range_job("ab-lease", 100_000_000, batch_size=args.max_tasks,
                                                  lease_seconds=3600)
@@ -135,21 +171,20 @@ def main(argv=None):
                           for k in ("uwsgi", "redis", "nginx") if l.get("requests")},
                        "errors": h["non2xx"] + l["non2xx"] + h["socket_errors"] + l["socket_errors"]}
                 if args.swarm_pods:
-                    row["swarm_tasks_per_s"] = swarm(s["checkout"], s["stack"].url,
-                                                     args.swarm_pods, args.swarm_tasks)
+                    row["swarm_makespan_s"], row["swarm_tasks_per_s"] = swarm(
+                        s["stack"].url, args.swarm_pods, args.swarm_tasks)
                 s["rounds"].append(row)
                 print("round %d %s: %s" % (i + 1, side, json.dumps({k: round(v, 3) for k, v in row.items()})),
                       flush=True)
         summary = {}
         for side, s in sides.items():
-            summary[side] = {"checkout": s["checkout"]}
+            summary[side] = {"checkout": s["checkout"], "rounds": s["rounds"]}
             for k in s["rounds"][0]:
                 summary[side][k] = spread([r[k] for r in s["rounds"]])
-        print(json.dumps(summary, indent=1))
+        return summary
     finally:
         for s in sides.values():
             s["stack"].down()
-    return 0
 
 
 if __name__ == "__main__":

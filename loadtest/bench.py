@@ -16,6 +16,8 @@ then measures, in this order and in one run:
 
 then, each on its own Redis or stack once the main stack is down:
 
+(with ``--before REF``) figures 1 and 2 again, this code against REF's, two
+   stacks side by side in alternating rounds (:mod:`loadtest.ab`)
 7. the tail of a job with stragglers (:mod:`loadtest.tail_bench`)
 6. a 1,000,000-task job with the archive on and off (:mod:`loadtest.archive_bench`)
 
@@ -29,6 +31,7 @@ process it starts is stopped by its PID.
 
     python -m loadtest.bench                 # the full run (a few minutes)
     python -m loadtest.bench --quick         # a small, fast sanity run
+    python -m loadtest.bench --before c99a714   # and against the code before wave 2
 """
 import argparse
 import datetime
@@ -130,6 +133,9 @@ def main(argv=None):
     p.add_argument("--burst", type=int, default=10000)
     p.add_argument("--celery-tasks", type=int, default=10000)
     p.add_argument("--celery-db", type=int, default=1)
+    p.add_argument("--before", metavar="REF",
+                   help="also A/B figures 1 and 2 against this git ref's code (loadtest.ab)")
+    p.add_argument("--before-rounds", type=int, default=6)
     p.add_argument("--no-report", action="store_true", help="do not write docs/")
     p.add_argument("--report-only", action="store_true",
                    help="rewrite docs/ from var/bench/results.json of the last run")
@@ -226,6 +232,9 @@ def main(argv=None):
         if stack:
             stack.down()
             log("stack stopped")
+    if a.before:
+        log("before and after: this code against %s" % a.before)
+        bench_wave2.measure_before(a, res)
     if "tail" in only:
         log("figure 7: the tail of a job")
         bench_wave2.measure_tail(a, res)

@@ -11,6 +11,9 @@ tail     (issue 14) :mod:`loadtest.tail_bench`: 100,000 tasks on 200 pods,
 archive  (issue 13) :mod:`loadtest.archive_bench`: a 1,000,000-task job with
          ~100-byte results through its own stack, archive on and off: makespan,
          Redis peak, completed → fully archived. MongoDB is nx-27017 here.
+before   (issue 11, only with ``--before REF``) :mod:`loadtest.ab`: this code
+         against REF's, two stacks up side by side, alternating rounds of
+         figure 1's wrk pair and figure 2's swarm (the same swarm tool for both).
 
 Each is a subprocess with its own time bound; its JSON lands in var/bench.
 """
@@ -75,6 +78,21 @@ def measure_archive(a, res):
     _measure(res, "archive", archive_cmd(a, out), out, 2400)
 
 
+def before_cmd(a, out):
+    pods, tasks = (a.quick_pods, a.quick_tasks) if a.quick else (a.pods, a.tasks)
+    return [PY, "-m", "loadtest.ab", "--a", a.before, "--b", ".", "--rounds", str(a.before_rounds),
+            "--wrk-seconds", str(a.wrk_seconds), "--wrk-conns", str(a.wrk_conns),
+            "--max-tasks", str(a.wrk_max_tasks), "--swarm-pods", str(pods),
+            "--swarm-tasks", str(tasks), "--out", out]
+
+
+def measure_before(a, res):
+    out = os.path.join(VAR, "before.json")
+    _measure(res, "before", before_cmd(a, out), out, 600 + 300 * a.before_rounds)
+    if res["before"]:
+        res["before"]["ref"] = a.before
+
+
 def _per_task_us(cpu, tasks):
     """Swarm CPU per task by process kind (µs)."""
     kinds = ("uwsgi", "redis", "nginx", "load_generator")
@@ -132,7 +150,35 @@ def rows(res):
 
 def details(res, fmt_command):
     """The report's detail sections for these figures (markdown lines), 6 to 8."""
-    return _archive(res, fmt_command) + _tail(res, fmt_command) + _limit(res, fmt_command)
+    return (_archive(res, fmt_command) + _tail(res, fmt_command) + _limit(res, fmt_command)
+            + _before(res, fmt_command))
+
+
+def _before(res, fmt_command):
+    ab = res.get("before")
+    if not ab:
+        return []
+
+    def cell(side, key, nd):
+        v = ab[side].get(key)
+        if not v:
+            return "—"
+        return "%s (%s–%s)" % tuple(("{:,.%df}" % nd).format(v[k]) for k in ("median", "min", "max"))
+
+    L = ["### Before and after: this code against %s" % ab["ref"], "",
+         "`python -m loadtest.ab`: a production stack of each (4 instances, its own Redis), both "
+         "up, only one loaded at a time; %d rounds, the order alternating. Each round and side: "
+         "figure 1's wrk pair (`/healthz`, then the lease), then figure 2's swarm made by this "
+         "checkout's `loadtest.swarm` for both. Medians (min–max) over the rounds:"
+         % len(ab["A"]["rounds"]), "",
+         "| code | lease ÷ healthz | lease req/s | uWSGI µs per lease | swarm makespan s | swarm tasks/s |",
+         "|---|---|---|---|---|---|"]
+    for side, name in (("A", ab["ref"]), ("B", "this checkout")):
+        L.append("| %s | %s | %s | %s | %s | %s |" % (
+            name, cell(side, "ratio", 2), cell(side, "lease_rps", 0), cell(side, "uwsgi_us", 0),
+            cell(side, "swarm_makespan_s", 1), cell(side, "swarm_tasks_per_s", 0)))
+    L += ["", "Command: `%s`" % fmt_command(res["commands"]["before"]), ""]
+    return L
 
 
 def _limit(res, fmt_command):

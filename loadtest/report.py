@@ -326,6 +326,8 @@ def write_report(res, a):
              "its own stack on free loopback ports, stops it at the end).")
     L.append("- `make bench BENCH_ARGS='--url http://127.0.0.1:8080 --redis-url redis://127.0.0.1:6379/0'`: "
              "against a stack that is already up (`make run`).")
+    L.append("- `make bench BENCH_ARGS='--before REF'`: also figures 1 and 2 against REF's code, "
+             "side by side (`loadtest/ab.py`).")
     L.append("- `make bench BENCH_ARGS='--only memory,ratio,burst,swarm,limit,celery,tail,archive,flood'`: also swarm "
              "throughput under a `/metrics` flood (`loadtest/metrics_flood.py`, docs/RELIABILITY.md).")
     L.append("- The tools alone: `python -m loadtest.swarm --help`, `wrk ... -s loadtest/wrk/*.lua`, "
