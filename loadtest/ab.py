@@ -19,6 +19,7 @@ against REF's code and puts the result in docs/BENCHMARKS.md.
 import argparse
 import json
 import os
+import shutil
 import statistics
 import subprocess
 import sys
@@ -45,7 +46,8 @@ def checkout_of(side):
                          capture_output=True, text=True).stdout.strip()
     path = os.path.join(ROOT, "var", "bench", "ab", sha)
     if not os.path.isdir(path):
-        os.makedirs(path + ".tmp", exist_ok=True)
+        shutil.rmtree(path + ".tmp", ignore_errors=True)  # (an interrupted unpack)
+        os.makedirs(path + ".tmp")
         archive = subprocess.Popen(["git", "archive", sha], cwd=ROOT, stdout=subprocess.PIPE)
         subprocess.run(["tar", "-x", "-C", path + ".tmp"], stdin=archive.stdout, check=True)
         if archive.wait() != 0:

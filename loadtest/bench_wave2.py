@@ -20,7 +20,7 @@ Each is a subprocess with its own time bound; its JSON lands in var/bench.
 import json
 import os
 
-from .benchenv import PY, VAR, log, run
+from .benchenv import PY, ROOT, VAR, log, run
 
 TARGETS = {"limit_ratio": 0.35, "tail_batches": 2.0, "archive_peak_mb": 64.0}
 
@@ -80,7 +80,7 @@ def measure_archive(a, res):
 
 def before_cmd(a, out):
     pods, tasks = (a.quick_pods, a.quick_tasks) if a.quick else (a.pods, a.tasks)
-    return [PY, "-m", "loadtest.ab", "--a", a.before, "--b", ".", "--rounds", str(a.before_rounds),
+    return [PY, "-m", "loadtest.ab", "--a", a.before, "--b", ROOT, "--rounds", str(a.before_rounds),
             "--wrk-seconds", str(a.wrk_seconds), "--wrk-conns", str(a.wrk_conns),
             "--max-tasks", str(a.wrk_max_tasks), "--swarm-pods", str(pods),
             "--swarm-tasks", str(tasks), "--out", out]

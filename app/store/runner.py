@@ -38,7 +38,6 @@ from .concurrency import semaphore
 
 class Runner:
     def __init__(self, client):
-        self.client = client
         self.pool = client.connection_pool
         self.retry = client.get_retry()
         size = self.pool.max_connections
