@@ -11,6 +11,7 @@ from flask import current_app, request
 
 from ..domain.codec import encodable, loads
 from ..errors import BadRequest, TooLarge
+from .checker import compile_schema
 
 _TYPES = {
     "object": lambda v: isinstance(v, dict),
@@ -46,9 +47,10 @@ def obj(properties, required=(), **extra):
 def validate(value, schema, path="body"):
     """Raise BadRequest naming the first place ``value`` breaks ``schema``.
 
-    A compiled checker answers first; only a body that fails it is walked
-    again to name the place (a complete of 100 results is checked on every
-    call, and formatting a path per field cost more than the check).
+    A check compiled from the schema (app/web/checker.py) answers first; only
+    a body that fails it is walked again to name the place (a complete of
+    100 results is checked on every call, and formatting a path per field
+    cost more than the check).
     """
     if _checker(schema)(value):
         return
@@ -65,94 +67,8 @@ _CHECKERS = {}
 def _checker(schema):
     entry = _CHECKERS.get(id(schema))
     if entry is None:
-        entry = _CHECKERS[id(schema)] = (schema, _compile(schema))
+        entry = _CHECKERS[id(schema)] = (schema, compile_schema(schema))
     return entry[1]
-
-
-def _compile(schema):
-    """A predicate that is true exactly when :func:`_explain` raises nothing."""
-    kind = schema.get("type")
-    if kind is None and not schema.get("anyOf"):
-        return _anything
-    is_type = _TYPES[kind] if kind else _anything
-    nullable = schema.get("nullable", False)
-    enum = schema.get("enum")
-    if kind in ("integer", "number"):
-        low = schema.get("minimum", -float("inf"))
-        high = schema.get("maximum", float("inf"))
-        strict = schema.get("exclusiveMinimum") is True  # OpenAPI 3.0: a flag on minimum
-
-        if kind == "integer" and not strict:
-            def check(v):  # the common case, without a call per check
-                return type(v) is int and low <= v <= high
-        else:
-            def check(v):
-                return is_type(v) and low <= v <= high and not (strict and v == low)
-    elif kind in ("string", "array"):
-        low = schema.get("minLength", schema.get("minItems", 0))
-        high = schema.get("maxLength", schema.get("maxItems", float("inf")))
-        item = _compile(schema["items"]) if schema.get("items") else _anything
-        pattern = re.compile(schema["pattern"]) if schema.get("pattern") else None
-
-        def check(v):
-            if not is_type(v) or not low <= len(v) <= high:
-                return False
-            if kind == "string":
-                return encodable(v) and (pattern is None or pattern.search(v) is not None)
-            if item is not _anything:
-                for x in v:
-                    if not item(x):
-                        return False
-            return True
-    elif kind == "object":
-        required = tuple(schema.get("required", ()))
-        # Properties that accept anything need no look-up at all.
-        props = tuple((name, _compile(sub)) for name, sub in schema.get("properties", {}).items()
-                      if sub.get("type") is not None or sub.get("anyOf"))
-        known = None if schema.get("additionalProperties", True) else frozenset(schema["properties"])
-        low = schema.get("minProperties", 0)
-        high = schema.get("maxProperties", float("inf"))
-
-        def check(v):
-            if type(v) is not dict:
-                return False
-            if known is not None and not known.issuperset(v):
-                return False
-            if not low <= len(v) <= high:
-                return False
-            for name in required:
-                if name not in v:
-                    return False
-            for name, sub in props:
-                if name in v and not sub(v[name]):
-                    return False
-            return True
-    elif kind == "boolean":
-        def check(v):
-            return v is True or v is False
-    else:
-        check = is_type
-    alternatives = [_compile(sub) for sub in schema.get("anyOf", ())]
-    if alternatives:
-        whole = check
-
-        def check(v):  # noqa: F811
-            return whole(v) and any(alt(v) for alt in alternatives)
-    if enum is not None:
-        inner = check
-
-        def check(v):  # noqa: F811
-            return v in enum and inner(v)
-    if nullable:
-        inner_n = check
-
-        def check(v):  # noqa: F811
-            return v is None or inner_n(v)
-    return check
-
-
-def _anything(value):
-    return True
 
 
 def _explain(value, schema, path):
