@@ -5,8 +5,8 @@ Every complete of 100 results is checked against the result schema 100
 times, so the check is on the hottest path there is. Walking the schema per
 value (a closure per field, a loop over required names and over properties)
 cost ~116 bytecodes per result; straight-line code written from the schema
-once, with its constants bound as globals, costs ~45 (docs/bench/NOTES.md,
-"the validator as code"). The meaning is the schema's, as
+once, with its constants bound as globals, costs ~52 (docs/bench/NOTES.md,
+"Wave 2, session 4"). The meaning is the schema's, as
 :func:`app.web.validation.validate` reads it (the OpenAPI 3.0 dialect:
 ``nullable``, a boolean ``exclusiveMinimum``); ``tests/test_validation.py``
 holds the compiled function to agree with the walk that names the place.
@@ -121,7 +121,7 @@ class _Writer:
             self.fail_if(depth, " or ".join("%r not in %s" % (name, v) for name in required))
         if not schema.get("additionalProperties", True):
             optional = [name for name in schema["properties"] if name not in required]
-            if len(optional) <= 4:
+            if len(optional) <= 4 and set(required) <= set(schema["properties"]):
                 # No unknown field: the fields it has are the required ones
                 # and the optional ones present. A few dict look-ups cost
                 # less than a set walking the dict (~200 instructions a result).
