@@ -142,7 +142,6 @@ def test_graceful_reload_drops_no_request(tmp_path, server):
         wait_until(lambda: all(w.served_by for w in workers), timeout=30, what="first answers")
         node = st.instance(workers[0].served_by[0])
         before = node.worker_pids()
-        served_before = sum(len(w.served_by) for w in workers)
         node.reload()
 
         def reloaded():
@@ -153,7 +152,6 @@ def test_graceful_reload_drops_no_request(tmp_path, server):
             return pids and not set(pids) & set(before) and node.probe() == 200
 
         wait_until(reloaded, timeout=60, interval=0.05, what="new workers of %s" % node.name)
-        during = sum(len(w.served_by) for w in workers)
         # Keep going until every worker has been served by the new workers.
         marks = [len(w.served_by) for w in workers]
         wait_until(lambda: all(len(w.served_by) > m + 3 for w, m in zip(workers, marks)),
@@ -161,7 +159,10 @@ def test_graceful_reload_drops_no_request(tmp_path, server):
         stop.set()
         for w in workers:
             w.join(30)
-        assert during > served_before  # requests were answered across the reload
+        # Whether a request was answered *while* the workers were replaced
+        # depends on how quick the reload was (a timing, not asserted; it
+        # failed once in CI with none). What matters: every request sent
+        # across it was answered, by the new workers after it.
         errors = [e for w in workers for e in w.errors]
         assert errors == []
         assert {s for w in workers for s in w.served_by} == {node.name}
