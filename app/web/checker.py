@@ -16,7 +16,8 @@ import re
 from ..domain.codec import encodable
 
 
-def _is_number(v):
+def is_number(v):
+    """A JSON number (a bool is not one, though Python's bool is an int)."""
     return isinstance(v, (int, float)) and not isinstance(v, bool)
 
 
@@ -30,7 +31,7 @@ class _Writer:
 
     def __init__(self):
         self.lines = []
-        self.env = {"_encodable": encodable, "_is_number": _is_number}
+        self.env = {"_encodable": encodable, "_is_number": is_number}
         self.names = 0
 
     def function(self, schema):
@@ -99,6 +100,7 @@ class _Writer:
     def _string(self, schema, v, depth):
         self.fail_if(depth, "type(%s) is not str" % v)
         self._bounds(schema, v, depth, "minLength", "maxLength", "len(%s)")
+        # (encodable's own ASCII test, inlined: most strings stop there, without a call)
         self.fail_if(depth, "not %s.isascii() and not _encodable(%s)" % (v, v))
         if schema.get("pattern"):
             pattern = self.const(re.compile(schema["pattern"]))

@@ -11,14 +11,14 @@ from flask import current_app, request
 
 from ..domain.codec import encodable, loads
 from ..errors import BadRequest, TooLarge
-from .checker import compile_schema
+from .checker import compile_schema, is_number
 
 _TYPES = {
     "object": lambda v: isinstance(v, dict),
     "array": lambda v: isinstance(v, list),
     "string": lambda v: isinstance(v, str),
     "integer": lambda v: isinstance(v, int) and not isinstance(v, bool),
-    "number": lambda v: isinstance(v, (int, float)) and not isinstance(v, bool),
+    "number": is_number,
     "boolean": lambda v: isinstance(v, bool),
 }
 
