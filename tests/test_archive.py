@@ -296,6 +296,11 @@ def test_results_without_archive_are_in_id_order_and_exact(client):
         complete(client, answer["lease"]["id"], ok_all(answer["tasks"]))
     lines = results(client, job["id"])
     assert [r["id"] for r in lines] == list(range(2500))
+    # sent in pieces of many whole lines, not one write per line
+    pieces = list(client.get("/api/v1/jobs/%s/results" % job["id"]).response)
+    assert 1 < len(pieces) < 100
+    assert all(p.endswith(b"\n") for p in pieces)
+    assert sum(p.count(b"\n") for p in pieces) == 2500
     page = client.get("/api/v1/jobs/%s/results?after=998&limit=3" % job["id"]).get_data(as_text=True)
     assert [json.loads(x)["id"] for x in page.splitlines()] == [999, 1000, 1001]
 

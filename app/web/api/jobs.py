@@ -182,11 +182,27 @@ def results(job_id):
     lines = results_export.export(b, job_id, after=_int_arg("after", -1, -1, MAX_SAFE),
                                   limit=_int_arg("limit", 0, 1, MAX_SAFE), ok=_bool_arg("ok"))
 
-    def text():
-        for line in lines:
-            yield line + "\n"
+    return Response(stream_with_context(_chunks(lines)), mimetype="application/x-ndjson")
 
-    return Response(stream_with_context(text()), mimetype="application/x-ndjson")
+
+#: Bytes of NDJSON per piece of a streamed answer. uWSGI and gunicorn write
+#: each piece the app yields with its own syscall and nginx reads each: one
+#: piece per line cost 100,000 writes for 100,000 results (strace of a
+#: swarm's download); pieces of 64 KiB, about 700 lines each.
+CHUNK_BYTES = 64 * 1024
+
+
+def _chunks(lines):
+    """The lines, newline-terminated, joined into pieces of ~CHUNK_BYTES."""
+    piece, size = [], 0
+    for line in lines:
+        piece.append(line)
+        size += len(line) + 1
+        if size >= CHUNK_BYTES:
+            yield "\n".join(piece) + "\n"
+            piece, size = [], 0
+    if piece:
+        yield "\n".join(piece) + "\n"
 
 
 @bp.get("/<job_id>/attempts")
