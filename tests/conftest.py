@@ -10,7 +10,7 @@ import os
 
 import pytest
 
-from tests.support.procs import RedisCluster, start_redis, suite_redis_mode
+from tests.support.procs import RedisCluster, redis_client, start_redis, suite_redis_mode
 
 
 @pytest.fixture(scope="session")
@@ -40,6 +40,25 @@ def redis_url(redis_server):
         client.flushall()
         client.close()
     return redis_server.url
+
+
+@pytest.fixture
+def redis_of():
+    """``redis_of(url)``: a plain redis-py client of the suite's kind (single
+    or cluster) for looking at Redis beside the app, closed after the test
+    with every socket of its pools (a socket left to the garbage collector
+    is a ResourceWarning, which this suite treats as an error)."""
+    from app.store.connection import close
+
+    made = []
+
+    def make(url):
+        made.append(redis_client(url))
+        return made[-1]
+
+    yield make
+    for client in made:
+        close(client)
 
 
 @pytest.fixture

@@ -13,7 +13,7 @@ import redis
 from app import create_app
 from app.config import SETTINGS
 from tests.helpers import expire_now, lease, make_job
-from tests.support.procs import all_keys, redis_client, suite_redis_mode
+from tests.support.procs import all_keys, suite_redis_mode
 
 TESTED = set()
 
@@ -38,10 +38,10 @@ def make_app(redis_url):
 
 
 @effect_of("REDIS_URL")
-def test_redis_url_is_where_state_lives(make_app, redis_url):
+def test_redis_url_is_where_state_lives(make_app, redis_url, redis_of):
     app, c = make_app()
     job = make_job(c)["id"]
-    assert redis_client(redis_url).exists("jm:{%s}:meta" % job)
+    assert redis_of(redis_url).exists("jm:{%s}:meta" % job)
     with socket.socket() as s:  # a port nobody listens on
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
@@ -50,11 +50,11 @@ def test_redis_url_is_where_state_lives(make_app, redis_url):
 
 
 @effect_of("KEY_PREFIX")
-def test_key_prefix_starts_every_key(make_app, redis_url):
+def test_key_prefix_starts_every_key(make_app, redis_url, redis_of):
     _app, c = make_app(KEY_PREFIX="other")
     job = make_job(c)["id"]
     lease(c, job=job)
-    keys = all_keys(redis_client(redis_url))
+    keys = all_keys(redis_of(redis_url))
     assert keys and all(k.startswith("other:") for k in keys)
 
 
@@ -341,13 +341,13 @@ def test_worker_image_and_namespace_of_kubernetes_fleets(make_app):
 
 
 @effect_of("ITEMS_CHUNK")
-def test_items_chunk_is_how_many_items_a_large_create_stores_per_call(make_app, redis_url):
+def test_items_chunk_is_how_many_items_a_large_create_stores_per_call(make_app, redis_url, redis_of):
     # a bad item at 150 stops the create: what was stored before it, whole
     # chunks, stays behind (expiring); a chunk size of 7 stored 147, of 100 stored 100
     import json
     items = [{"i": i, "pad": "x" * 6000} for i in range(200)]
     raw = json.dumps({"name": "big", "tasks": {"items": items}}).replace('{"i": 150,', '{"i": NaN,')
-    rds = redis_client(redis_url)
+    rds = redis_of(redis_url)
     for chunk, stored in ((7, 147), (100, 100)):
         rds.flushdb()
         _app, c = make_app(ITEMS_CHUNK=chunk)
@@ -376,14 +376,14 @@ def test_no_lease_is_made_for_a_request_that_waited_too_long(make_app):
 
 
 @effect_of("LEASE_SECRET")
-def test_lease_secret_signs_lease_ids(make_app, redis_url):
+def test_lease_secret_signs_lease_ids(make_app, redis_url, redis_of):
     _a, one = make_app(LEASE_SECRET="k1")
     _b, same = make_app(LEASE_SECRET="k1")
     _c, other = make_app(LEASE_SECRET="k2")
     lid = lease(one, job=make_job(one, total=2)["id"])["lease"]["id"]
     assert same.post("/api/v1/leases/%s/heartbeat" % lid).status_code == 200
     assert other.post("/api/v1/leases/%s/heartbeat" % lid).status_code == 404
-    assert not redis_client(redis_url).exists("jm:secret")  # none made in Redis
+    assert not redis_of(redis_url).exists("jm:secret")  # none made in Redis
 
 
 @effect_of("METRICS_TOKEN")

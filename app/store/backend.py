@@ -142,9 +142,7 @@ class Backend:
         if self.scripts.runner is not None:
             self.scripts.runner.close()  # (its idle connections go back first)
         for client in (self.redis, self._probe):
-            client.close()
-            if self.config["REDIS_MODE"] == "single":
-                client.connection_pool.disconnect()
+            connection.close(client)
 
 
 def check_job_id(job_id):

@@ -144,7 +144,19 @@ class _Deferred:
 
     def close(self):
         if self._client is not None:
-            self._client.close()
+            close(self._client)
+
+
+def close(client):
+    """Close ``client`` and every socket its pools hold. redis-py's close()
+    disconnects only a pool the client made itself, and ours are handed in
+    (a cluster's too: from_url gives each node one), so without the second
+    step their idle sockets stay open until the garbage collector finds them."""
+    client.close()  # (a _Deferred closes what it made, through this function)
+    if isinstance(client, RedisCluster):
+        client.disconnect_connection_pools()
+    elif isinstance(client, redis.Redis):
+        client.connection_pool.disconnect()
 
 
 def _pool_class(stall):

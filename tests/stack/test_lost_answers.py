@@ -14,7 +14,6 @@ from app.store.keys import Keys
 from jobmaster import Client, Worker
 from jobmaster.retry import Backoff
 from tests.invariants import check_job, holders
-from tests.support.procs import redis_client
 from tests.support.lossy import LossyProxy, every_nth
 
 
@@ -26,8 +25,8 @@ def _job(stack, total, batch=10):
     return r.json()["id"]
 
 
-def _state(stack):
-    return redis_client(stack.redis_url), Keys()
+def _state(stack, redis_of):
+    return redis_of(stack.redis_url), Keys()
 
 
 @contextlib.contextmanager
@@ -47,9 +46,9 @@ def _is_next(seen):
 
 
 @pytest.mark.parametrize("loss", [True, 502, 504], ids=["reset", "502", "504"])
-def test_a_lost_lease_answer_is_fetched_again(stack, loss):
+def test_a_lost_lease_answer_is_fetched_again(stack, loss, redis_of):
     job = _job(stack, 30)
-    rds, keys = _state(stack)
+    rds, keys = _state(stack, redis_of)
     with _through(stack, every_nth(1, _is_lease, loss)) as (proxy, client):
         answer = client.lease("w1", 10, job)
         assert answer["status"] == "ok" and len(answer["tasks"]) == 10
@@ -64,9 +63,9 @@ def test_a_lost_lease_answer_is_fetched_again(stack, loss):
 
 
 @pytest.mark.parametrize("loss", [True, 502], ids=["reset", "502"])
-def test_a_lost_complete_with_next_answer_is_fetched_again(stack, loss):
+def test_a_lost_complete_with_next_answer_is_fetched_again(stack, loss, redis_of):
     job = _job(stack, 30)
-    rds, keys = _state(stack)
+    rds, keys = _state(stack, redis_of)
     with _through(stack, every_nth(1, _is_next, loss)) as (proxy, client):
         first = client.lease("w1", 10, job)
         results = [{"id": t["id"], "ok": True, "result": t["payload"]} for t in first["tasks"]]
@@ -82,9 +81,9 @@ def test_a_lost_complete_with_next_answer_is_fetched_again(stack, loss):
         assert counts["leased"] == 10 and counts["done"] == 10
 
 
-def test_a_worker_losing_every_third_answer_runs_each_task_once(stack):
+def test_a_worker_losing_every_third_answer_runs_each_task_once(stack, redis_of):
     job = _job(stack, 200)
-    rds, keys = _state(stack)
+    rds, keys = _state(stack, redis_of)
     lossy = every_nth(3, lambda s: _is_lease(s) or _is_next(s))
     with _through(stack, lossy) as (proxy, client):
         seen = []

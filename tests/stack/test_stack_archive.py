@@ -14,7 +14,7 @@ import pytest
 
 from tests.stack.test_stack_faults import DEADLINE, Worker, _status
 from tests.support.mongo import start_mongo
-from tests.support.procs import redis_client, wait_until
+from tests.support.procs import wait_until
 from tests.support.stack import start_stack
 
 
@@ -26,7 +26,7 @@ def _archive_errors(st):
 
 
 @pytest.mark.parametrize("server", ["uwsgi", "gunicorn"])
-def test_archive_survives_a_killed_instance_an_outage_and_a_straggler(tmp_path, server):
+def test_archive_survives_a_killed_instance_an_outage_and_a_straggler(tmp_path, server, redis_of):
     mongo = start_mongo(tmp_path / "mongo")
     st = start_stack(tmp_path / "stack", instances=2, server=server, env={
         "JOBMASTER_MONGO_URL": mongo.url, "JOBMASTER_MONGO_TIMEOUT": "1",
@@ -95,12 +95,9 @@ def test_archive_survives_a_killed_instance_an_outage_and_a_straggler(tmp_path, 
                 assert d["result"] == d["task"]
         assert sum(1 for d in docs if d["worker"] == "straggler") == late.json()["accepted"]
         # Nothing of it left in Redis, and the export agrees with MongoDB.
-        import redis
-
-        rds = redis_client(st.redis_url)
+        rds = redis_of(st.redis_url)
         assert rds.xlen("jm:{%s}:outbox" % job) == 0
         assert not rds.exists("jm:{%s}:results" % job)
-        rds.close()
         body = st.get("/api/v1/jobs/%s/results" % job).body.decode().splitlines()
         assert len(body) == total
         # A file through nginx (more than MAX_BODY_BYTES would allow is not

@@ -7,7 +7,7 @@ import json
 
 import pytest
 
-from tests.support.procs import redis_client, wait_until
+from tests.support.procs import wait_until
 from tests.support.receiver import Receiver
 from tests.support.stack import start_stack
 
@@ -57,14 +57,14 @@ def test_max_dead_5_fails_at_the_6th_and_notifies_once_signed(four):
         assert event["job"]["counts"]["dead"] == 6
 
 
-def test_a_due_slot_makes_exactly_one_job_with_four_instances(four):
+def test_a_due_slot_makes_exactly_one_job_with_four_instances(four, redis_of):
     status, sched = call(four, "POST", "/api/v1/schedules", {
         "name": "weekly", "cron": "0 2 * * 1", "timezone": "Europe/Berlin",
         "job": {"name": "weekly sims", "tasks": {"range": [0, 100]}}})
     assert status == 201
     sid = sched["id"]
     # time passes: the slot is due, and every process of every instance sees it
-    rds = redis_client(four.redis_url)
+    rds = redis_of(four.redis_url)
     rds.zadd("jm:schedules", {sid: 0})
 
     def moved_on():
