@@ -68,8 +68,12 @@ def start_uwsgi(redis_server, workdir, **extra_env):
         proc.stop()
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def uwsgi_server(redis_server, tmp_path_factory):
+    # Package scope, not session: the server's background loop delivers due
+    # webhooks and runs due schedules on the session's Redis, so left running
+    # it would take work from the in-process tests that come later and drive
+    # those rounds themselves (it once delivered test_webhooks' event first).
     yield from start_uwsgi(redis_server, tmp_path_factory.mktemp("uwsgi"))
 
 
