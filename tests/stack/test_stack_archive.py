@@ -12,7 +12,7 @@ import threading
 import pymongo
 import pytest
 
-from tests.stack.test_stack_faults import DEADLINE, Worker, _status
+from tests.stack.test_stack_faults import DEADLINE, Pace, Worker, _status
 from tests.support.mongo import start_mongo
 from tests.support.procs import wait_until
 from tests.support.stack import start_stack
@@ -40,22 +40,29 @@ def test_archive_survives_a_killed_instance_an_outage_and_a_straggler(tmp_path, 
         assert r.status == 201, r
         job = r.json()["id"]
         straggler = st.post("/api/v1/lease", {"worker": "straggler", "job": job}).json()
-        workers = [Worker(st, job, "w%d" % i, "127.0.%d.1" % (10 + i), stop) for i in range(6)]
+        # The pace keeps the workers from running ahead of the steps below
+        # (a fast run once finished the job before the archive went down):
+        # the kill comes while they run, the outage while they are held.
+        pace = Pace(total // 2)
+        workers = [Worker(st, job, "w%d" % i, "127.0.%d.1" % (10 + i), stop, pace)
+                   for i in range(6)]
         for w in workers:
             w.start()
 
         def done_at_least(n):
-            return lambda: _status(st, job)["counts"]["done"] >= n or not any(
-                w.is_alive() for w in workers)
+            assert any(w.is_alive() for w in workers), workers
+            return _status(st, job)["counts"]["done"] >= n
 
         wait_until(lambda: workers[0].served_by, timeout=30, what="first answer")
-        wait_until(done_at_least(total // 3), timeout=DEADLINE, what="a third done")
+        wait_until(lambda: done_at_least(total // 3), timeout=DEADLINE, what="a third done")
         st.instance(workers[0].served_by[0]).kill()
-        wait_until(done_at_least(total // 2), timeout=DEADLINE, what="half done")
+        wait_until(lambda: done_at_least(total // 2), timeout=DEADLINE, what="half done")
         mongo.stop()
         ready = st.get("/readyz")
         assert ready.status == 200 and ready.json()["checks"]["mongo"] == "unreachable"
-        wait_until(done_at_least(3 * total // 4), timeout=DEADLINE, what="three quarters done")
+        pace.raise_to(3 * total // 4)
+        wait_until(lambda: done_at_least(3 * total // 4), timeout=DEADLINE,
+                   what="three quarters done")
         # A second job done while the archive is down: its results must wait.
         small = st.post("/api/v1/jobs", {"name": "outage", "tasks": {"range": [0, 10]},
                                          "batch_size": 10}).json()["id"]
@@ -70,8 +77,10 @@ def test_archive_survives_a_killed_instance_an_outage_and_a_straggler(tmp_path, 
                        {"results": [{"id": t["id"], "ok": True, "result": "late"}
                                     for t in straggler["tasks"]]})
         assert late.status == 200, late
-        assert _status(st, job)["archive"]["backlog"] > 0
+        now = _status(st, job)
+        assert now["archive"]["backlog"] > 0, (now["counts"], now["archive"], workers)
         mongo.start()
+        pace.raise_to(2 * total)  # the rest of the job
         for w in workers:
             w.join(DEADLINE)
         assert not any(w.is_alive() for w in workers)

@@ -18,17 +18,50 @@ from tests.support.stack import start_stack
 DEADLINE = 90.0  # seconds; a bound for loops, not a performance claim
 
 
+class Pace:
+    """Holds workers back once the tasks they got accepted reach a ceiling,
+    which a test raises step by step: the job then cannot finish before the
+    test's next step, however fast this machine runs the workers."""
+
+    def __init__(self, ceiling):
+        self.ceiling = ceiling
+        self.accepted = 0
+        self._cond = threading.Condition()
+
+    def raise_to(self, ceiling):
+        with self._cond:
+            self.ceiling = ceiling
+            self._cond.notify_all()
+
+    def admit(self, stop, deadline):
+        with self._cond:
+            while self.accepted >= self.ceiling and not stop.is_set() \
+                    and time.monotonic() < deadline:
+                self._cond.wait(0.1)
+
+    def count(self, n):
+        with self._cond:
+            self.accepted += n
+
+
 class Worker(threading.Thread):
     """Lease → complete until the job is done; retry on 502s and resets,
     as a real pod does (complete is idempotent)."""
 
-    def __init__(self, stack, job, name, source, stop):
+    def __init__(self, stack, job, name, source, stop, pace=None):
         super().__init__(daemon=True)
         self.stack, self.job, self.name, self.source, self.stop = stack, job, name, source, stop
+        self.pace = pace
         self.completed = 0
         self.errors = []          # (status or exception, path) of failed attempts
         self.served_by = []
         self.finished = False
+        self.failure = None       # what ended the thread early, if anything
+
+    def __repr__(self):
+        return "<%s alive=%s finished=%s completed=%d failure=%r errors=%r>" % (
+            self.name, self.is_alive(), self.finished, self.completed, self.failure,
+            self.errors[-3:])
 
     def call(self, path, body):
         deadline = time.monotonic() + DEADLINE
@@ -48,8 +81,17 @@ class Worker(threading.Thread):
         return None
 
     def run(self):
+        try:
+            self._run()
+        except BaseException as err:
+            self.failure = repr(err)
+            raise
+
+    def _run(self):
         deadline = time.monotonic() + DEADLINE
         while time.monotonic() < deadline and not self.stop.is_set():
+            if self.pace is not None:
+                self.pace.admit(self.stop, deadline)
             answer = self.call("/api/v1/lease", {"worker": self.name, "job": self.job})
             if answer is None:
                 return
@@ -67,6 +109,8 @@ class Worker(threading.Thread):
             if done is None:
                 return
             self.completed += done["accepted"]
+            if self.pace is not None:
+                self.pace.count(done["accepted"])
 
 
 def _job(stack, total, batch):
@@ -91,7 +135,10 @@ def test_kill_9_of_an_instance_loses_no_task(tmp_path, server):
     try:
         total = 3000
         job = _job(st, total, batch=20)
-        workers = [Worker(st, job, "w%d" % i, "127.0.%d.1" % (10 + i), stop) for i in range(8)]
+        # Held at half the job until the kill, which then surely comes mid-job.
+        pace = Pace(total // 2)
+        workers = [Worker(st, job, "w%d" % i, "127.0.%d.1" % (10 + i), stop, pace)
+                   for i in range(8)]
         for w in workers:
             w.start()
         # Kill the instance that serves the first worker, a third of the way in.
@@ -100,6 +147,7 @@ def test_kill_9_of_an_instance_loses_no_task(tmp_path, server):
         wait_until(lambda: _status(st, job)["counts"]["done"] >= total // 3 or
                    not any(w.is_alive() for w in workers), timeout=DEADLINE, what="a third done")
         victim.kill()
+        pace.raise_to(2 * total)
         killed_at = {w.name: len(w.served_by) for w in workers}
         for w in workers:
             w.join(DEADLINE)
